@@ -1,0 +1,166 @@
+"""The one place in quadlab that knows one array library from another.
+
+Every other module asks a :class:`Backend` for its array namespace ``xp`` (an
+array-API namespace: ``array_api_compat.numpy``, ``array_api_compat.cupy``,
+``array_api_strict``, ...) and its floating dtype, and moves data with
+:meth:`Backend.asarray` / :meth:`Backend.to_numpy`.  Random numbers are always
+drawn on the host with a seeded :class:`numpy.random.Generator` and then moved
+to the device, so that the numpy and cupy versions of a problem are the same
+problem, bit for bit before any arithmetic.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+__all__ = ["Backend", "BackendUnavailableError", "get_backend", "host_rng", "DTYPES"]
+
+DTYPES = ("float64", "float32")
+
+_GPU_HINT = (
+    'Install the GPU extra with  pip install "quadlab[gpu]"  (cupy for CUDA 12; use cupy-cuda13x '
+    "for CUDA 13) on a machine with an NVIDIA GPU, or use xp=\"numpy\"."
+)
+
+
+class BackendUnavailableError(RuntimeError):
+    """The requested array library is not installed or has no device to run on."""
+
+
+def _load_cupy() -> ModuleType:
+    try:
+        import cupy
+    except ImportError as exc:
+        raise BackendUnavailableError(f"xp='cupy' was requested but cupy is not installed. {_GPU_HINT}") from exc
+    try:
+        ndev = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:  # cupy raises CUDARuntimeError without a driver
+        raise BackendUnavailableError(f"xp='cupy' was requested but CUDA reports no usable device ({exc}). {_GPU_HINT}") from exc
+    if ndev < 1:
+        raise BackendUnavailableError(f"xp='cupy' was requested but no GPU is present. {_GPU_HINT}")
+    from array_api_compat import cupy as xp_cupy
+
+    return xp_cupy
+
+
+def _resolve_namespace(xp: Any) -> tuple[str, ModuleType]:
+    if isinstance(xp, str):
+        key = xp.lower().replace("-", "_")
+        if key in ("numpy", "np"):
+            from array_api_compat import numpy as xp_numpy
+
+            return "numpy", xp_numpy
+        if key in ("cupy", "cp"):
+            return "cupy", _load_cupy()
+        if key == "array_api_strict":
+            try:
+                return "array_api_strict", importlib.import_module("array_api_strict")
+            except ImportError as exc:
+                raise BackendUnavailableError(
+                    'xp="array_api_strict" needs the dev extra: pip install "quadlab[dev]"'
+                ) from exc
+        raise ValueError(
+            f"unknown backend {xp!r}: use 'numpy', 'cupy', 'array_api_strict', or pass an array-API namespace module"
+        )
+    if isinstance(xp, ModuleType):
+        name = xp.__name__
+        if name in ("numpy", "array_api_compat.numpy"):
+            return _resolve_namespace("numpy")
+        if name in ("cupy", "array_api_compat.cupy"):
+            return _resolve_namespace("cupy")
+        for attr in ("asarray", "matmul", "linalg", "float64"):
+            if not hasattr(xp, attr):
+                raise ValueError(f"module {name!r} is not an array-API namespace (it has no {attr!r})")
+        return name, xp
+    raise ValueError(f"xp must be a backend name or an array-API namespace module, not {type(xp).__name__}")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """An array namespace together with the floating dtype quadlab computes in.
+
+    Attributes
+    ----------
+    name : ``"numpy"``, ``"cupy"``, ``"array_api_strict"`` or the module name of another namespace.
+    xp : the array-API namespace.
+    dtype_name : ``"float64"`` (default) or ``"float32"``.
+    """
+
+    name: str
+    xp: ModuleType
+    dtype_name: str = "float64"
+
+    @property
+    def dtype(self):
+        return getattr(self.xp, self.dtype_name)
+
+    @property
+    def eps(self) -> float:
+        return float(np.finfo(self.dtype_name).eps)
+
+    @property
+    def is_gpu(self) -> bool:
+        return self.name == "cupy"
+
+    def asarray(self, x, dtype=None):
+        """Move a host (numpy) array, scalar or backend array to this backend, cast to ``dtype``
+        (default: the backend's floating dtype)."""
+        a = self.xp.asarray(x)
+        target = self.dtype if dtype is None else dtype
+        return a if a.dtype == target else self.xp.astype(a, target)
+
+    def to_numpy(self, x) -> np.ndarray:
+        """Copy a backend array to a host numpy array."""
+        if isinstance(x, np.ndarray):
+            return x
+        if self.name == "cupy":
+            return x.get()
+        try:
+            return np.asarray(x)
+        except Exception:  # namespaces without __array__ still speak DLPack
+            return np.from_dlpack(x)
+
+    def sync(self) -> None:
+        """Wait for queued device work to finish (a no-op on the CPU); call before reading a clock."""
+        if self.name == "cupy":
+            import cupy
+
+            cupy.cuda.get_current_stream().synchronize()
+
+
+def get_backend(xp: Any = "numpy", dtype: str | Any = "float64") -> Backend:
+    """Return the :class:`Backend` for ``xp`` (a name, a namespace module, or a Backend) and ``dtype``.
+
+    Raises ``ValueError`` for an unknown backend name or a dtype other than float64/float32, and
+    :class:`BackendUnavailableError` when cupy is asked for but not installed or no GPU is present.
+    """
+    if isinstance(xp, Backend):
+        if dtype is None or _dtype_name(dtype) == xp.dtype_name:
+            return xp
+        return Backend(xp.name, xp.xp, _dtype_name(dtype))
+    name, ns = _resolve_namespace(xp)
+    return Backend(name, ns, _dtype_name(dtype))
+
+
+def _dtype_name(dtype) -> str:
+    if dtype is None:
+        return "float64"
+    name = dtype if isinstance(dtype, str) else getattr(dtype, "__name__", None) or str(dtype)
+    name = str(name).split(".")[-1].strip("'>")
+    if name not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not supported: quadlab computes in {' or '.join(DTYPES)}")
+    return name
+
+
+def host_rng(seed) -> np.random.Generator:
+    """A seeded host Generator; ``seed`` may be an int, a SeedSequence or a Generator (returned as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None:
+        raise ValueError("a seed is required: quadlab never draws unseeded random numbers")
+    return np.random.default_rng(seed)

@@ -1,0 +1,375 @@
+"""The block-diagonal positive-definite quadratic of the theory.
+
+    f(w) = ½ wᵀHw − hᵀw,   H = blockdiag(H_1, …, H_L),   h = H w*,   f* = f(w*) = −½ w*ᵀHw*.
+
+With e = w − w*: ∇f(w) = He and f(w) − f* = ½ eᵀHe.  Each block is built as H_l = Q_l Λ_l Q_lᵀ with Q_l
+Haar-distributed (QR of a Gaussian matrix, columns signed so that diag(R) > 0), so the spectrum of H is
+known exactly by construction.
+
+H is stored once on the backend: blocks of equal size are stacked into one (k, d, d) array so a single
+batched matmul applies a whole group to R points at once.  A diagonal H (rotation="none") is stored as its
+diagonal only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backend import Backend, get_backend
+from .spectra import BlockSpectrum
+
+__all__ = ["BlockQuadratic", "Group", "ROTATIONS"]
+
+ROTATIONS = ("block", "none", "global")
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    """Blocks of one size d stacked together.
+
+    ``blocks``: indices of the nominal blocks in this group; ``coords``: host int array (k·d,) of the
+    coordinates they occupy, block after block; ``H``: backend array (k, d, d), or None for diagonal storage;
+    ``lam``: host (k, d) exact eigenvalues; ``start``/``stop``: a slice when ``coords`` is contiguous."""
+
+    size: int
+    blocks: tuple[int, ...]
+    coords: np.ndarray
+    H: object
+    lam: np.ndarray
+    start: int | None
+    stop: int | None
+
+    @property
+    def k(self) -> int:
+        return len(self.blocks)
+
+
+def _haar(xp, G):
+    """Haar-orthogonal matrices from a stack of Gaussian matrices G (…, d, d): Q from G = QR with the
+    columns of Q multiplied by sign(diag R), which makes the law exactly Haar (Mezzadri 2007)."""
+    Q, R = xp.linalg.qr(G)
+    d = xp.linalg.diagonal(R)
+    sign = xp.where(d < 0, xp.asarray(-1.0, dtype=G.dtype), xp.asarray(1.0, dtype=G.dtype))
+    return Q * sign[..., None, :]
+
+
+def _sym(xp, A):
+    return 0.5 * (A + xp.matrix_transpose(A))
+
+
+class BlockQuadratic:
+    """A block-diagonal PD quadratic with an exactly known spectrum.
+
+    Parameters
+    ----------
+    spectrum : BlockSpectrum
+        Eigenvalues per block.
+    rotation : "block" (default) | "none" | "global"
+        "block": H_l = Q_l Λ_l Q_lᵀ with an independent Haar Q_l per block.  "none": H = diag(Λ).
+        "global": H = Q diag(Λ) Qᵀ with one Haar Q of size n, which keeps the spectrum and destroys the block
+        structure (the nominal block partition is kept for reporting and for per-block optimizers).
+    optimum : None | "random" | array (n,)
+        w*: zero (default), standard Gaussian drawn from the seed, or given.
+    seed : int
+        Seeds every random draw (rotations, random optimum) through numpy's SeedSequence on the host.
+    xp, dtype : the backend (see :func:`quadlab.backend.get_backend`).
+    """
+
+    def __init__(
+        self,
+        spectrum: BlockSpectrum,
+        rotation: str = "block",
+        optimum=None,
+        seed: int = 0,
+        xp="numpy",
+        dtype="float64",
+    ):
+        if not isinstance(spectrum, BlockSpectrum):
+            raise ValueError(f"spectrum must be a quadlab BlockSpectrum, got {type(spectrum).__name__}")
+        if rotation not in ROTATIONS:
+            raise ValueError(f"unknown rotation {rotation!r}: use one of {', '.join(map(repr, ROTATIONS))}")
+        self.backend: Backend = get_backend(xp, dtype)
+        self.spectrum = spectrum
+        self.rotation = rotation
+        self.seed = seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self._seeds = np.random.SeedSequence(int(seed)).spawn(spectrum.n_blocks + 2)
+        self._offsets = np.concatenate([[0], np.cumsum(spectrum.sizes)]).astype(np.int64)
+        self._diag = None
+        self._build_groups()
+        self._set_optimum(optimum)
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_blocks(cls, blocks: Sequence, names: Sequence[str] | None = None, optimum=None, seed: int = 0,
+                    xp="numpy", dtype="float64") -> BlockQuadratic:
+        """A problem from user-given dense blocks H_l.
+
+        Each block must be square, finite, symmetric to within 100·eps·max|H_l| (it is then symmetrised)
+        and positive definite (all eigenvalues from ``eigvalsh`` > 0)."""
+        blocks = list(blocks)
+        if not blocks:
+            raise ValueError("from_blocks needs at least one block")
+        names = [f"block{l}" for l in range(len(blocks))] if names is None else list(names)
+        mats, eigs = [], []
+        for l, (B, name) in enumerate(zip(blocks, names, strict=True)):
+            A = np.array(B, dtype=np.float64)
+            if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+                raise ValueError(f"block {name!r} (index {l}) must be a non-empty square matrix, got shape {A.shape}")
+            if not np.isfinite(A).all():
+                raise ValueError(f"block {name!r} (index {l}) has non-finite entries")
+            asym = np.abs(A - A.T).max()
+            scale = np.abs(A).max()
+            if asym > 100 * np.finfo(np.float64).eps * scale:
+                raise ValueError(
+                    f"block {name!r} (index {l}) is not symmetric: max |H - H^T| = {asym:.3g} "
+                    f"(relative {asym / scale:.3g}); pass (H + H.T)/2 if that is what you mean"
+                )
+            A = 0.5 * (A + A.T)
+            lam = np.linalg.eigvalsh(A)
+            if lam[0] <= 0:
+                raise ValueError(
+                    f"block {name!r} (index {l}) is not positive definite: smallest eigenvalue {lam[0]:.6g}"
+                )
+            mats.append(A)
+            eigs.append(lam)
+        self = cls.__new__(cls)
+        self.backend = get_backend(xp, dtype)
+        self.spectrum = BlockSpectrum.from_blocks(eigs, names)
+        self.rotation = "given"
+        self.seed = seed
+        self._seeds = np.random.SeedSequence(int(seed)).spawn(len(mats) + 2)
+        self._offsets = np.concatenate([[0], np.cumsum(self.spectrum.sizes)]).astype(np.int64)
+        self._diag = None
+        self._build_groups(given=mats)
+        self._set_optimum(optimum)
+        return self
+
+    def _block_rotations(self, blocks: Sequence[int], d: int):
+        """Stacked Haar matrices for the given block indices, each drawn from that block's own seed."""
+        G = np.stack([np.random.default_rng(self._seeds[l]).standard_normal((d, d)) for l in blocks])
+        return _haar(self.backend.xp, self.backend.xp.asarray(G, dtype=self.backend.xp.float64))
+
+    def _build_groups(self, given=None):
+        b, xp = self.backend, self.backend.xp
+        spec = self.spectrum
+        n = spec.n
+        if self.rotation == "none":
+            self._diag = b.asarray(spec.eigenvalues)
+            self.groups = ()
+            self._perm = None
+            return
+        if self.rotation == "global":
+            lam = spec.eigenvalues
+            Q = self._global_rotation()
+            H = _sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)) @ xp.matrix_transpose(Q))
+            self.groups = (Group(n, (0,), np.arange(n), xp.astype(H, b.dtype)[None, ...], lam[None, :], 0, n),)
+            self._perm = None
+            return
+        by_size: dict[int, list[int]] = {}
+        for l, d in enumerate(spec.sizes):
+            by_size.setdefault(d, []).append(l)
+        groups = []
+        for d, ls in by_size.items():
+            lam = np.stack([spec.blocks[l] for l in ls])
+            if given is not None:
+                H = xp.asarray(np.stack([given[l] for l in ls]), dtype=xp.float64)
+            else:
+                Q = self._block_rotations(ls, d)
+                H = _sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)[:, None, :]) @ xp.matrix_transpose(Q))
+            coords = np.concatenate([np.arange(self._offsets[l], self._offsets[l + 1]) for l in ls])
+            contiguous = bool(np.all(np.diff(coords) == 1))
+            start, stop = (int(coords[0]), int(coords[-1]) + 1) if contiguous else (None, None)
+            groups.append(Group(d, tuple(ls), coords, xp.astype(H, b.dtype), lam, start, stop))
+        self.groups = tuple(groups)
+        perm = np.concatenate([g.coords for g in groups])
+        self._perm = None if np.array_equal(perm, np.arange(n)) else xp.asarray(np.argsort(perm))
+
+    def _global_rotation(self):
+        n = self.spectrum.n
+        G = np.random.default_rng(self._seeds[-2]).standard_normal((n, n))
+        return _haar(self.backend.xp, self.backend.xp.asarray(G, dtype=self.backend.xp.float64))
+
+    def _set_optimum(self, optimum):
+        n = self.n
+        if optimum is None:
+            w = np.zeros(n)
+        elif isinstance(optimum, str):
+            if optimum != "random":
+                raise ValueError(f"optimum must be None, 'random' or an array of shape ({n},), got {optimum!r}")
+            w = np.random.default_rng(self._seeds[-1]).standard_normal(n)
+        else:
+            w = np.asarray(self.backend.to_numpy(optimum) if not isinstance(optimum, (list, tuple)) else optimum,
+                           dtype=np.float64)
+            if w.shape != (n,):
+                raise ValueError(f"optimum w* must have shape ({n},), got {w.shape}")
+            if not np.isfinite(w).all():
+                raise ValueError("optimum w* has non-finite entries")
+        self.optimum_host = w
+        self.optimum = self.backend.asarray(w)
+        self.f_star = -0.5 * float(w @ self.backend.to_numpy(self.hvp(self.optimum[None, :]))[0])
+
+    # -- shape and spectrum ----------------------------------------------------------------------
+    @property
+    def n(self) -> int:
+        return self.spectrum.n
+
+    @property
+    def block_sizes(self) -> tuple[int, ...]:
+        return self.spectrum.sizes
+
+    @property
+    def block_names(self) -> tuple[str, ...]:
+        return self.spectrum.names
+
+    @property
+    def block_slices(self) -> tuple[slice, ...]:
+        """Coordinates of nominal block l: ``slice(offset_l, offset_{l+1})``."""
+        o = self._offsets
+        return tuple(slice(int(o[l]), int(o[l + 1])) for l in range(len(o) - 1))
+
+    @property
+    def eigenvalues(self) -> np.ndarray:
+        """The exact eigenvalues of H, block after block (host float64)."""
+        return self.spectrum.eigenvalues
+
+    @property
+    def kappa(self) -> float:
+        return self.spectrum.kappa
+
+    @property
+    def block_kappas(self) -> np.ndarray:
+        """κ_l of each nominal block's eigenvalues Λ_l (for rotation="global" these are the spectra the
+        blocks were drawn from, not the condition numbers of H's diagonal blocks, which are mixed)."""
+        return self.spectrum.block_kappas
+
+    @property
+    def is_block_diagonal(self) -> bool:
+        return self.rotation != "global"
+
+    @property
+    def xp(self):
+        return self.backend.xp
+
+    @property
+    def dtype(self):
+        return self.backend.dtype
+
+    def __repr__(self) -> str:
+        return (f"BlockQuadratic(n={self.n}, blocks={list(self.block_sizes)}, kappa={self.kappa:.6g}, "
+                f"rotation={self.rotation!r}, backend={self.backend.name}, dtype={self.backend.dtype_name})")
+
+    # -- linear algebra --------------------------------------------------------------------------
+    def _as_batch(self, W):
+        xp = self.xp
+        W = self.backend.asarray(W)
+        if W.ndim == 1:
+            if W.shape[0] != self.n:
+                raise ValueError(f"a point must have shape ({self.n},), got {tuple(W.shape)}")
+            return W[None, :], True
+        if W.ndim != 2 or W.shape[1] != self.n:
+            raise ValueError(f"points must have shape ({self.n},) or (R, {self.n}), got {tuple(W.shape)}")
+        return W, False
+
+    def hvp(self, E):
+        """H·e for each row e of E (shape (R, n) → (R, n)); one batched matmul per group of equal-size
+        blocks."""
+        xp = self.xp
+        if self._diag is not None:
+            return E * self._diag
+        R = E.shape[0]
+        parts = []
+        for g in self.groups:
+            Eg = E[:, g.start:g.stop] if g.start is not None else xp.take(E, xp.asarray(g.coords), axis=1)
+            if g.k == 1:
+                parts.append(Eg @ g.H[0, ...])
+                continue
+            X = xp.permute_dims(xp.reshape(Eg, (R, g.k, g.size)), (1, 0, 2))
+            # H_b is symmetric, so X_b H_b = (H_b X_bᵀ)ᵀ: rows stay rows.
+            Y = X @ g.H
+            parts.append(xp.reshape(xp.permute_dims(Y, (1, 0, 2)), (R, g.k * g.size)))
+        out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+        return out if self._perm is None else xp.take(out, self._perm, axis=1)
+
+    def error(self, W):
+        """e = w − w* for each point."""
+        E, single = self._as_batch(W)
+        E = E - self.optimum
+        return E[0] if single else E
+
+    def grad(self, W):
+        """∇f(w) = H(w − w*) for a point (n,) or a batch (R, n)."""
+        E, single = self._as_batch(W)
+        G = self.hvp(E - self.optimum)
+        return G[0] if single else G
+
+    def gap(self, W):
+        """f(w) − f* = ½ (w − w*)ᵀ H (w − w*), computed from the error (no cancellation against f*)."""
+        E, single = self._as_batch(W)
+        E = E - self.optimum
+        v = 0.5 * self.xp.sum(E * self.hvp(E), axis=1)
+        return v[0] if single else v
+
+    def f(self, W):
+        """f(w) = ½ wᵀHw − hᵀw = f* + ½ (w − w*)ᵀ H (w − w*)."""
+        return self.gap(W) + self.f_star
+
+    def dense(self):
+        """H as a dense (n, n) backend array (assembled on the host; for inspection and tests)."""
+        b = self.backend
+        if self._diag is not None:
+            return b.asarray(np.diag(b.to_numpy(self._diag)))
+        H = np.zeros((self.n, self.n), dtype=np.float64)
+        for g in self.groups:
+            Hg = b.to_numpy(g.H)
+            for j, l in enumerate(g.blocks):
+                s = self.block_slices[l] if g.k > 1 or self.is_block_diagonal else slice(0, self.n)
+                H[s, s] = Hg[j]
+        return b.asarray(H)
+
+    def block(self, l: int):
+        """H_l, the dense diagonal block of nominal block l, as a backend array (d_l, d_l)."""
+        if not 0 <= l < self.spectrum.n_blocks:
+            raise ValueError(f"block index {l} out of range for {self.spectrum.n_blocks} blocks")
+        xp = self.xp
+        if self._diag is not None:
+            s = self.block_slices[l]
+            return self.backend.asarray(np.diag(self.backend.to_numpy(self._diag)[s]))
+        if not self.is_block_diagonal:
+            s = self.block_slices[l]
+            return self.groups[0].H[0, s, s]
+        for g in self.groups:
+            if l in g.blocks:
+                return g.H[g.blocks.index(l), ...]
+        raise AssertionError("unreachable")
+
+    def diagonal(self):
+        """diag(H) as a backend array (n,)."""
+        if self._diag is not None:
+            return self._diag
+        xp = self.xp
+        parts = [xp.reshape(xp.linalg.diagonal(g.H), (-1,)) for g in self.groups]
+        out = parts[0] if len(parts) == 1 else xp.concat(parts)
+        return out if self._perm is None else xp.take(out, self._perm)
+
+    def eigenvectors(self):
+        """The exact eigenvectors, group by group: a tuple of backend arrays (k, d, d) (float64) whose
+        columns pair with ``group.lam``.  Regenerated from the seed (the Haar factors are not kept, so H is
+        the only matrix stored); for user-given blocks computed with eigh.  Empty for rotation="none",
+        where the eigenvectors are the coordinate axes."""
+        xp = self.xp
+        out = []
+        for g in self.groups:
+            if self.rotation == "given":
+                H64 = xp.astype(g.H, xp.float64)
+                _, V = xp.linalg.eigh(H64)
+            elif self.rotation == "global":
+                V = self._global_rotation()[None, ...]
+            else:
+                V = self._block_rotations(g.blocks, g.size)
+            out.append(V)
+        return tuple(out)
