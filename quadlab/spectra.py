@@ -44,11 +44,11 @@ def _check_block(values, name: str, positive: bool = True) -> np.ndarray:
     bad = ~np.isfinite(a)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise ValueError(f"block {name!r}: eigenvalue at index {i} is {a[i]!r}; eigenvalues must be finite")
+        raise ValueError(f"block {name!r}: eigenvalue at index {i} is {float(a[i])}; eigenvalues must be finite")
     if positive and (a <= 0).any():
         i = int(np.flatnonzero(a <= 0)[0])
         raise ValueError(
-            f"block {name!r}: eigenvalue at index {i} is {a[i]!r}; a positive-definite quadratic needs every "
+            f"block {name!r}: eigenvalue at index {i} is {float(a[i])}; a positive-definite quadratic needs every "
             "eigenvalue > 0 (use rescale() to map a signed spectrum onto [1, kappa])"
         )
     a = a.copy()

@@ -1,0 +1,172 @@
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import quadlab
+from quadlab import spectra
+from quadlab.backend import BackendUnavailableError, get_backend
+from quadlab.problem import BlockQuadratic
+
+EPS = np.finfo(np.float64).eps
+
+
+def mixed_spectrum():
+    # two sizes, interleaved, so the size groups are not contiguous
+    return quadlab.BlockSpectrum.from_blocks(
+        [spectra.uniform(6, 1, 10), spectra.uniform(3, 2, 5), spectra.log_uniform(6, 3, 800)], names=["a", "b", "c"]
+    )
+
+
+@pytest.mark.parametrize("rotation", ["block", "none", "global"])
+def test_dense_spectrum_is_the_requested_one(xp, rotation):
+    prob = BlockQuadratic(mixed_spectrum(), rotation=rotation, seed=7, xp=xp)
+    H = prob.backend.to_numpy(prob.dense())
+    np.testing.assert_array_equal(H, H.T)
+    ev = np.linalg.eigvalsh(H)
+    tol = 20 * prob.n * EPS * prob.spectrum.lambda_max
+    np.testing.assert_allclose(ev, np.sort(prob.eigenvalues), rtol=0, atol=tol)
+
+
+def test_block_structure_kept_by_block_rotation_and_destroyed_by_global():
+    spec = mixed_spectrum()
+    Hb = BlockQuadratic(spec, rotation="block", seed=0).backend.to_numpy(BlockQuadratic(spec, seed=0).dense())
+    Hg = BlockQuadratic(spec, rotation="global", seed=0).backend.to_numpy(BlockQuadratic(spec, rotation="global", seed=0).dense())
+    mask = np.zeros_like(Hb, dtype=bool)
+    for s in BlockQuadratic(spec).block_slices:
+        mask[s, s] = True
+    assert np.all(Hb[~mask] == 0)
+    # a global Haar rotation fills the off-block part: its mass is a sizeable share of the total
+    assert np.linalg.norm(Hg[~mask]) > 0.3 * np.linalg.norm(Hg)
+    for s, lam in zip(BlockQuadratic(spec).block_slices, spec.blocks):
+        np.testing.assert_allclose(np.linalg.eigvalsh(Hb[s, s]), np.sort(lam), atol=50 * EPS * lam.max())
+
+
+def test_rotations_are_orthogonal(xp):
+    prob = BlockQuadratic(mixed_spectrum(), seed=3, xp=xp)
+    for g, V in zip(prob.groups, prob.eigenvectors()):
+        V = prob.backend.to_numpy(V)
+        for j in range(g.k):
+            np.testing.assert_allclose(V[j].T @ V[j], np.eye(g.size), atol=20 * g.size * EPS)
+            H = prob.backend.to_numpy(g.H)[j]
+            np.testing.assert_allclose(V[j] @ np.diag(g.lam[j]) @ V[j].T, H, atol=50 * g.size * EPS * g.lam.max())
+
+
+def test_haar_columns_have_no_sign_bias():
+    # QR without the sign fix gives diag(R) > 0 conventions that bias Q; with it, E[Q] = 0.
+    spec = quadlab.BlockSpectrum.from_blocks([np.ones(4)] * 400)
+    Vs = np.stack([v for V in BlockQuadratic(spec, seed=0).eigenvectors() for v in np.asarray(V)])
+    assert np.abs(Vs.mean(axis=0)).max() < 5 / np.sqrt(400)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rotation=st.sampled_from(["block", "none", "global"]), R=st.integers(1, 4))
+def test_grad_is_the_derivative_of_f(seed, rotation, R):
+    prob = BlockQuadratic(mixed_spectrum(), rotation=rotation, optimum="random", seed=seed)
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((R, prob.n))
+    V = rng.standard_normal((R, prob.n))
+    G = prob.grad(W)
+    h = 1e-5
+    # f is quadratic, so the central difference is exact up to rounding: (f(w+hv) − f(w−hv)) / 2h = ∇f·v
+    fd = (prob.f(W + h * V) - prob.f(W - h * V)) / (2 * h)
+    scale = np.abs(prob.f(W)).max() + abs(prob.f_star) + 1
+    np.testing.assert_allclose(fd, np.sum(G * V, axis=1), rtol=0, atol=100 * EPS * scale / h)
+
+
+def test_f_gap_grad_closed_forms(xp):
+    prob = BlockQuadratic(mixed_spectrum(), optimum="random", seed=1, xp=xp)
+    b = prob.backend
+    H = b.to_numpy(prob.dense())
+    ws = prob.optimum_host
+    W = np.random.default_rng(0).standard_normal((3, prob.n))
+    E = W - ws
+    np.testing.assert_allclose(b.to_numpy(prob.grad(W)), E @ H, rtol=1e-13, atol=1e-12)
+    np.testing.assert_allclose(b.to_numpy(prob.gap(W)), 0.5 * np.einsum("ri,ij,rj->r", E, H, E), rtol=1e-13)
+    f_direct = 0.5 * np.einsum("ri,ij,rj->r", W, H, W) - W @ (H @ ws)
+    np.testing.assert_allclose(b.to_numpy(prob.f(W)), f_direct, rtol=1e-12)
+    assert prob.f_star == pytest.approx(-0.5 * ws @ H @ ws, rel=1e-13)
+    # one point in, scalar out
+    assert b.to_numpy(prob.gap(b.asarray(W[0]))).shape == ()
+    np.testing.assert_allclose(b.to_numpy(prob.diagonal()), np.diag(H), rtol=1e-14)
+    for l, s in enumerate(prob.block_slices):
+        np.testing.assert_array_equal(b.to_numpy(prob.block(l)), H[s, s])
+
+
+def test_same_seed_same_arrays_other_seed_other_arrays():
+    spec = mixed_spectrum()
+    a = BlockQuadratic(spec, seed=5, optimum="random")
+    b = BlockQuadratic(spec, seed=5, optimum="random")
+    c = BlockQuadratic(spec, seed=6, optimum="random")
+    np.testing.assert_array_equal(np.asarray(a.dense()), np.asarray(b.dense()))
+    np.testing.assert_array_equal(a.optimum_host, b.optimum_host)
+    assert not np.array_equal(np.asarray(a.dense()), np.asarray(c.dense()))
+    # the optimum draw does not disturb the rotations
+    np.testing.assert_array_equal(np.asarray(a.dense()), np.asarray(BlockQuadratic(spec, seed=5).dense()))
+
+
+def test_numpy_and_strict_build_the_same_problem():
+    spec = mixed_spectrum()
+    a = BlockQuadratic(spec, seed=2, xp="numpy")
+    s = BlockQuadratic(spec, seed=2, xp="array_api_strict")
+    np.testing.assert_allclose(np.asarray(a.dense()), s.backend.to_numpy(s.dense()), rtol=0, atol=1e-13)
+
+
+def test_float32_problem():
+    prob = BlockQuadratic(spectra.simple_heterogeneous(), dtype="float32", seed=0)
+    assert prob.dense().dtype == np.float32
+    assert prob.grad(np.ones(9, dtype=np.float32)).dtype == np.float32
+
+
+def test_properties_of_the_paper_cases():
+    prob = BlockQuadratic(spectra.simple_heterogeneous(5000), seed=0)
+    assert prob.n == 9 and prob.block_sizes == (3, 3, 3) and prob.kappa == 5000
+    assert len(prob.groups) == 1 and prob.groups[0].H.shape == (3, 3, 3)
+    np.testing.assert_allclose(prob.block_kappas, [3, 101 / 99, 5000 / 4998])
+
+
+def test_from_blocks_round_trip_and_validation():
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((4, 4))
+    A = A @ A.T + np.eye(4)
+    prob = BlockQuadratic.from_blocks([A, np.diag([1.0, 2.0])], names=["x", "y"], optimum="random")
+    np.testing.assert_allclose(np.asarray(prob.block(0)), A)
+    np.testing.assert_allclose(np.sort(prob.spectrum.blocks[0]), np.linalg.eigvalsh(A))
+    assert prob.block_names == ("x", "y")
+    with pytest.raises(ValueError, match=r"block 'block0' \(index 0\) is not symmetric"):
+        BlockQuadratic.from_blocks([A + np.triu(np.ones((4, 4)), 1)])
+    with pytest.raises(ValueError, match="not positive definite: smallest eigenvalue -1"):
+        BlockQuadratic.from_blocks([np.diag([1.0, -1.0])])
+    with pytest.raises(ValueError, match="square"):
+        BlockQuadratic.from_blocks([np.ones((2, 3))])
+    with pytest.raises(ValueError, match="non-finite"):
+        BlockQuadratic.from_blocks([np.array([[np.nan]])])
+
+
+def test_bad_input_messages():
+    spec = spectra.simple_heterogeneous()
+    with pytest.raises(ValueError, match="unknown rotation 'diag'"):
+        BlockQuadratic(spec, rotation="diag")
+    with pytest.raises(ValueError, match=r"optimum w\* must have shape \(9,\)"):
+        BlockQuadratic(spec, optimum=np.zeros(8))
+    with pytest.raises(ValueError, match="non-finite"):
+        BlockQuadratic(spec, optimum=np.full(9, np.nan))
+    with pytest.raises(ValueError, match="unknown backend 'torch'"):
+        BlockQuadratic(spec, xp="torch")
+    with pytest.raises(ValueError, match="dtype"):
+        BlockQuadratic(spec, dtype="float16")
+    with pytest.raises(ValueError, match=r"\(R, 9\)"):
+        BlockQuadratic(spec).grad(np.zeros((2, 8)))
+    with pytest.raises(ValueError, match="BlockSpectrum"):
+        BlockQuadratic([1.0, 2.0])
+
+
+def test_cupy_missing_says_how_to_install():
+    pytest.importorskip("numpy")
+    try:
+        import cupy  # noqa: F401
+        pytest.skip("cupy is installed here")
+    except ImportError:
+        pass
+    with pytest.raises(BackendUnavailableError, match=r"pip install \"quadlab\[gpu\]\""):
+        get_backend("cupy")
