@@ -1,0 +1,125 @@
+"""The runner's memory layout: R points of dimension n stored group by group, block-major.
+
+A point batch W (R, n) is held as a tuple with one array (k, R, d) per group of k equal-size blocks, so that
+H·W for a whole group is a single batched matmul with no copies (``X @ H_g`` with H_g of shape (k, d, d)),
+per-block scalars broadcast as (k, 1, 1) and per-run scalars as (1, R, 1).  A diagonal H is one pseudo-group
+(1, R, n).  Optimizers work elementwise on these tuples ("trees"), so they never see the layout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+__all__ = ["Layout", "tmap"]
+
+
+def tmap(f: Callable, *trees):
+    """Apply f leaf by leaf to tuples of arrays of the same structure."""
+    return tuple(f(*leaves) for leaves in zip(*trees, strict=True))
+
+
+class Layout:
+    """Group-major storage of R points for one :class:`~quadlab.problem.BlockQuadratic`."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.backend = problem.backend
+        self.xp = problem.xp
+        xp = self.xp
+        if problem._diag is not None:
+            n = problem.n
+            self.shapes = ((1, n),)
+            self._coords = (np.arange(n),)
+            self._H = None
+            self._diag = xp.reshape(problem._diag, (1, 1, n))
+            self._block_of = (np.repeat(np.arange(problem.spectrum.n_blocks), problem.block_sizes)[None, :],)
+        else:
+            self.shapes = tuple((g.k, g.size) for g in problem.groups)
+            self._coords = tuple(g.coords for g in problem.groups)
+            self._H = tuple(g.H for g in problem.groups)
+            self._diag = None
+            if problem.is_block_diagonal:
+                self._block_of = tuple(np.asarray(g.blocks)[:, None] * np.ones((1, g.size), dtype=int)
+                                       for g in problem.groups)
+            else:
+                self._block_of = (np.repeat(np.arange(problem.spectrum.n_blocks), problem.block_sizes)[None, :],)
+        perm = np.concatenate([c for c in self._coords])
+        self._identity = bool(np.array_equal(perm, np.arange(problem.n)))
+        self._perm = xp.asarray(perm)
+        self._inv = xp.asarray(np.argsort(perm))
+
+    # -- conversion --------------------------------------------------------------------------------
+    def split(self, W):
+        """(R, n) → tuple of (k, R, d)."""
+        xp = self.xp
+        R = W.shape[0]
+        if not self._identity:
+            W = xp.take(W, self._perm, axis=1)
+        out, start = [], 0
+        for k, d in self.shapes:
+            Wg = W[:, start:start + k * d]
+            out.append(xp.permute_dims(xp.reshape(Wg, (R, k, d)), (1, 0, 2)))
+            start += k * d
+        return tuple(out)
+
+    def merge(self, tree):
+        """tuple of (k, R, d) → (R, n)."""
+        xp = self.xp
+        R = tree[0].shape[1]
+        parts = [xp.reshape(xp.permute_dims(X, (1, 0, 2)), (R, X.shape[0] * X.shape[2])) for X in tree]
+        W = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+        return W if self._identity else xp.take(W, self._inv, axis=1)
+
+    def per_coordinate(self, v):
+        """A host vector (n,) of per-coordinate constants → tree of (k, 1, d)."""
+        return self.split(self.backend.asarray(np.asarray(v, dtype=np.float64))[None, :])
+
+    def per_block(self, v):
+        """A host vector (L,) of per-block constants → tree of (k, 1, d) (constant across each block)."""
+        v = np.asarray(v, dtype=np.float64)
+        b = self.backend
+        return tuple(b.asarray(v[B])[:, None, :] for B in self._block_of)
+
+    def per_run(self, v):
+        """A host vector (R,) → (1, R, 1), broadcastable against every leaf."""
+        return self.backend.asarray(np.asarray(v, dtype=np.float64))[None, :, None]
+
+    # -- algebra -----------------------------------------------------------------------------------
+    def hvp(self, tree):
+        """H·e for every point, in layout form: one batched matmul per group (H_g symmetric, so rows of
+        X_g times H_g are the products H_b x)."""
+        if self._diag is not None:
+            return (tree[0] * self._diag,)
+        return tuple(X @ H for X, H in zip(tree, self._H, strict=True))
+
+    def rowdot(self, a, b):
+        """Σ_i a_i b_i for each of the R points → (R,)."""
+        xp = self.xp
+        total = None
+        for x, y in zip(a, b, strict=True):
+            s = xp.sum(xp.sum(x * y, axis=2), axis=0)
+            total = s if total is None else total + s
+        return total
+
+    def block_mean(self, tree):
+        """Mean over each block's coordinates, broadcast back: tree of (k, R, 1).
+
+        Defined for block-diagonal layouts (each group's rows are whole blocks); for a globally rotated
+        problem the nominal blocks are contiguous coordinate ranges and are averaged as such."""
+        xp = self.xp
+        if self.problem.is_block_diagonal and self._diag is None:
+            return tuple(xp.mean(X, axis=2, keepdims=True) for X in tree)
+        # one pseudo-group holding all coordinates: average each nominal block's slice
+        X = tree[0]
+        parts = []
+        for s in self.problem.block_slices:
+            m = xp.mean(X[:, :, s], axis=2, keepdims=True)
+            parts.append(xp.broadcast_to(m, (X.shape[0], X.shape[1], s.stop - s.start)))
+        return (xp.concat(parts, axis=2),)
+
+    def take_runs(self, tree, rows):
+        """Keep only the runs ``rows`` (a backend int array) in every leaf whose run axis is not 1."""
+        xp = self.xp
+        return tuple(x if x.shape[1] == 1 else xp.take(x, rows, axis=1) for x in tree)

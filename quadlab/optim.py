@@ -1,0 +1,324 @@
+"""Optimizers of the theory as small pure (init, update) pairs.
+
+An :class:`Optimizer` holds hyperparameters and two pure functions:
+
+    state            = init(g0, hp, ctx)
+    (delta, state)   = update(g, state, hp, ctx, t)          w_{t} = w_{t-1} − delta,  t = 1, 2, …
+
+``g`` and ``delta`` are trees (tuples of backend arrays in the runner's layout, see :mod:`quadlab.layout`);
+every hyperparameter in ``hp`` is a backend array of shape (1, R, 1), one value per run, so one call runs a
+whole grid.  A hyperparameter given as a 1-D array spans a grid axis; several arrays span their outer
+product (in the order of the constructor's arguments).
+
+The linear methods (GD, heavy ball, Nesterov, Adam theory form, blockwise GD, Jacobi GD) also describe
+themselves as ``e_{t+1} = A(e_t)`` in the preconditioned eigenbasis (``linear``), which lets
+:func:`quadlab.run` skip iterating (see :mod:`quadlab.closed_form`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from .layout import tmap
+
+__all__ = [
+    "Optimizer",
+    "gd",
+    "heavy_ball",
+    "nesterov",
+    "adam",
+    "adam_theory",
+    "rmsprop",
+    "adam_mini",
+    "blockwise_gd",
+    "jacobi_gd",
+    "SPECTRA_SOURCES",
+]
+
+SPECTRA_SOURCES = ("exact", "lanczos")
+
+
+class LinearSpec(NamedTuple):
+    """e_{t+1} in closed form: z = P^{-1/2} e evolves under M = P^{1/2} H P^{1/2} with a scalar recurrence
+    per eigenvalue μ of M.  ``kind``: "gd" (z ← (1−ημ) z), "heavy_ball" or "nesterov" (2×2 recurrences,
+    momentum β).  ``precond``: host (R, n) or (n,) diagonal of P, or None for P = I."""
+
+    kind: str
+    eta: np.ndarray  # (R,)
+    momentum: np.ndarray | None  # (R,)
+    precond: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """An update rule with its hyperparameter grid.
+
+    ``hyper`` maps each numeric hyperparameter to a 1-D float array; the runs are the outer product of
+    these arrays.  ``options`` holds non-grid settings (e.g. ``bias_correction``, ``lr="theorem"``)."""
+
+    name: str
+    hyper: dict[str, np.ndarray]
+    init: Callable = field(repr=False)
+    update: Callable = field(repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
+    linear: Callable | None = field(default=None, repr=False)
+
+    def grid(self) -> dict[str, np.ndarray]:
+        """Hyperparameters per configuration: each entry (C,), C = product of the grid axes' lengths."""
+        names = list(self.hyper)
+        if not names:
+            return {}
+        mesh = np.meshgrid(*[self.hyper[k] for k in names], indexing="ij")
+        return {k: m.reshape(-1) for k, m in zip(names, mesh, strict=True)}
+
+    @property
+    def n_configs(self) -> int:
+        return int(np.prod([v.size for v in self.hyper.values()])) if self.hyper else 1
+
+    @property
+    def is_linear(self) -> bool:
+        return self.linear is not None
+
+    def with_hyper(self, **values) -> Optimizer:
+        """The same optimizer with some hyperparameters replaced (validated like the constructor)."""
+        hyper = dict(self.hyper)
+        for k, v in values.items():
+            if k not in hyper:
+                raise ValueError(f"{self.name} has no grid hyperparameter {k!r}; it has {sorted(hyper)}")
+            hyper[k] = _grid_axis(k, v, *_LIMITS[k])
+        return Optimizer(self.name, hyper, self.init, self.update, self.options, self.linear)
+
+
+# -- validation ------------------------------------------------------------------------------------
+_LIMITS = {  # name: (lo, hi, lo_open, hi_open)
+    "lr": (0.0, np.inf, True, True),
+    "momentum": (0.0, 1.0, False, False),
+    "b1": (0.0, 1.0, False, False),
+    "b2": (0.0, 1.0, False, False),
+    "eps": (0.0, np.inf, False, True),
+}
+
+
+def _grid_axis(name, value, lo, hi, lo_open, hi_open) -> np.ndarray:
+    a = np.atleast_1d(np.asarray(value, dtype=np.float64))
+    if a.ndim != 1 or a.size == 0:
+        raise ValueError(f"{name} must be a number or a non-empty 1-D array, got shape {np.shape(value)}")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} must be finite, got {a[~np.isfinite(a)][0]!r}")
+    bad = (a <= lo if lo_open else a < lo) | (a >= hi if hi_open else a > hi)
+    if bad.any():
+        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+        what = "positive" if name == "lr" else f"in {interval}"
+        raise ValueError(f"{name} must be {what}, got {float(a[bad][0])!r}")
+    return a
+
+
+def _hyper(**kw) -> dict[str, np.ndarray]:
+    return {k: _grid_axis(k, v, *_LIMITS[k]) for k, v in kw.items()}
+
+
+def _check_source(spectra: str) -> str:
+    if spectra not in SPECTRA_SOURCES:
+        raise ValueError(f"spectra must be one of {SPECTRA_SOURCES}, got {spectra!r}")
+    return spectra
+
+
+def _zeros(g):
+    return tmap(lambda x: x * 0, g)
+
+
+# -- GD family -------------------------------------------------------------------------------------
+def gd(lr=1e-3, *, spectra: str = "exact") -> Optimizer:
+    """Gradient descent, w ← w − η ∇f(w).
+
+    ``lr="optimal"`` uses η* = 2/(λ_min + λ_max), the step that minimises max_i |1 − ηλ_i|, from the exact
+    spectrum or from Lanczos estimates (``spectra="lanczos"``, with the safety margin on λ_max)."""
+    _check_source(spectra)
+    options = {"spectra": spectra}
+    if isinstance(lr, str):
+        if lr != "optimal":
+            raise ValueError(f"gd: lr must be positive numbers or 'optimal', got {lr!r}")
+        options["lr"] = "optimal"
+        hyper = {}
+    else:
+        hyper = _hyper(lr=lr)
+
+    def init(g0, hp, ctx):
+        return (ctx.run_lr(hp, options),)
+
+    def update(g, state, hp, ctx, t):
+        (eta,) = state
+        return tmap(lambda x: eta * x, g), state
+
+    def linear(hp, ctx, g0):
+        return LinearSpec("gd", ctx.host_lr(hp, options), None, None)
+
+    return Optimizer("gd", hyper, init, update, options, linear)
+
+
+def _momentum_family(name: str, lr, momentum, nesterov_: bool) -> Optimizer:
+    hyper = _hyper(lr=lr, momentum=momentum)
+
+    def init(g0, hp, ctx):
+        return (_zeros(g0),)
+
+    def update(g, state, hp, ctx, t):
+        lr_, mu = hp["lr"], hp["momentum"]
+        m = tmap(lambda m_, g_: mu * m_ + g_, state[0], g)
+        if nesterov_:
+            delta = tmap(lambda m_, g_: lr_ * (g_ + mu * m_), m, g)
+        else:
+            delta = tmap(lambda m_: lr_ * m_, m)
+        return delta, (m,)
+
+    def linear(hp, ctx, g0):
+        return LinearSpec(name, hp["lr"], hp["momentum"], None)
+
+    return Optimizer(name, hyper, init, update, {}, linear)
+
+
+def heavy_ball(lr=1e-3, momentum=0.9) -> Optimizer:
+    """SGD with momentum in PyTorch's form: m ← β m + g, w ← w − η m (m_0 = 0).
+
+    On a quadratic each eigencomponent follows e_{t+1} = (1 + β − ηλ) e_t − β e_{t−1}; the best pair
+    η = 4/(√λ_min + √λ_max)², β = ((√κ − 1)/(√κ + 1))² contracts by (√κ − 1)/(√κ + 1) per step."""
+    return _momentum_family("heavy_ball", lr, momentum, False)
+
+
+def nesterov(lr=1e-3, momentum=0.9) -> Optimizer:
+    """Nesterov momentum in PyTorch's form: m ← β m + g, w ← w − η (g + β m) (m_0 = 0)."""
+    return _momentum_family("nesterov", lr, momentum, True)
+
+
+def jacobi_gd(lr=1.0) -> Optimizer:
+    """Jacobi-preconditioned GD: w ← w − η g / diag(H)."""
+    hyper = _hyper(lr=lr)
+
+    def init(g0, hp, ctx):
+        return (tmap(lambda d: 1.0 / d, ctx.layout.per_coordinate(ctx.host_diag())),)
+
+    def update(g, state, hp, ctx, t):
+        lr_ = hp["lr"]
+        return tmap(lambda x, p: lr_ * (p * x), g, state[0]), state
+
+    def linear(hp, ctx, g0):
+        return LinearSpec("gd", hp["lr"], None, 1.0 / ctx.host_diag())
+
+    return Optimizer("jacobi_gd", hyper, init, update, {}, linear)
+
+
+def blockwise_gd(lr=1.0, *, block_lr="oracle", spectra: str = "exact") -> Optimizer:
+    """Blockwise GD, one step per block: w_l ← w_l − η·η_l g_l.
+
+    ``block_lr="oracle"`` takes η_l = 2/(λ_min(H_l) + λ_max(H_l)), the best GD step for block l alone (from
+    the exact block spectra or Lanczos estimates); or give η_l as an array (L,).  ``lr`` multiplies every
+    η_l (1 for the oracle itself); it is the grid axis a learning-rate search scans."""
+    _check_source(spectra)
+    options = {"spectra": spectra}
+    if isinstance(block_lr, str):
+        if block_lr != "oracle":
+            raise ValueError(f"blockwise_gd: block_lr must be 'oracle' or an array of steps, got {block_lr!r}")
+        options["block_lr"] = "oracle"
+    else:
+        b = np.asarray(block_lr, dtype=np.float64)
+        if b.ndim != 1 or not np.isfinite(b).all() or (b <= 0).any():
+            raise ValueError(f"blockwise_gd: block_lr must be a 1-D array of positive finite steps, got {block_lr!r}")
+        options["block_lr"] = b
+    hyper = _hyper(lr=lr)
+
+    def init(g0, hp, ctx):
+        return (ctx.layout.per_block(ctx.block_steps(options)),)
+
+    def update(g, state, hp, ctx, t):
+        lr_ = hp["lr"]
+        return tmap(lambda x, s: lr_ * (s * x), g, state[0]), state
+
+    def linear(hp, ctx, g0):
+        steps = ctx.block_steps(options)
+        return LinearSpec("gd", hp["lr"], None, np.repeat(steps, ctx.problem.block_sizes))
+
+    return Optimizer("blockwise_gd", hyper, init, update, options, linear)
+
+
+def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
+    """Adam in the theory's form (β1 = 0, β2 = 1, v_0 = g_0∘g_0, ε = 0): w ← w − η g / |g_0|.
+
+    A fixed diagonal preconditioner D = diag(|∇f(w_0)|), so the method is linear.  ``lr="theorem"`` takes the
+    theorem's step η = min_l C_{l,1}, C_{l,1} = min_{i∈l} |g_{0,i}| / λ_max(H_l), per run (it depends on w_0).
+    Every entry of g_0 must be non-zero."""
+    _check_source(spectra)
+    options = {"spectra": spectra}
+    if isinstance(lr, str):
+        if lr != "theorem":
+            raise ValueError(f"adam_theory: lr must be positive numbers or 'theorem', got {lr!r}")
+        options["lr"] = "theorem"
+        hyper = {}
+    else:
+        hyper = _hyper(lr=lr)
+
+    def init(g0, hp, ctx):
+        absg = tmap(ctx.xp.abs, g0)
+        ctx.require_nonzero_g0(absg)
+        return (tmap(lambda a: 1.0 / a, absg), ctx.run_lr(hp, options, g0=g0))
+
+    def update(g, state, hp, ctx, t):
+        inv, eta = state
+        return tmap(lambda x, p: eta * (p * x), g, inv), state
+
+    def linear(hp, ctx, g0):
+        absg = np.abs(g0)
+        return LinearSpec("gd", ctx.host_lr(hp, options, g0=g0), None, 1.0 / absg)
+
+    return Optimizer("adam_theory", hyper, init, update, options, linear)
+
+
+# -- adaptive (nonlinear) ---------------------------------------------------------------------------
+def _adam_like(name, lr, b1, b2, eps, bias_correction, per_block: bool) -> Optimizer:
+    hyper = _hyper(lr=lr, b1=b1, b2=b2, eps=eps)
+    options = {"bias_correction": bool(bias_correction)}
+
+    def init(g0, hp, ctx):
+        m = _zeros(g0)
+        v = ctx.layout.block_mean(m) if per_block else m
+        return (m, v)
+
+    def update(g, state, hp, ctx, t):
+        m, v = state
+        b1_, b2_, lr_, eps_ = hp["b1"], hp["b2"], hp["lr"], hp["eps"]
+        m = tmap(lambda m_, g_: b1_ * m_ + (1 - b1_) * g_, m, g)
+        g2 = tmap(lambda g_: g_ * g_, g)
+        if per_block:
+            g2 = ctx.layout.block_mean(g2)
+        v = tmap(lambda v_, s: b2_ * v_ + (1 - b2_) * s, v, g2)
+        if options["bias_correction"]:
+            c1, c2 = 1 - b1_**t, 1 - b2_**t
+            delta = tmap(lambda m_, v_: lr_ * (m_ / c1) / (ctx.xp.sqrt(v_ / c2) + eps_), m, v)
+        else:
+            delta = tmap(lambda m_, v_: lr_ * m_ / (ctx.xp.sqrt(v_) + eps_), m, v)
+        return delta, (m, v)
+
+    return Optimizer(name, hyper, init, update, options, None)
+
+
+def adam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, *, bias_correction: bool = True) -> Optimizer:
+    """Adam: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g∘g, w ← w − η m̂ / (√v̂ + ε), m_0 = v_0 = 0.
+
+    With bias correction (the paper's Alg. 2) m̂ = m/(1−β1^t), v̂ = v/(1−β2^t); without (its Alg. 3)
+    m̂ = m, v̂ = v.  Not linear for β2 < 1; no closed form."""
+    return _adam_like("adam", lr, b1, b2, eps, bias_correction, per_block=False)
+
+
+def rmsprop(lr=1e-3, b2=0.99, eps=1e-8, *, bias_correction: bool = False) -> Optimizer:
+    """RMSprop = Adam with β1 = 0: v ← β2 v + (1−β2) g∘g, w ← w − η g / (√v + ε) (PyTorch's default:
+    no bias correction, β2 = α = 0.99)."""
+    return _adam_like("rmsprop", lr, 0.0, b2, eps, bias_correction, per_block=False)
+
+
+def adam_mini(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, *, bias_correction: bool = True) -> Optimizer:
+    """Adam-mini: Adam with one second moment per block, v_l ← β2 v_l + (1−β2) mean_{i∈l}(g_i²), shared by
+    every coordinate of block l (m stays per coordinate)."""
+    return _adam_like("adam_mini", lr, b1, b2, eps, bias_correction, per_block=True)

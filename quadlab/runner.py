@@ -1,0 +1,399 @@
+"""Run many optimizer configurations at once on one quadratic, by iteration or in closed form.
+
+``run(problem, optimizer, ...)`` executes R = C·S runs (C hyperparameter configurations × S seeds) as one
+array program: the iterate (R, n) lives on the backend in the runner's layout and every step costs one
+batched matmul per group of equal-size blocks.  The runner tracks the error e = w − w* rather than w, which
+is the same iteration (every method here sees only ∇f = He) but keeps f − f* = ½eᵀHe resolvable far below
+eps·|f*| when w* ≠ 0.
+
+Runs are ordered configuration-major: run r = c·S + s.  When ``w0`` is None, seed s starts at
+w_0 = w* + ξ with ξ ~ N(0, I) drawn from ``numpy.random.default_rng(s)``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import closed_form
+from .layout import Layout, tmap
+from .optim import Optimizer
+
+__all__ = ["run", "Result", "record_steps", "STATUSES", "DIVERGENCE_FACTOR"]
+
+STATUSES = ("converged", "max_steps", "diverged")
+DIVERGENCE_FACTOR = 1e6  # ‖∇f(w_k)‖ > 1e6·‖∇f(w_0)‖ (or non-finite) flags a run as diverged
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """What a batch of runs did.
+
+    steps        (T,) recorded iteration indices k (0 is the start)
+    gap          (R, T) f(w_k) − f*;  NaN after a run stopped (converged or diverged)
+    grad_norm    (R, T) ‖∇f(w_k)‖;   NaN after a run stopped
+    steps_to_tol (R,) first k with ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, −1 where never (or tol is None)
+    stop_step    (R,) the step at which the run stopped (steps_to_tol, the divergence step, or n_steps)
+    status       (R,) "converged" | "max_steps" (ran every step) | "diverged"
+    config       name → (R,) hyperparameters of each run, with "seed"
+    w0           (R, n) starting points (host float64)
+    """
+
+    steps: np.ndarray
+    gap: np.ndarray
+    grad_norm: np.ndarray
+    steps_to_tol: np.ndarray
+    stop_step: np.ndarray
+    status: np.ndarray
+    config: dict[str, np.ndarray]
+    w0: np.ndarray
+    optimizer: str
+    options: dict = field(default_factory=dict)
+    method: str = "iterate"
+    backend: str = "numpy"
+    dtype: str = "float64"
+    tol: float | None = None
+    n_steps: int = 0
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.status.size)
+
+    @property
+    def grad_norm0(self) -> np.ndarray:
+        return self.grad_norm[:, 0] if self.steps[0] == 0 else np.full(self.n_runs, np.nan)
+
+    @property
+    def diverged(self) -> np.ndarray:
+        return self.status == "diverged"
+
+    @property
+    def converged(self) -> np.ndarray:
+        return self.status == "converged"
+
+    def final(self, what: str = "grad_norm") -> np.ndarray:
+        """The last finite recorded value per run of ``gap`` or ``grad_norm``."""
+        a = getattr(self, what)
+        out = np.full(a.shape[0], np.nan)
+        for r in range(a.shape[0]):
+            ok = np.flatnonzero(np.isfinite(a[r]))
+            if ok.size:
+                out[r] = a[r, ok[-1]]
+        return out
+
+    def summary(self) -> str:
+        """One line per run: hyperparameters, status, steps to tolerance, final ‖∇f‖."""
+        names = list(self.config)
+        head = "  ".join(f"{k:>10}" for k in names) + f"  {'status':>10}  {'to_tol':>8}  {'final |g|':>10}"
+        rows = [head]
+        fin = self.final()
+        for r in range(self.n_runs):
+            vals = "  ".join(f"{self.config[k][r]:>10.4g}" for k in names)
+            rows.append(f"{vals}  {self.status[r]:>10}  {self.steps_to_tol[r]:>8d}  {fin[r]:>10.3e}")
+        return "\n".join(rows)
+
+
+def record_steps(record, steps: int) -> np.ndarray:
+    """The steps to record: "log" (about 200 log-spaced steps, 0 and ``steps`` included), "all", or given."""
+    if isinstance(record, str):
+        if record == "log":
+            ks = np.unique(np.round(np.geomspace(1, steps, min(steps, 200))).astype(np.int64))
+            return np.concatenate([[0], ks]) if ks[0] != 0 else ks
+        if record == "all":
+            return np.arange(steps + 1, dtype=np.int64)
+        raise ValueError(f"record must be 'log', 'all' or an array of steps, got {record!r}")
+    ks = np.asarray(record)
+    if ks.ndim != 1 or ks.size == 0 or not np.issubdtype(ks.dtype, np.integer):
+        raise ValueError("record must be 'log', 'all' or a non-empty 1-D array of integer steps")
+    if ks.min() < 0 or ks.max() > steps:
+        raise ValueError(f"recorded steps must lie in [0, steps={steps}], got {ks.min()}..{ks.max()}")
+    return np.unique(ks.astype(np.int64))
+
+
+class _Context:
+    """What an optimizer may ask of the problem, in the runner's layout."""
+
+    def __init__(self, problem, layout: Layout | None, g0_host: np.ndarray):
+        self.problem = problem
+        self.layout = layout
+        self.xp = problem.xp
+        self.g0_host = g0_host
+
+    def host_diag(self) -> np.ndarray:
+        return self.problem.backend.to_numpy(self.problem.diagonal()).astype(np.float64)
+
+    def block_extremes(self, source: str):
+        """Per-block (λ_min, λ_max) of the nominal blocks, exact or from Lanczos."""
+        if source == "exact":
+            blocks = self.problem.spectrum.blocks
+            return np.array([b.min() for b in blocks]), np.array([b.max() for b in blocks])
+        from . import lanczos  # optional until the Lanczos module lands
+
+        return lanczos.block_extremes(self.problem, source="lanczos")
+
+    def block_steps(self, options) -> np.ndarray:
+        steps = options["block_lr"]
+        if isinstance(steps, str):  # "oracle"
+            lo, hi = self.block_extremes(options["spectra"])
+            return 2.0 / (lo + hi)
+        if steps.size != self.problem.spectrum.n_blocks:
+            raise ValueError(f"blockwise_gd: {steps.size} block steps given for {self.problem.spectrum.n_blocks} blocks")
+        return steps
+
+    def host_lr(self, hp, options, g0=None) -> np.ndarray:
+        rule = options.get("lr")
+        if rule is None:
+            return np.asarray(hp["lr"], dtype=np.float64)
+        R = self.g0_host.shape[0]
+        lo, hi = self.block_extremes(options["spectra"])
+        if rule == "optimal":
+            return np.full(R, 2.0 / (lo.min() + hi.max()))
+        if rule == "theorem":
+            g = np.abs(self.g0_host if g0 is None else g0)
+            C1 = np.stack([g[:, s].min(axis=1) / hi[l] for l, s in enumerate(self.problem.block_slices)], axis=1)
+            return C1.min(axis=1)
+        raise AssertionError(rule)
+
+    def run_lr(self, hp, options, g0=None):
+        if options.get("lr") is None:
+            return hp["lr"]
+        return self.layout.per_run(self.host_lr(None, options))
+
+    def require_nonzero_g0(self, absg):
+        if (self.g0_host == 0).any():
+            r, i = np.argwhere(self.g0_host == 0)[0]
+            raise ValueError(
+                f"adam_theory: the initial gradient of run {r} is exactly zero at coordinate {i}; the theory form "
+                "divides by |g_0| and the theorem needs every entry non-zero. Perturb the start, e.g. "
+                "w0 + 1e-8 * np.random.default_rng(0).standard_normal(n)"
+            )
+
+
+def _starts(problem, w0, seeds, C: int):
+    n = problem.n
+    if w0 is None:
+        E0s = np.stack([np.random.default_rng(int(s)).standard_normal(n) for s in seeds])
+        return np.tile(E0s, (C, 1))
+    W = np.asarray(problem.backend.to_numpy(w0) if not isinstance(w0, (list, tuple)) else w0, dtype=np.float64)
+    R = C * len(seeds)
+    if W.shape == (n,):
+        return np.tile(W - problem.optimum_host, (R, 1))
+    if W.shape == (R, n):
+        return W - problem.optimum_host
+    raise ValueError(f"w0 must have shape ({n},) or one row per run ({R}, {n}), got {W.shape}")
+
+
+def run(
+    problem,
+    optimizer: Optimizer,
+    w0=None,
+    seeds=None,
+    steps: int = 1000,
+    tol: float | None = None,
+    record="log",
+    method: str = "auto",
+    check_every: int | None = None,
+) -> Result:
+    """Run every configuration of ``optimizer`` from every start on ``problem``.
+
+    Parameters
+    ----------
+    w0 : None (draw per seed), one point (n,), or one per run (R, n).
+    seeds : seeds for the starts (default [0]); R = configurations × len(seeds).
+    steps : iterations per run (≥ 1).
+    tol : stop a run at the first k with ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖ (None: run every step).
+    record : "log", "all", or an array of steps at which f − f* and ‖∇f‖ are kept.
+    method : "auto" (closed form for the linear methods), "iterate", or "closed_form".
+    check_every : iterate path only: steps between host reads of the convergence test (default 16;
+        a stopped run is detected exactly, its extra steps are discarded).
+    """
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"optimizer must be built by quadlab.optim (e.g. quadlab.optim.adam(...)), got {optimizer!r}")
+    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    steps = int(steps)
+    if tol is not None and not (np.isfinite(tol) and 0 < tol < 1):
+        raise ValueError(f"tol is relative to ||grad f(w0)|| and must lie in (0, 1), got {tol!r}")
+    if method not in ("auto", "iterate", "closed_form"):
+        raise ValueError(f"method must be 'auto', 'iterate' or 'closed_form', got {method!r}")
+    if method == "closed_form" and not optimizer.is_linear:
+        raise ValueError(
+            f"{optimizer.name} is not linear in the error (adaptive second moments), so it has no closed form; "
+            "use method='iterate' or 'auto'. Closed forms exist for gd, heavy_ball, nesterov, adam_theory, "
+            "blockwise_gd and jacobi_gd."
+        )
+    seeds = [0] if seeds is None else [int(s) for s in np.atleast_1d(seeds)]
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    if w0 is not None and len(seeds) > 1 and np.ndim(w0) == 1:
+        raise ValueError("seeds only draw starting points; with a single given w0 leave seeds at its default")
+    grid = optimizer.grid()
+    C, S = optimizer.n_configs, len(seeds)
+    R = C * S
+    config = {k: np.repeat(v, S) for k, v in grid.items()}
+    config["seed"] = np.tile(np.asarray(seeds, dtype=np.int64), C)
+    E0 = _starts(problem, w0, seeds, C)
+    rec = record_steps(record, steps)
+    use_closed = optimizer.is_linear and method != "iterate"
+    b = problem.backend
+    if use_closed:
+        out = _run_closed(problem, optimizer, config, E0, rec, steps, tol)
+    else:
+        out = _run_iterate(problem, optimizer, config, E0, rec, steps, tol, check_every or (64 if b.is_gpu else 16))
+    gap, gnorm, to_tol, stop, status = out
+    # values after a run stopped are not part of its trajectory
+    after = rec[None, :] > stop[:, None]
+    gap[after] = np.nan
+    gnorm[after] = np.nan
+    return Result(
+        steps=rec, gap=gap, grad_norm=gnorm, steps_to_tol=to_tol, stop_step=stop, status=status,
+        config=config, w0=E0 + problem.optimum_host, optimizer=optimizer.name, options=dict(optimizer.options),
+        method="closed_form" if use_closed else "iterate", backend=b.name, dtype=b.dtype_name, tol=tol,
+        n_steps=steps,
+    )
+
+
+def _first_stop(norms: np.ndarray, k0: int, thr: np.ndarray, div: np.ndarray, tol_on: bool):
+    """For norms (m, R) at steps k0..k0+m−1: first converged step and first diverged step per run (−1: none)."""
+    bad = ~np.isfinite(norms) | (norms > div[None, :])
+    good = (norms <= thr[None, :]) & ~bad if tol_on else np.zeros_like(bad)
+    m = norms.shape[0]
+    first_bad = np.where(bad.any(axis=0), bad.argmax(axis=0) + k0, -1)
+    first_good = np.where(good.any(axis=0), good.argmax(axis=0) + k0, -1)
+    del m
+    return first_good, first_bad
+
+
+def _classify(first_good, first_bad):
+    """Combine first converged/diverged steps: whichever came first decides."""
+    conv = (first_good >= 0) & ((first_bad < 0) | (first_good < first_bad))
+    dive = (first_bad >= 0) & ~conv
+    return conv, dive
+
+
+def _run_iterate(problem, opt, config, E0, rec, steps, tol, check_every):
+    b = problem.backend
+    xp = b.xp
+    R, T = E0.shape[0], rec.size
+    lay = Layout(problem)
+    E = lay.split(b.asarray(E0))
+    G = lay.hvp(E)
+    g0_host = b.to_numpy(lay.merge(G)).astype(np.float64)
+    ctx = _Context(problem, lay, g0_host)
+    hp = {k: lay.per_run(v) for k, v in config.items() if k != "seed"}
+    state = opt.init(G, hp, ctx)
+    g0n = np.linalg.norm(g0_host, axis=1)
+    thr = (tol if tol is not None else 0.0) * g0n
+    div = DIVERGENCE_FACTOR * g0n
+    gap = np.full((R, T), np.nan)
+    gnorm = np.full((R, T), np.nan)
+    to_tol = np.full(R, -1, dtype=np.int64)
+    stop = np.full(R, steps, dtype=np.int64)
+    status = np.array(["max_steps"] * R, dtype=object)
+    rows = np.arange(R)  # original run index of each active row
+    rec_pos = {int(k): j for j, k in enumerate(rec)}
+    pend_norms, pend_rec = [], []
+    k0 = 0
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for k in range(steps + 1):
+            gn2 = lay.rowdot(G, G)
+            pend_norms.append(gn2)
+            if k in rec_pos:
+                pend_rec.append((rec_pos[k], 0.5 * lay.rowdot(E, G), gn2))
+            if k == steps or len(pend_norms) == check_every:
+                norms = np.sqrt(b.to_numpy(xp.stack(pend_norms)))
+                for j, gp, gg in pend_rec:
+                    gap[rows, j] = b.to_numpy(gp)
+                    gnorm[rows, j] = np.sqrt(b.to_numpy(gg))
+                fg, fb = _first_stop(norms, k0, thr[rows], div[rows], tol is not None)
+                conv, dive = _classify(fg, fb)
+                if conv.any():
+                    to_tol[rows[conv]] = fg[conv]
+                    stop[rows[conv]] = fg[conv]
+                    status[rows[conv]] = "converged"
+                if dive.any():
+                    stop[rows[dive]] = fb[dive]
+                    status[rows[dive]] = "diverged"
+                pend_norms, pend_rec = [], []
+                k0 = k + 1
+                done = conv | dive
+                if done.all() or k == steps:
+                    break
+                if done.any():
+                    keep = xp.asarray(np.flatnonzero(~done))
+                    rows = rows[~done]
+                    E, G = lay.take_runs(E, keep), lay.take_runs(G, keep)
+                    state = _take_runs(state, keep, lay)
+                    hp = {n: lay.take_runs((v,), keep)[0] for n, v in hp.items()}
+            delta, state = opt.update(G, state, hp, ctx, k + 1)
+            E = tmap(lambda e, d: e - d, E, delta)
+            G = lay.hvp(E)
+    return gap, gnorm, to_tol, stop, status.astype(str)
+
+
+def _take_runs(obj, keep, lay):
+    if isinstance(obj, tuple):
+        return tuple(_take_runs(o, keep, lay) for o in obj)
+    return lay.take_runs((obj,), keep)[0]
+
+
+def _run_closed(problem, opt, config, E0, rec, steps, tol):
+    R = E0.shape[0]
+    g0_host = problem.backend.to_numpy(problem.hvp(problem.backend.asarray(E0))).astype(np.float64)
+    ctx = _Context(problem, None, g0_host)
+    hp = {k: v for k, v in config.items() if k != "seed"}
+    if opt.name == "adam_theory":
+        ctx.require_nonzero_g0(None)
+    spec = opt.linear(hp, ctx, g0_host)
+    gap, gnorm = closed_form.evaluate(problem, spec, E0, rec)
+    g0n = np.linalg.norm(g0_host, axis=1)
+    thr = (tol if tol is not None else 0.0) * g0n
+    div = DIVERGENCE_FACTOR * g0n
+    to_tol = np.full(R, -1, dtype=np.int64)
+    stop = np.full(R, steps, dtype=np.int64)
+    status = np.array(["max_steps"] * R, dtype=object)
+    # The first crossing can fall between recorded steps: scan every step, in slabs, up to the first
+    # recorded step at which each run is known to have stopped (or to the end).
+    ok = np.isfinite(gnorm)
+    rec_bad = ~ok | (gnorm > div[:, None])
+    rec_good = (gnorm <= thr[:, None]) & ok if tol is not None else np.zeros_like(rec_bad)
+    rec_stop = np.where((rec_bad | rec_good).any(axis=1), rec[(rec_bad | rec_good).argmax(axis=1)], steps)
+    need_scan = (tol is not None) | rec_bad.any(axis=1)
+    need_scan = np.broadcast_to(need_scan, (R,))
+    if need_scan.any():
+        rows = np.flatnonzero(need_scan)
+        sub = spec._replace(
+            eta=np.broadcast_to(spec.eta, (R,))[rows],
+            momentum=None if spec.momentum is None else np.broadcast_to(spec.momentum, (R,))[rows],
+            precond=spec.precond if spec.precond is None or np.ndim(spec.precond) == 1 else spec.precond[rows],
+        )
+        horizon = int(rec_stop[rows].max())
+        slab = max(64, 2_000_000 // max(1, len(rows) * problem.n))
+        found = np.zeros(len(rows), dtype=bool)
+        for k0 in range(0, horizon + 1, slab):
+            ks = np.arange(k0, min(k0 + slab, horizon + 1))
+            live = ~found
+            if not live.any():
+                break
+            _, gn = closed_form.evaluate(problem, _subset(sub, live), E0[rows[live]], ks)
+            fg, fb = _first_stop(gn.T, k0, thr[rows[live]], div[rows[live]], tol is not None)
+            conv, dive = _classify(fg, fb)
+            idx = rows[live]
+            to_tol[idx[conv]] = fg[conv]
+            stop[idx[conv]] = fg[conv]
+            status[idx[conv]] = "converged"
+            stop[idx[dive]] = fb[dive]
+            status[idx[dive]] = "diverged"
+            found[np.flatnonzero(live)[conv | dive]] = True
+    return gap, gnorm, to_tol, stop, status.astype(str)
+
+
+def _subset(spec, mask):
+    return spec._replace(
+        eta=spec.eta[mask],
+        momentum=None if spec.momentum is None else spec.momentum[mask],
+        precond=spec.precond if spec.precond is None or np.ndim(spec.precond) == 1 else spec.precond[mask],
+    )

@@ -1,0 +1,158 @@
+"""Exact derivations with sympy for the smallest problems the theory talks about.
+
+Each function derives its results (it solves the defining equations rather than stating the answer) and
+returns a :class:`Derivation`: the symbols, the derived expressions, and ``evaluate(**values)`` for exact
+values at rational inputs.  The tests compare :mod:`quadlab.theory` with these.
+
+* :func:`gd_two_eigenvalues`: H with eigenvalues 0 < λ1 < λ2.  ρ(η) = max(|1 − ηλ1|, |1 − ηλ2|) is the
+  maximum of a falling and a rising branch, so it is smallest where they meet: 1 − ηλ1 = ηλ2 − 1.
+* :func:`gd_block2`: one 2×2 block H = [[a, b], [b, c]]; its eigenvalues from the characteristic polynomial,
+  then the two-eigenvalue result.
+* :func:`adam_two_eigenvalues`: H = diag(λ1, λ2) as two 1×1 blocks, start error (e1, e2).
+* :func:`adam_block2`: one 2×2 block and a start error (e1, e2): D = diag(|He|), M = D^{-1/2}HD^{-1/2}.
+* :func:`heavy_ball_two_eigenvalues`: the momentum and step that give both extreme eigenvalues a double
+  root of z² − (1 + μ − ηλ)z + μ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+__all__ = [
+    "Derivation",
+    "adam_block2",
+    "adam_two_eigenvalues",
+    "gd_block2",
+    "gd_two_eigenvalues",
+    "heavy_ball_two_eigenvalues",
+]
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """Symbols (name → sympy Symbol) and derived expressions (name → sympy expression)."""
+
+    symbols: dict
+    exprs: dict
+
+    def __getitem__(self, name):
+        return self.exprs[name]
+
+    def evaluate(self, name: str, **values):
+        """The exact value of expression ``name`` at the given inputs (ints, Fractions, strings such as
+        "3/7" or sympy numbers; floats are converted exactly, so prefer rationals)."""
+        missing = set(self.symbols) - set(values)
+        if missing:
+            raise ValueError(f"evaluate({name!r}) needs values for {sorted(missing)}")
+        subs = {self.symbols[k]: sp.nsimplify(v, rational=True) if not isinstance(v, sp.Basic) else v
+                for k, v in values.items() if k in self.symbols}
+        return sp.simplify(self.exprs[name].subs(subs))
+
+
+def _gd_from_pair(lo, hi):
+    eta = sp.Symbol("eta", positive=True)
+    rho = sp.Max(sp.Abs(1 - eta * lo), sp.Abs(1 - eta * hi))
+    (eta_opt,) = sp.solve(sp.Eq(1 - eta * lo, eta * hi - 1), eta)
+    rho_opt = sp.simplify(1 - eta_opt * lo)
+    return eta, rho, sp.simplify(eta_opt), rho_opt
+
+
+def gd_two_eigenvalues() -> Derivation:
+    """GD on two eigenvalues 0 < λ1 < λ2: ``rho`` (any η), ``eta_opt`` = 2/(λ1 + λ2),
+    ``rho_opt`` = (λ2 − λ1)/(λ2 + λ1), ``rho_opt_kappa`` the same in κ = λ2/λ1: (κ − 1)/(κ + 1), and
+    ``rate_opt`` = rho_opt² (gap factor)."""
+    l1, l2, kappa = sp.symbols("lam1 lam2 kappa", positive=True)
+    eta, rho, eta_opt, rho_opt = _gd_from_pair(l1, l2)
+    rho_k = sp.simplify(rho_opt.subs(l2, kappa * l1))
+    return Derivation({"lam1": l1, "lam2": l2, "eta": eta},
+                      {"rho": rho, "eta_opt": eta_opt, "rho_opt": rho_opt, "rate_opt": rho_opt**2,
+                       "rho_opt_kappa": rho_k})
+
+
+def _block2_eigs(H):
+    """Eigenvalues (smaller, larger) of a symmetric 2×2 matrix from its characteristic polynomial
+    λ² + pλ + q: (−p ∓ √(p² − 4q))/2 (the discriminant of a real symmetric matrix is ≥ 0)."""
+    lam = sp.Symbol("lam")
+    one, p, q = sp.Poly((H - lam * sp.eye(2)).det(), lam).all_coeffs()
+    root = sp.sqrt(sp.expand(p**2 - 4 * one * q))
+    return sp.simplify((-p - root) / (2 * one)), sp.simplify((-p + root) / (2 * one))
+
+
+def gd_block2() -> Derivation:
+    """GD on one block H = [[a, b], [b, c]] (a, c > 0, ac > b²): eigenvalues ``lam_min``, ``lam_max`` from
+    det(H − λI) = 0, ``eta_opt`` (= 2/(a + c)), ``rho_opt`` (= √((a − c)² + 4b²)/(a + c)), ``rate_opt``."""
+    a, c = sp.symbols("a c", positive=True)
+    b = sp.Symbol("b", real=True)
+    H = sp.Matrix([[a, b], [b, c]])
+    lo, hi = _block2_eigs(H)
+    eta, rho, eta_opt, rho_opt = _gd_from_pair(lo, hi)
+    return Derivation({"a": a, "b": b, "c": c, "eta": eta},
+                      {"lam_min": lo, "lam_max": hi, "rho": rho, "eta_opt": eta_opt, "rho_opt": rho_opt,
+                       "rate_opt": sp.simplify(rho_opt**2)})
+
+
+def adam_two_eigenvalues() -> Derivation:
+    """The Adam theory form on H = diag(λ1, λ2), blocks {1}, {2}, start error (e1, e2) ≠ 0.
+
+    g0 = (λ1e1, λ2e2), so C_{l,1} = C_{l,2} = |e_l|, κ_l = 1, η = min(|e1|, |e2|), and M = diag(1/|e1|,
+    1/|e2|).  Derived: ``eta``, ``rho`` = max_l |1 − η/|e_l|| (= 1 − min/max), ``r_tilde`` (= max/min),
+    ``bound`` = (1 − 1/r̃)², ``rate`` = rho²; here the bound is attained (rate = bound) and neither depends
+    on λ."""
+    l1, l2 = sp.symbols("lam1 lam2", positive=True)
+    e1, e2 = sp.symbols("e1 e2", real=True, nonzero=True)
+    g = [l1 * e1, l2 * e2]
+    lam = [l1, l2]
+    C1 = [sp.Abs(gi) / li for gi, li in zip(g, lam)]
+    C2 = C1
+    eta = sp.simplify(sp.Min(*C1))
+    mu = [li / sp.Abs(gi) for gi, li in zip(g, lam)]
+    rho = sp.simplify(sp.Max(*[sp.Abs(1 - eta * m) for m in mu]))
+    r_tilde = sp.simplify(sp.Max(*C2) / eta)
+    bound = (1 - 1 / r_tilde) ** 2
+    return Derivation({"lam1": l1, "lam2": l2, "e1": e1, "e2": e2},
+                      {"eta": eta, "mu1": sp.simplify(mu[0]), "mu2": sp.simplify(mu[1]), "rho": rho,
+                       "rate": rho**2, "r_tilde": r_tilde, "bound": bound})
+
+
+def adam_block2() -> Derivation:
+    """The Adam theory form on one 2×2 block H = [[a, b], [b, c]] from start error (e1, e2).
+
+    g0 = He, D = diag(|g0|), M = D^{-1/2}HD^{-1/2} with eigenvalues ``mu_min``, ``mu_max``;
+    C1 = min|g0|/λ_max(H), C2 = max|g0|/λ_max(H), ``eta`` = C1, ``rho`` = max(|1 − ημ_min|, |1 − ημ_max|),
+    ``rate`` = rho², ``r_tilde`` = C2/C1, ``kappa`` = λ_max/λ_min, ``bound`` = (1 − 1/(r̃κ))²."""
+    a, c = sp.symbols("a c", positive=True)
+    b, e1, e2 = sp.symbols("b e1 e2", real=True)
+    H = sp.Matrix([[a, b], [b, c]])
+    g = H * sp.Matrix([e1, e2])
+    d = [sp.Abs(g[0]), sp.Abs(g[1])]
+    Dm = sp.diag(1 / sp.sqrt(d[0]), 1 / sp.sqrt(d[1]))
+    M = Dm * H * Dm
+    mu_lo, mu_hi = _block2_eigs(M)
+    lo, hi = _block2_eigs(H)
+    C1 = sp.Min(*d) / hi
+    C2 = sp.Max(*d) / hi
+    eta = C1
+    rho = sp.Max(sp.Abs(1 - eta * mu_lo), sp.Abs(1 - eta * mu_hi))
+    r_tilde = sp.simplify(C2 / C1)
+    kappa = hi / lo
+    return Derivation({"a": a, "b": b, "c": c, "e1": e1, "e2": e2},
+                      {"g1": g[0], "g2": g[1], "mu_min": mu_lo, "mu_max": mu_hi, "lam_min": lo, "lam_max": hi,
+                       "C1": C1, "C2": C2, "eta": eta, "rho": rho, "rate": rho**2, "r_tilde": r_tilde,
+                       "kappa": kappa, "bound": (1 - 1 / (r_tilde * kappa)) ** 2})
+
+
+def heavy_ball_two_eigenvalues() -> Derivation:
+    """Heavy ball on eigenvalues 0 < λ1 < λ2.  With s = √μ, a double root of z² − (1 + μ − ηλ)z + μ at
+    z = ±s means 1 + s² − ηλ = ±2s.  Asking for z = s at λ1 and z = −s at λ2 gives two equations in (η, s):
+    derived ``eta_opt`` (= 4/(√λ1 + √λ2)²), ``momentum_opt`` = s², ``rho_opt`` = s (= (√κ − 1)/(√κ + 1))."""
+    l1, l2 = sp.symbols("lam1 lam2", positive=True)
+    eta, s = sp.symbols("eta s", positive=True)
+    sols = sp.solve([sp.Eq(1 + s**2 - eta * l1, 2 * s), sp.Eq(1 + s**2 - eta * l2, -2 * s)], [eta, s], dict=True)
+    # The branch with 0 < s < 1 is the contracting one; the other has s > 1.
+    probe = {l1: 1, l2: 4}
+    (sol,) = [x for x in sols if 0 < x[s].subs(probe) < 1]
+    return Derivation({"lam1": l1, "lam2": l2},
+                      {"eta_opt": sp.simplify(sol[eta]), "momentum_opt": sp.simplify(sol[s] ** 2),
+                       "rho_opt": sp.simplify(sol[s])})

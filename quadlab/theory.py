@@ -1,0 +1,522 @@
+"""The bounds of the theory as code: GD's rate and lower bound, the Adam theory-form theorem, heavy ball.
+
+Notation (see docs/THEORY.md §3–§4).  f(w) − f* = ½ eᵀHe with e = w − w*, H = blockdiag(H_1, …, H_L).
+Every "rate" in this module is a per-step factor on the gap f − f*; every "rho" is the spectral radius of
+the iteration matrix acting on the error, so for the symmetric iterations below rate = rho².
+
+* GD, e ← (I − ηH)e:  rho_GD(η) = max_i |1 − ηλ_i| = max(|1 − ηλ_min|, |1 − ηλ_max|) (|1 − ηλ| is convex
+  in λ).  Best step η* = 2/(λ_min + λ_max), rho* = (κ − 1)/(κ + 1).  For every η,
+  rho_GD(η) ≥ (κ − 1)/(κ + 1), which makes the lower bound.
+* Adam theory form, w ← w − η g/|g_0|, i.e. e ← (I − ηD⁻¹H)e with D = diag(|g_0|).  With z = D^{1/2}e the
+  iteration is z ← (I − ηM)z, M = D^{-1/2}HD^{-1/2} symmetric and block diagonal, and f − f* = ½ zᵀMz, so
+  *every* step shrinks the gap by at most rho_Adam(η)² = max_μ (1 − ημ)² over the eigenvalues μ of M.
+  The theorem's constants: C_{l,1} = min_{i∈l}|g_{0,i}|/λ_max(H_l), C_{l,2} = max_{i∈l}|g_{0,i}|/λ_max(H_l),
+  r̃ = max_l C_{l,2} / min_l C_{l,1}, step η = min_l C_{l,1}, bound max_l (1 − 1/(r̃κ_l))².
+* Heavy ball (PyTorch form m ← μm + g, w ← w − ηm, the same as Polyak's w_{k+1} = w_k − ηg_k + μ(w_k −
+  w_{k−1})): each eigenvalue λ gives the 2×2 companion z² − (1 + μ − ηλ)z + μ; the optimum
+  η = 4/(√λ_min + √λ_max)², μ = ((√κ − 1)/(√κ + 1))² has rho = (√κ − 1)/(√κ + 1).
+
+Block extremes come from the exact spectra by default; ``source="lanczos"`` asks
+:func:`quadlab.lanczos.block_extremes` when that module is installed, and ``extremes=`` accepts any
+per-block (λ_min, λ_max) table.  With estimated extremes the constants are only as good as the estimates:
+an underestimated λ_max makes the theorem's step too long and its bound invalid.
+
+For ``rotation="global"`` H is not block diagonal, so the only block structure the theorem can use is one
+block: L = 1, C_1 = min|g_0|/λ_max(H), κ_1 = κ.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = [
+    "AdamConstants",
+    "GDRates",
+    "HeavyBallRates",
+    "adam_constants",
+    "block_extremes",
+    "gd_rates",
+    "gd_rho",
+    "gd_worst_start",
+    "heavy_ball_optimum",
+    "heavy_ball_rho",
+    "iterations_to",
+    "nesterov_rho",
+    "perturb_start",
+    "preconditioned_extremes",
+    "speedup",
+    "theory_blocks",
+]
+
+SOURCES = ("exact", "lanczos")
+
+
+def _readonly(a):
+    a = np.array(a, dtype=float) if not isinstance(a, np.ndarray) or a.dtype != bool else a.copy()
+    a.setflags(write=False)
+    return a
+
+
+def _scalar_or_array(a):
+    """A 0-d result as a Python float/bool, anything else as a read-only array."""
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return bool(a) if a.dtype == bool else float(a)
+    a = a.copy()
+    a.setflags(write=False)
+    return a
+
+
+# -- block structure and extremes -----------------------------------------------------------------
+def theory_blocks(problem) -> tuple[np.ndarray, ...]:
+    """The coordinate sets the theorem may treat as blocks: the nominal blocks when H is block diagonal,
+    the whole of {0, …, n−1} when it is not (``rotation="global"``)."""
+    if problem.is_block_diagonal:
+        return tuple(np.arange(s.start, s.stop) for s in problem.block_slices)
+    return (np.arange(problem.n),)
+
+
+def block_extremes(problem, source: str = "exact", *, extremes=None, margin=None) -> np.ndarray:
+    """Per theory block (see :func:`theory_blocks`) the pair (λ_min(H_l), λ_max(H_l)), shape (L, 2).
+
+    ``extremes``, when given, is validated and returned as is (any estimate the caller trusts).
+    ``source="exact"`` reads the spectrum the problem was built from; ``source="lanczos"`` calls
+    ``quadlab.lanczos.block_extremes(problem, source="lanczos", margin=margin)``.
+    """
+    L = len(theory_blocks(problem))
+    if extremes is not None:
+        ex = np.array(extremes, dtype=np.float64)
+        if ex.shape != (L, 2):
+            raise ValueError(f"extremes must have shape ({L}, 2) (λ_min, λ_max per theory block), got {ex.shape}")
+        if not np.isfinite(ex).all() or (ex[:, 0] <= 0).any() or (ex[:, 1] < ex[:, 0]).any():
+            raise ValueError("extremes must be finite with 0 < λ_min <= λ_max in every row")
+        return _readonly(ex)
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}: use 'exact', 'lanczos', or pass extremes=")
+    if source == "exact":
+        if problem.is_block_diagonal:
+            return _readonly([[b.min(), b.max()] for b in problem.spectrum.blocks])
+        lam = problem.eigenvalues
+        return _readonly([[lam.min(), lam.max()]])
+    if not problem.is_block_diagonal:
+        raise ValueError("source='lanczos' estimates the nominal diagonal blocks, which are not the theorem's "
+                         "blocks when rotation='global'; pass extremes=[[lambda_min, lambda_max]] of the whole H")
+    try:
+        from . import lanczos
+    except ImportError as exc:
+        raise ValueError("source='lanczos' needs quadlab.lanczos, which is not installed in this checkout; "
+                         "use source='exact' or pass extremes=") from exc
+    kw = {} if margin is None else {"margin": margin}
+    return block_extremes(problem, extremes=np.asarray(lanczos.block_extremes(problem, source="lanczos", **kw)))
+
+
+def _lr_array(lr, what="lr"):
+    a = np.asarray(lr, dtype=np.float64)
+    if not np.isfinite(a).all() or (a <= 0).any():
+        raise ValueError(f"{what} must be finite and > 0, got {lr!r}")
+    return a
+
+
+# -- GD -------------------------------------------------------------------------------------------
+def gd_rho(lam_min: float, lam_max: float, lr):
+    """rho_GD(η) = max(|1 − ηλ_min|, |1 − ηλ_max|) = max_i |1 − ηλ_i| (elementwise in η)."""
+    lr = _lr_array(lr)
+    return np.maximum(np.abs(1.0 - lr * lam_min), np.abs(1.0 - lr * lam_max))
+
+
+@dataclass(frozen=True)
+class GDRates:
+    """GD on f with step ``lr`` (scalar or array).  rates are per-step factors on f − f*.
+
+    rho = max_i|1 − ηλ_i|, rate = rho²; best_lr = 2/(λ_min + λ_max), best_rho = (κ − 1)/(κ + 1);
+    lower_rho = (κ − 1)/(κ + 1) ≤ rho for every η (the lower bound; equal to best_rho);
+    lr_stable = 2/λ_max, the step beyond which GD diverges."""
+
+    lr: float | np.ndarray
+    rho: float | np.ndarray
+    rate: float | np.ndarray
+    best_lr: float
+    best_rho: float
+    best_rate: float
+    lower_rho: float
+    lower_rate: float
+    lr_stable: float
+    kappa: float
+    lambda_min: float
+    lambda_max: float
+    source: str
+
+    @property
+    def stable(self):
+        return _scalar_or_array(np.asarray(self.rho) < 1.0)
+
+
+def gd_rates(problem, lr=None, *, source: str = "exact", extremes=None, margin=None) -> GDRates:
+    """GD's exact contraction at ``lr`` (default: the best step), its best step and rate, its lower bound."""
+    ex = block_extremes(problem, source, extremes=extremes, margin=margin)
+    lmin, lmax = float(ex[:, 0].min()), float(ex[:, 1].max())
+    kappa = lmax / lmin
+    best_lr = 2.0 / (lmin + lmax)
+    best_rho = (kappa - 1.0) / (kappa + 1.0)
+    lr = best_lr if lr is None else lr
+    rho = gd_rho(lmin, lmax, lr)
+    return GDRates(
+        lr=_scalar_or_array(_lr_array(lr)), rho=_scalar_or_array(rho), rate=_scalar_or_array(rho**2),
+        best_lr=best_lr, best_rho=best_rho, best_rate=best_rho**2, lower_rho=best_rho, lower_rate=best_rho**2,
+        lr_stable=2.0 / lmax, kappa=kappa, lambda_min=lmin, lambda_max=lmax,
+        source="given" if extremes is not None else source,
+    )
+
+
+def _extreme_eigvecs(problem):
+    """Unit eigenvectors (host, (n,)) for λ_min and λ_max of H, at distinct positions when n ≥ 2."""
+    lam_blocks = []
+    vec_of = []
+    if problem.rotation == "none":
+        lam = problem.eigenvalues
+        i, j = int(np.argmin(lam)), int(np.argmax(lam))
+        if i == j and problem.n > 1:
+            j = (i + 1) % problem.n
+        out = []
+        for k in (i, j):
+            v = np.zeros(problem.n)
+            v[k] = 1.0
+            out.append(v)
+        return out[0], out[1], lam[i], lam[j]
+    V = problem.eigenvectors()
+    for gi, g in enumerate(problem.groups):
+        for j in range(g.k):
+            for c in range(g.size):
+                lam_blocks.append(g.lam[j, c])
+                vec_of.append((gi, j, c))
+    lam = np.asarray(lam_blocks)
+    a, b = int(np.argmin(lam)), int(np.argmax(lam))
+    if a == b and lam.size > 1:
+        b = (a + 1) % lam.size
+    out = []
+    for idx in (a, b):
+        gi, j, c = vec_of[idx]
+        g = problem.groups[gi]
+        col = problem.backend.to_numpy(V[gi])[j][:, c].astype(np.float64)
+        v = np.zeros(problem.n)
+        v[g.coords[j * g.size:(j + 1) * g.size]] = col
+        out.append(v)
+    return out[0], out[1], float(lam[a]), float(lam[b])
+
+
+def gd_worst_start(problem, gap: float = 1.0) -> np.ndarray:
+    """The start w0 = w* + √(gap/2)·(v_min/√λ_min + v_max/√λ_max) (host float64, (n,)), with v_min, v_max unit
+    eigenvectors of λ_min and λ_max.  Its gap is f(w0) − f* = ``gap``, split equally between the two extreme
+    modes, so for every step η and every k ≥ 0
+
+        f(w_k) − f* = (gap/2)·[(1 − ηλ_min)^{2k} + (1 − ηλ_max)^{2k}] ≥ (gap/2)·((κ − 1)/(κ + 1))^{2k},
+
+    which is the lower bound in its sharpest (non-asymptotic) form."""
+    gap = float(gap)
+    if not np.isfinite(gap) or gap <= 0:
+        raise ValueError(f"gap must be finite and > 0, got {gap!r}")
+    vmin, vmax, lmin, lmax = _extreme_eigvecs(problem)
+    if problem.n == 1:
+        e = math.sqrt(2.0 * gap / lmin) * vmin
+    else:
+        e = math.sqrt(gap) * (vmin / math.sqrt(lmin) + vmax / math.sqrt(lmax))
+    return problem.optimum_host + e
+
+
+# -- heavy ball and Nesterov ----------------------------------------------------------------------
+def _companion_radius(trace, det):
+    """max |z| over the roots of z² − trace·z + det (elementwise, real inputs)."""
+    disc = trace * trace - 4.0 * det
+    real = disc >= 0
+    sq = np.sqrt(np.where(real, disc, 0.0))
+    r_real = np.maximum(np.abs(trace + sq), np.abs(trace - sq)) / 2.0
+    r_cplx = np.sqrt(np.abs(det))
+    return np.where(real, r_real, r_cplx)
+
+
+def heavy_ball_rho(problem, lr, momentum) -> float | np.ndarray:
+    """Asymptotic contraction of heavy ball (PyTorch form) per step: the largest root modulus of
+    z² − (1 + μ − ηλ)z + μ over every exact eigenvalue λ of H (elementwise over broadcast lr, momentum).
+    Not a per-step bound: the error can grow transiently, and a double root adds a factor k."""
+    lr = _lr_array(lr)
+    mu = np.asarray(momentum, dtype=np.float64)
+    if not np.isfinite(mu).all() or (mu < 0).any():
+        raise ValueError(f"momentum must be finite and >= 0, got {momentum!r}")
+    lam = np.unique(problem.eigenvalues)
+    lr_b, mu_b = np.broadcast_arrays(lr, mu)
+    r = _companion_radius((1.0 + mu_b[..., None]) - lr_b[..., None] * lam, np.broadcast_to(mu_b[..., None], lr_b.shape + lam.shape))
+    return _scalar_or_array(r.max(axis=-1))
+
+
+def nesterov_rho(problem, lr, momentum) -> float | np.ndarray:
+    """Asymptotic contraction of Nesterov momentum in PyTorch form (m ← μm + g, w ← w − η(g + μm)): per
+    eigenvalue λ the roots of z² − (1 + μ)(1 − ηλ)z + μ(1 − ηλ), largest modulus over all λ."""
+    lr = _lr_array(lr)
+    mu = np.asarray(momentum, dtype=np.float64)
+    if not np.isfinite(mu).all() or (mu < 0).any():
+        raise ValueError(f"momentum must be finite and >= 0, got {momentum!r}")
+    lam = np.unique(problem.eigenvalues)
+    lr_b, mu_b = np.broadcast_arrays(lr, mu)
+    q = 1.0 - lr_b[..., None] * lam
+    r = _companion_radius((1.0 + mu_b[..., None]) * q, mu_b[..., None] * q)
+    return _scalar_or_array(r.max(axis=-1))
+
+
+@dataclass(frozen=True)
+class HeavyBallRates:
+    """Heavy ball's optimum: lr = 4/(√λ_min + √λ_max)², momentum = ((√κ − 1)/(√κ + 1))²,
+    rho = (√κ − 1)/(√κ + 1) (asymptotic, per step, on the error), rate = rho² (on the gap)."""
+
+    lr: float
+    momentum: float
+    rho: float
+    rate: float
+    kappa: float
+
+
+def heavy_ball_optimum(problem, *, source: str = "exact", extremes=None, margin=None) -> HeavyBallRates:
+    """The classical optimal heavy-ball parameters for the extremes of H (see :class:`HeavyBallRates`)."""
+    ex = block_extremes(problem, source, extremes=extremes, margin=margin)
+    lmin, lmax = float(ex[:, 0].min()), float(ex[:, 1].max())
+    sk = math.sqrt(lmax / lmin)
+    rho = (sk - 1.0) / (sk + 1.0)
+    return HeavyBallRates(lr=4.0 / (math.sqrt(lmin) + math.sqrt(lmax)) ** 2, momentum=rho * rho, rho=rho,
+                          rate=rho * rho, kappa=lmax / lmin)
+
+
+# -- diagonally preconditioned spectra ------------------------------------------------------------
+def _as_points(problem, W, what="w0") -> tuple[np.ndarray, bool]:
+    W = np.asarray(problem.backend.to_numpy(W) if not isinstance(W, (list, tuple, np.ndarray)) else W,
+                   dtype=np.float64)
+    single = W.ndim == 1
+    W2 = W[None, :] if single else W
+    if W2.ndim != 2 or W2.shape[1] != problem.n:
+        raise ValueError(f"{what} must have shape ({problem.n},) or (R, {problem.n}), got {W.shape}")
+    if not np.isfinite(W2).all():
+        raise ValueError(f"{what} has non-finite entries")
+    return W2, single
+
+
+def preconditioned_extremes(problem, p, *, chunk_elements: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
+    """For diagonal preconditioners P = diag(p) (p: (n,) or (R, n), all > 0), the smallest and largest
+    eigenvalue of each theory block of P^{1/2} H P^{1/2}: arrays (R, L) (or (L,) for one p), host float64.
+
+    The iteration e ← (I − PH)e is, in z = P^{-1/2}e, z ← (I − P^{1/2}HP^{1/2})z, and the gap is
+    ½ zᵀP^{1/2}HP^{1/2}z; so max_μ |1 − μ|² bounds every step's gap factor.  Computed with ``eigvalsh`` on
+    the backend in float64, one batched call per group of equal-size blocks (the whole matrix for
+    ``rotation="global"``), in chunks of at most ``chunk_elements`` matrix entries."""
+    P, single = _as_points(problem, p, "p")
+    if (P <= 0).any():
+        raise ValueError("a diagonal preconditioner needs every entry > 0")
+    R = P.shape[0]
+    blocks = theory_blocks(problem)
+    L = len(blocks)
+    lo = np.empty((R, L))
+    hi = np.empty((R, L))
+    if problem.rotation == "none":
+        lam = problem.eigenvalues
+        for l, idx in enumerate(blocks):
+            mu = P[:, idx] * lam[idx]
+            lo[:, l], hi[:, l] = mu.min(axis=1), mu.max(axis=1)
+    else:
+        xp, b = problem.xp, problem.backend
+        sq = np.sqrt(P)
+        for g in problem.groups:
+            H = xp.astype(g.H, xp.float64)[None, ...]
+            S_all = sq[:, g.coords].reshape(R, g.k, g.size)
+            target = list(g.blocks) if problem.is_block_diagonal else [0]
+            step = max(1, chunk_elements // (g.k * g.size * g.size))
+            for r0 in range(0, R, step):
+                S = xp.asarray(S_all[r0:r0 + step])
+                A = S[..., :, None] * H * S[..., None, :]
+                mu = b.to_numpy(xp.linalg.eigvalsh(A))
+                lo[r0:r0 + step, target] = mu.min(axis=-1)
+                hi[r0:r0 + step, target] = mu.max(axis=-1)
+    return (lo[0], hi[0]) if single else (lo, hi)
+
+
+# -- Adam, theory form ----------------------------------------------------------------------------
+def _zero_gradient_error(problem, G, where):
+    r, i = where
+    count = int((G == 0).sum())
+    row = f" (row {r} of the batch)" if G.shape[0] > 1 else ""
+    return ValueError(
+        f"g0 = ∇f(w0){row} has {count} zero entr{'y' if count == 1 else 'ies'}, first at coordinate {i}: the "
+        "theorem needs every |g0_i| > 0 (D = diag(|g0|) must be invertible, and the Adam theory form divides "
+        "by |g0|). A continuous random start avoids this with probability 1; "
+        "quadlab.theory.perturb_start(problem, w0, seed=0) returns a nearby start without zeros."
+    )
+
+
+def perturb_start(problem, w0, *, scale: float | None = None, seed: int = 0, max_tries: int = 8) -> np.ndarray:
+    """w0 + scale·N(0, I) (host float64, same shape as w0), redrawn until ∇f has no zero entry.
+
+    Default scale: 1e-6·max(1, ‖w0 − w*‖_∞), small enough to keep the start's character, large enough that
+    the gradient's entries clear rounding."""
+    W, single = _as_points(problem, w0)
+    if scale is None:
+        scale = 1e-6 * max(1.0, float(np.abs(W - problem.optimum_host).max()))
+    scale = float(scale)
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"scale must be finite and > 0, got {scale!r}")
+    rng = np.random.default_rng(seed)
+    for _ in range(max_tries):
+        Wp = W + scale * rng.standard_normal(W.shape)
+        G = problem.backend.to_numpy(problem.grad(problem.backend.asarray(Wp)))
+        if (G != 0).all():
+            return Wp[0] if single else Wp
+    raise ValueError(f"no perturbation of scale {scale:g} cleared the zero gradient entries in {max_tries} tries; "
+                     "pass a larger scale")
+
+
+@dataclass(frozen=True)
+class AdamConstants:
+    """The theorem's constants for the Adam theory form from one start (scalars) or R starts (arrays
+    with a leading axis R).  Per-block arrays have a last axis L (the theory blocks).
+
+    g0_abs: |∇f(w0)|, the diagonal of D.  C1, C2: C_{l,1}, C_{l,2}.  r_tilde = max_l C_{l,2}/min_l C_{l,1};
+    r_paper = r_tilde² (the size that matches the thesis's quoted numbers).  kappa_adam = r_tilde·κ_l,
+    kappa_adam_paper = r_paper·κ_l.  eta = min_l C_{l,1}, the theorem's step.
+    mu_min, mu_max: extreme eigenvalues of each block of M = D^{-1/2}HD^{-1/2}.
+    rho_exact = max_μ|1 − η μ| and rate_exact = rho_exact² (every step's gap factor is ≤ rate_exact).
+    bound = max_l (1 − 1/(r̃κ_l))², bound_linear = max_l (1 − 1/(r̃κ_l)),
+    bound_paper = max_l (1 − 1/(r_paper·κ_l)) (the paper's stated form with r = r_paper).
+    favours_adam: r̃·max_l κ_l ≤ κ; favours_adam_paper: r_paper·max_l κ_l ≤ κ.
+    best_lr = 2/(μ_min + μ_max), best_rate = ((κ_M − 1)/(κ_M + 1))², κ_M = μ_max/μ_min over all of M: the
+    best constant step for this D (not the theorem's)."""
+
+    g0_abs: np.ndarray
+    C1: np.ndarray
+    C2: np.ndarray
+    r_tilde: float | np.ndarray
+    r_paper: float | np.ndarray
+    kappa: float
+    block_kappas: np.ndarray
+    block_lambda_max: np.ndarray
+    kappa_adam: np.ndarray
+    kappa_adam_paper: np.ndarray
+    eta: float | np.ndarray
+    mu_min: np.ndarray | None
+    mu_max: np.ndarray | None
+    rho_exact: float | np.ndarray
+    rate_exact: float | np.ndarray
+    bound: float | np.ndarray
+    bound_linear: float | np.ndarray
+    bound_paper: float | np.ndarray
+    favours_adam: bool | np.ndarray
+    favours_adam_paper: bool | np.ndarray
+    best_lr: float | np.ndarray
+    best_rate: float | np.ndarray
+    source: str
+    n_blocks: int = field(default=0)
+
+    def rho(self, lr):
+        """rho_Adam(η) = max_μ |1 − ημ| over the spectrum of M, for each start (η broadcast against R)."""
+        if self.mu_min is None:
+            raise ValueError("these constants were computed with spectra=False: no eigenvalues of M to use")
+        lr = _lr_array(lr)
+        lo, hi = np.asarray(self.mu_min), np.asarray(self.mu_max)
+        lr_b = lr[..., None]
+        r = np.maximum(np.abs(1.0 - lr_b * lo), np.abs(1.0 - lr_b * hi)).max(axis=-1)
+        return _scalar_or_array(r)
+
+    def rate(self, lr):
+        """rho_Adam(η)²: the exact bound on every step's gap factor at step η."""
+        return _scalar_or_array(np.asarray(self.rho(lr)) ** 2)
+
+    def bound_at(self, lr):
+        """The theorem's bound at a step η ≤ min_l C_{l,1}: max_l (1 − (η/η_thm)/(r̃κ_l))².
+
+        For μ in block l, ημ ∈ [η/(C_{l,2}κ_l), η/C_{l,1}] ⊂ [(η/η_thm)/(r̃κ_l), 1]; at η = η_thm this is the
+        theorem.  Raises ValueError for η > η_thm, where the theorem's assumption fails (the exact
+        rate :meth:`rate` still applies)."""
+        lr = _lr_array(lr)
+        eta = np.asarray(self.eta)
+        ratio = np.broadcast_to(lr, np.broadcast_shapes(lr.shape, eta.shape)) / eta
+        bad = ratio > 1.0 + 8 * np.finfo(np.float64).eps
+        if bad.any():
+            k = np.unravel_index(int(np.flatnonzero(bad)[0]), ratio.shape) if ratio.ndim else ()
+            raise ValueError(
+                f"step {np.asarray(lr)[k] if np.asarray(lr).ndim else float(lr):.6g} exceeds the theorem's step "
+                f"eta = min_l C_l1 = {np.asarray(eta)[k] if eta.ndim else float(eta):.6g}"
+                f"{' (index ' + str(k) + ')' if ratio.ndim else ''}: the bound assumes eta <= min_l C_l1; use "
+                "rate(lr) for the exact contraction at a longer step"
+            )
+        x = np.minimum(ratio, 1.0)[..., None] / np.asarray(self.kappa_adam)
+        return _scalar_or_array((1.0 - x).max(axis=-1) ** 2)
+
+
+def adam_constants(problem, w0, *, source: str = "exact", extremes=None, margin=None,
+                   spectra: bool = True) -> AdamConstants:
+    """The Adam theory-form constants for start ``w0`` ((n,) or (R, n), host or backend).
+
+    ``spectra=False`` skips the eigenvalues of M (rho_exact, rate_exact, best_* are then NaN), which is all
+    the r statistics need.  Raises ValueError when ∇f(w0) has a zero entry (see :func:`perturb_start`)."""
+    W, single = _as_points(problem, w0)
+    b = problem.backend
+    G = np.abs(b.to_numpy(problem.grad(b.asarray(W)))).astype(np.float64)
+    zero = np.argwhere(G == 0)
+    if zero.size:
+        raise _zero_gradient_error(problem, G, tuple(int(v) for v in zero[0]))
+    ex = block_extremes(problem, source, extremes=extremes, margin=margin)
+    blocks = theory_blocks(problem)
+    lmin, lmax = ex[:, 0], ex[:, 1]
+    kappa = float(lmax.max() / lmin.min())
+    kl = lmax / lmin
+    gmin = np.stack([G[:, idx].min(axis=1) for idx in blocks], axis=1)
+    gmax = np.stack([G[:, idx].max(axis=1) for idx in blocks], axis=1)
+    C1, C2 = gmin / lmax, gmax / lmax
+    eta = C1.min(axis=1)
+    r_tilde = C2.max(axis=1) / eta
+    r_paper = r_tilde**2
+    ka, kap = r_tilde[:, None] * kl, r_paper[:, None] * kl
+    # log1p keeps 1 − 1/(rκ) accurate when rκ is huge.
+    bound_linear = np.exp(np.log1p(-1.0 / ka).max(axis=1))
+    bound_paper = np.exp(np.log1p(-1.0 / kap).max(axis=1))
+    if spectra:
+        lo, hi = preconditioned_extremes(problem, 1.0 / G)
+        rho = np.maximum(np.abs(1.0 - eta[:, None] * lo), np.abs(1.0 - eta[:, None] * hi)).max(axis=1)
+        mlo, mhi = lo.min(axis=1), hi.max(axis=1)
+        best_lr = 2.0 / (mlo + mhi)
+        best_rate = ((mhi - mlo) / (mhi + mlo)) ** 2
+    else:
+        lo = hi = None
+        rho = best_lr = best_rate = np.full(W.shape[0], np.nan)
+
+    def out(a):
+        return _scalar_or_array(a[0] if single else a)
+
+    return AdamConstants(
+        g0_abs=out(G), C1=out(C1), C2=out(C2), r_tilde=out(r_tilde), r_paper=out(r_paper), kappa=kappa,
+        block_kappas=_readonly(kl), block_lambda_max=_readonly(lmax), kappa_adam=out(ka),
+        kappa_adam_paper=out(kap), eta=out(eta), mu_min=None if lo is None else out(lo),
+        mu_max=None if hi is None else out(hi), rho_exact=out(rho), rate_exact=out(rho**2),
+        bound=out(bound_linear**2), bound_linear=out(bound_linear), bound_paper=out(bound_paper),
+        favours_adam=out(r_tilde * kl.max() <= kappa), favours_adam_paper=out(r_paper * kl.max() <= kappa),
+        best_lr=out(best_lr), best_rate=out(best_rate),
+        source="given" if extremes is not None else source, n_blocks=len(blocks),
+    )
+
+
+# -- iteration counts and speed-ups --------------------------------------------------------------
+def iterations_to(rate, tol: float = 1e-6):
+    """Steps for a per-step gap factor ``rate`` to shrink the gap by ``tol``: ln(1/tol)/ln(1/rate)
+    (inf for rate ≥ 1, 0 for rate = 0)."""
+    if not 0 < tol < 1:
+        raise ValueError(f"tol must lie in (0, 1), got {tol!r}")
+    r = np.asarray(rate, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        k = np.where(r >= 1, np.inf, np.where(r <= 0, 0.0, math.log(tol) / np.log(np.clip(r, 1e-300, 1.0))))
+    return _scalar_or_array(k)
+
+
+def speedup(rate_slow, rate_fast):
+    """How many times fewer steps a method with per-step gap factor ``rate_fast`` needs than one with
+    ``rate_slow`` for the same reduction: ln(rate_fast)/ln(rate_slow) (independent of the tolerance)."""
+    s, f = np.asarray(rate_slow, dtype=np.float64), np.asarray(rate_fast, dtype=np.float64)
+    if ((s <= 0) | (s >= 1) | (f <= 0) | (f >= 1)).any():
+        raise ValueError("speedup compares contracting rates: both must lie in (0, 1)")
+    return _scalar_or_array(np.log(f) / np.log(s))
