@@ -1,0 +1,274 @@
+"""The batched runner and the closed form against a plain one-run-at-a-time numpy loop."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import quadlab
+from quadlab import optim, spectra
+from quadlab.problem import BlockQuadratic
+
+
+def mixed_problem(rotation="block", seed=0, xp="numpy", optimum="random"):
+    # sizes 5, 3, 5, 2: two size groups, not contiguous, so the layout permutes
+    spec = quadlab.BlockSpectrum.from_blocks(
+        [spectra.log_uniform(5, 1, 20), spectra.uniform(3, 50, 80), spectra.log_uniform(5, 200, 1000), [5.0, 9.0]]
+    )
+    return BlockQuadratic(spec, rotation=rotation, optimum=optimum, seed=seed, xp=xp)
+
+
+def reference(prob, w0, name, hp, steps, block_steps=None):
+    """Textbook single-run loop (the spec in THEORY.md §2, written as plainly as possible).
+
+    Gradients come from the problem one point at a time: Adam with β1 = 0 is close to sign descent and
+    amplifies any change in the rounding of H·e, so both sides must form H·e the same way."""
+    H = np.asarray(prob.dense())
+    ws = prob.optimum_host
+    blocks = prob.block_slices
+    w = w0.copy()
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    g0 = np.asarray(prob.grad(w))
+    gaps, gn = [], []
+    for t in range(steps + 1):
+        if not np.isfinite(w).all():
+            gaps.append(np.nan), gn.append(np.nan)
+            continue
+        e = w - ws
+        g = np.asarray(prob.grad(w))
+        gaps.append(0.5 * e @ g)
+        gn.append(np.linalg.norm(g))
+        if t == steps:
+            break
+        k = t + 1
+        if name == "gd":
+            w = w - hp["lr"] * g
+        elif name == "heavy_ball":
+            m = hp["momentum"] * m + g
+            w = w - hp["lr"] * m
+        elif name == "nesterov":
+            m = hp["momentum"] * m + g
+            w = w - hp["lr"] * (g + hp["momentum"] * m)
+        elif name == "jacobi_gd":
+            w = w - hp["lr"] * g / np.diag(H)
+        elif name == "adam_theory":
+            w = w - hp["lr"] * g / np.abs(g0)
+        elif name == "blockwise_gd":
+            w = w - hp["lr"] * np.repeat(block_steps, [s.stop - s.start for s in blocks]) * g
+        elif name in ("adam", "rmsprop", "adam_mini"):
+            b1, b2, eps = hp.get("b1", 0.0), hp["b2"], hp["eps"]
+            m = b1 * m + (1 - b1) * g
+            if name == "adam_mini":
+                g2 = np.concatenate([np.full(s.stop - s.start, np.mean(g[s] ** 2)) for s in blocks])
+            else:
+                g2 = g * g
+            v = b2 * v + (1 - b2) * g2
+            if hp["bc"]:
+                mh, vh = m / (1 - b1**k), v / (1 - b2**k)
+            else:
+                mh, vh = m, v
+            w = w - hp["lr"] * mh / (np.sqrt(vh) + eps)
+    return np.array(gaps), np.array(gn)
+
+
+CASES = [
+    optim.gd(lr=[1e-3, 1.5e-3]),
+    optim.heavy_ball(lr=[2e-4, 1e-3], momentum=[0.5, 0.9]),
+    optim.nesterov(lr=[5e-4], momentum=[0.8]),
+    optim.jacobi_gd(lr=[0.2, 0.4]),
+    optim.adam_theory(lr=[1e-3, 5e-3]),
+    optim.blockwise_gd(lr=[0.5, 1.0]),
+    optim.adam(lr=[1e-3, 1e-2], b1=[0.9, 0.99]),
+    optim.adam(lr=1e-2, bias_correction=False),
+    optim.adam_mini(lr=[1e-3, 1e-2]),
+]
+# With β1 = 0, Adam near the optimum is close to sign descent, which amplifies last-bit differences in
+# H·e (batched and single-row matmuls round differently) by roughly e^{0.02 k}; compare those over the
+# first steps only, where the amplification is still below 1e4.
+SIGN_LIKE = [optim.adam(lr=[1e-3, 3e-3], b1=0.0), optim.rmsprop(lr=[1e-3, 2e-3])]
+STEPS = {id(o): 1000 for o in CASES} | {id(o): 100 for o in SIGN_LIKE}
+
+
+@pytest.mark.parametrize("opt", CASES + SIGN_LIKE, ids=lambda o: f"{o.name}-{o.options.get('bias_correction', '')}")
+@pytest.mark.parametrize("rotation", ["block", "global"])
+def test_iterate_matches_single_run_loop(opt, rotation):
+    # w* = 0: the loop then computes e = w − w* without the cancellation that would otherwise limit it
+    prob = mixed_problem(rotation, optimum=None)
+    steps = STEPS[id(opt)]
+    res = quadlab.run(prob, opt, seeds=[3, 4], steps=steps, method="iterate", record="all")
+    lo_hi = [(b.min(), b.max()) for b in prob.spectrum.blocks]
+    block_steps = np.array([2 / (lo + hi) for lo, hi in lo_hi])
+    for r in range(res.n_runs):
+        hp = {k: v[r] for k, v in res.config.items()}
+        hp.setdefault("b2", 1.0)
+        hp.setdefault("eps", 0.0)
+        hp["bc"] = opt.options.get("bias_correction", True)
+        gaps, gn = reference(prob, res.w0[r], opt.name, hp, steps, block_steps)
+        with np.errstate(all="ignore"):
+            blew_up = ~np.isfinite(gn) | (gn > 1e6 * gn[0])
+        if blew_up.any():  # e.g. the block oracle on a globally rotated H: the runner must flag it
+            assert res.status[r] == "diverged" and res.stop_step[r] == np.argmax(blew_up)
+            continue
+        assert res.status[r] == "max_steps"
+        np.testing.assert_allclose(res.gap[r], gaps, rtol=1e-12, atol=0)
+        np.testing.assert_allclose(res.grad_norm[r], gn, rtol=1e-12, atol=0)
+
+
+def test_run_layout_of_configs_and_seeds():
+    prob = mixed_problem()
+    res = quadlab.run(prob, optim.adam(lr=[1e-3, 1e-2], b1=[0.0, 0.9]), seeds=[7, 8, 9], steps=5)
+    assert res.n_runs == 12
+    np.testing.assert_array_equal(res.config["seed"], np.tile([7, 8, 9], 4))
+    np.testing.assert_array_equal(res.config["lr"], np.repeat([1e-3, 1e-3, 1e-2, 1e-2], 3))
+    np.testing.assert_array_equal(res.config["b1"], np.repeat([0.0, 0.9, 0.0, 0.9], 3))
+    np.testing.assert_array_equal(res.w0[0], res.w0[3])
+    np.testing.assert_allclose(res.w0[0] - prob.optimum_host, np.random.default_rng(7).standard_normal(prob.n))
+    assert res.gap.shape == (12, res.steps.size) and res.steps[0] == 0 and res.steps[-1] == 5
+
+
+LINEAR = st.sampled_from(["gd", "heavy_ball", "nesterov", "jacobi_gd", "adam_theory", "blockwise_gd"])
+
+
+def _linear_opt(name, scale, mom):
+    # learning rates as a fraction of each method's stability limit, so runs span slow to oscillating
+    if name == "gd":
+        return optim.gd(lr=scale * 2 / 1000)
+    if name == "heavy_ball":
+        return optim.heavy_ball(lr=scale * 2 * (1 + mom) / 1000, momentum=mom)
+    if name == "nesterov":
+        return optim.nesterov(lr=scale * 2 * (1 + mom) / (1 + 2 * mom) / 1000, momentum=mom)
+    if name == "jacobi_gd":
+        return optim.jacobi_gd(lr=scale * 0.3)
+    if name == "adam_theory":
+        return optim.adam_theory(lr="theorem") if scale > 0.9 else optim.adam_theory(lr=scale * 1e-2)
+    return optim.blockwise_gd(lr=scale)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    name=LINEAR,
+    rotation=st.sampled_from(["block", "none", "global"]),
+    scale=st.floats(0.05, 0.99),
+    mom=st.floats(0.0, 0.99),
+    seed=st.integers(0, 1000),
+)
+def test_closed_form_agrees_with_iteration(name, rotation, scale, mom, seed):
+    prob = mixed_problem(rotation, seed=seed)
+    opt = _linear_opt(name, scale, mom)
+    kw = dict(seeds=[seed], steps=1500, record=np.unique(np.geomspace(1, 1500, 60).astype(int)))
+    a = quadlab.run(prob, opt, method="iterate", **kw)
+    b = quadlab.run(prob, opt, method="closed_form", **kw)
+    assert b.method == "closed_form" and a.method == "iterate"
+    np.testing.assert_array_equal(a.status, b.status)
+    for x, y in ((a.gap, b.gap), (a.grad_norm, b.grad_norm)):
+        big = np.isfinite(x) & (np.abs(x) > 1e-250)
+        np.testing.assert_allclose(y[big], x[big], rtol=1e-10, atol=0)
+
+
+def test_closed_form_is_picked_automatically_and_can_be_refused():
+    prob = mixed_problem()
+    assert quadlab.run(prob, optim.gd(lr=1e-3), steps=10).method == "closed_form"
+    assert quadlab.run(prob, optim.gd(lr=1e-3), steps=10, method="iterate").method == "iterate"
+    assert quadlab.run(prob, optim.adam(lr=1e-3), steps=10).method == "iterate"
+    with pytest.raises(ValueError, match="adam is not linear .* no closed form"):
+        quadlab.run(prob, optim.adam(lr=1e-3), steps=10, method="closed_form")
+
+
+@pytest.mark.parametrize("method", ["iterate", "closed_form"])
+def test_tolerance_stops_at_the_first_step_below_it(method):
+    prob = mixed_problem(optimum=None)
+    res = quadlab.run(prob, optim.gd(lr=[1e-4, 1e-3, 1.9e-3]), steps=30000, tol=1e-6, method=method)
+    full = quadlab.run(prob, optim.gd(lr=[1e-4, 1e-3, 1.9e-3]), steps=30000, method="iterate", record="all")
+    for r in range(3):
+        below = np.flatnonzero(full.grad_norm[r] <= 1e-6 * full.grad_norm[r, 0])
+        if below.size:
+            assert res.status[r] == "converged" and res.steps_to_tol[r] == below[0]
+            assert np.isnan(res.grad_norm[r, res.steps > below[0]]).all()
+        else:
+            assert res.status[r] == "max_steps" and res.steps_to_tol[r] == -1
+
+
+@pytest.mark.parametrize("method", ["iterate", "closed_form"])
+def test_divergent_learning_rate_is_flagged_and_the_grid_carries_on(method):
+    prob = mixed_problem()
+    res = quadlab.run(prob, optim.gd(lr=[1e-3, 1.0, 1.5e-3]), steps=20000, tol=1e-6, method=method)
+    np.testing.assert_array_equal(res.status, ["converged", "diverged", "converged"])
+    assert res.stop_step[1] < 10 and res.steps_to_tol[1] == -1
+
+
+def test_adam_divergence_is_flagged_not_raised():
+    prob = mixed_problem()
+    res = quadlab.run(prob, optim.heavy_ball(lr=[1e-4, 0.5], momentum=0.9), steps=500, method="iterate")
+    assert list(res.status) == ["max_steps", "diverged"]
+
+
+def test_same_seed_same_result(xp):
+    prob = mixed_problem(xp=xp)
+    a = quadlab.run(prob, optim.adam(lr=[1e-2, 1e-1]), seeds=[1, 2], steps=300, tol=1e-6)
+    b = quadlab.run(mixed_problem(xp=xp), optim.adam(lr=[1e-2, 1e-1]), seeds=[1, 2], steps=300, tol=1e-6)
+    np.testing.assert_array_equal(a.gap, b.gap)
+    np.testing.assert_array_equal(a.steps_to_tol, b.steps_to_tol)
+
+
+@pytest.mark.parametrize("opt", [o for o in CASES], ids=lambda o: o.name)
+def test_array_api_backends_match_numpy(xp, opt):
+    a = quadlab.run(mixed_problem(), opt, seeds=[0], steps=200, method="iterate")
+    b = quadlab.run(mixed_problem(xp=xp), opt, seeds=[0], steps=200, method="iterate")
+    np.testing.assert_allclose(b.gap, a.gap, rtol=1e-11)
+    if opt.is_linear:
+        c = quadlab.run(mixed_problem(xp=xp), opt, seeds=[0], steps=200, method="closed_form")
+        np.testing.assert_allclose(c.gap, a.gap, rtol=1e-10)
+
+
+def test_float32_runs():
+    prob = BlockQuadratic(spectra.simple_heterogeneous(), dtype="float32", seed=0)
+    res = quadlab.run(prob, optim.adam(lr=1e-2), steps=2000, tol=1e-4)
+    assert res.dtype == "float32" and res.status[0] == "converged"
+
+
+def test_oracle_and_theorem_steps():
+    prob = BlockQuadratic(spectra.simple_heterogeneous(), seed=0)
+    res = quadlab.run(prob, optim.blockwise_gd(), steps=50, tol=1e-10)
+    # each block has κ_l ≤ 3: the oracle contracts by (κ_l−1)/(κ_l+1) ≤ 1/2 per step
+    assert res.status[0] == "converged" and res.steps_to_tol[0] <= 40
+    res = quadlab.run(prob, optim.gd(lr="optimal"), steps=10)
+    np.testing.assert_allclose(res.grad_norm[0, -1] / res.grad_norm[0, 0] <= 1, True)
+    th = quadlab.run(prob, optim.adam_theory(), seeds=[0, 1], steps=100)
+    g0 = np.abs(np.asarray(prob.grad(th.w0)))
+    hi = [b.max() for b in prob.spectrum.blocks]
+    eta = min(g0[0, s].min() / hi[l] for l, s in enumerate(prob.block_slices))
+    it = quadlab.run(prob, optim.adam_theory(lr=eta), w0=th.w0[0], steps=100)
+    np.testing.assert_allclose(th.gap[0], it.gap[0], rtol=1e-13)
+
+
+def test_bad_input_messages():
+    prob = mixed_problem()
+    with pytest.raises(ValueError, match="lr must be positive, got -0.1"):
+        optim.gd(lr=[0.1, -0.1])
+    with pytest.raises(ValueError, match=r"b1 must be in \[0, 1\], got 1.5"):
+        optim.adam(b1=1.5)
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
+        optim.heavy_ball(momentum=-0.1)
+    with pytest.raises(ValueError, match="lr must be finite"):
+        optim.gd(lr=np.nan)
+    with pytest.raises(ValueError, match="steps must be an integer >= 1"):
+        quadlab.run(prob, optim.gd(), steps=0)
+    with pytest.raises(ValueError, match=r"w0 must have shape \(15,\) or one row per run \(2, 15\)"):
+        quadlab.run(prob, optim.gd(lr=[1e-3, 2e-3]), w0=np.zeros(14))
+    with pytest.raises(ValueError, match="tol"):
+        quadlab.run(prob, optim.gd(), tol=2.0)
+    with pytest.raises(ValueError, match="record"):
+        quadlab.run(prob, optim.gd(), record="some")
+    with pytest.raises(ValueError, match="method"):
+        quadlab.run(prob, optim.gd(), method="fast")
+    with pytest.raises(ValueError, match="'optimal'"):
+        optim.gd(lr="best")
+    with pytest.raises(ValueError, match="exactly zero at coordinate 2.*Perturb"):
+        w0 = np.ones(prob.n) + prob.optimum_host
+        H = np.asarray(prob.dense())
+        # a start whose gradient has an exact zero: move along a direction that cancels coordinate 2
+        e = np.linalg.solve(H, np.where(np.arange(prob.n) == 2, 0.0, 1.0))
+        quadlab.run(prob, optim.adam_theory(lr=1e-3), w0=e + prob.optimum_host, steps=3, method="iterate")
+    with pytest.raises(ValueError, match="built by quadlab.optim"):
+        quadlab.run(prob, "adam")
