@@ -1,10 +1,10 @@
 """quadlab: block-diagonal quadratics for the Hessian view of why Transformers need Adam."""
 
-from . import backend, optim, spectra
+from . import backend, optim, spectra, tune
 from .backend import get_backend
 from .problem import BlockQuadratic
 from .runner import Result, run
 from .spectra import BlockSpectrum
 
-__all__ = ["BlockQuadratic", "BlockSpectrum", "Result", "backend", "get_backend", "optim", "run", "spectra"]
+__all__ = ["BlockQuadratic", "BlockSpectrum", "Result", "backend", "get_backend", "optim", "run", "spectra", "tune"]
 __version__ = "0.1.0"

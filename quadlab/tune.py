@@ -1,0 +1,95 @@
+"""Learning-rate search for one (problem, optimizer) pair.
+
+The score of a learning rate is the number of steps every seed needs to reach ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖
+(the worst seed counts; a seed that never gets there scores ``steps + 1``), ties broken by the final
+gradient norm.  A log grid is scanned as one batched run; then a finer log grid around the best value
+(between its two neighbours) is scanned, ``refine`` times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .optim import Optimizer
+from .runner import Result, run
+
+__all__ = ["tune_lr", "TuneResult"]
+
+
+@dataclass(frozen=True, eq=False)
+class TuneResult:
+    """best_lr; best_steps (−1 if no lr reached tol); the whole response curve: lrs (sorted), steps (−1 where
+    some seed never reached tol), score and final ‖∇f‖ per lr; the Result of the best lr."""
+
+    best_lr: float
+    best_steps: int
+    lrs: np.ndarray
+    steps: np.ndarray
+    final_grad_norm: np.ndarray
+    diverged: np.ndarray
+    best: Result
+
+    @property
+    def reached(self) -> bool:
+        return self.best_steps >= 0
+
+
+def _score(res: Result, n_lr: int, n_seeds: int, max_steps: int):
+    stt = res.steps_to_tol.reshape(n_lr, n_seeds)
+    worst = np.where((stt < 0).any(axis=1), max_steps + 1, stt.max(axis=1))
+    fin = res.final().reshape(n_lr, n_seeds)
+    fin = np.where(np.isfinite(fin), fin, np.inf).max(axis=1)
+    div = (res.status == "diverged").reshape(n_lr, n_seeds).any(axis=1)
+    fin = np.where(div, np.inf, fin)
+    return worst, fin, div
+
+
+def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 24, refine: int = 2,
+            refine_points: int = 8, seeds=(0,), steps: int = 10_000, tol: float = 1e-6,
+            method: str = "auto") -> TuneResult:
+    """Search the learning rate of ``optimizer`` (its other hyperparameters are kept) on ``problem``.
+
+    Returns the best lr and the response curve over every lr tried."""
+    if "lr" not in optimizer.hyper:
+        raise ValueError(f"{optimizer.name} has no learning-rate grid to tune (options: {optimizer.options})")
+    others = {k: v for k, v in optimizer.hyper.items() if k != "lr"}
+    if any(v.size > 1 for v in others.values()):
+        raise ValueError(f"tune_lr tunes lr alone: fix the other hyperparameters of {optimizer.name} to one value")
+    lo, hi = float(lr_range[0]), float(lr_range[1])
+    if not (0 < lo < hi and np.isfinite(hi)):
+        raise ValueError(f"lr_range must satisfy 0 < lo < hi, got {lr_range!r}")
+    if points < 3:
+        raise ValueError(f"points must be at least 3, got {points}")
+    seeds = list(seeds)
+    all_lr, all_steps, all_fin, all_div = [], [], [], []
+    grid = np.geomspace(lo, hi, points)
+    best = None
+    for it in range(refine + 1):
+        res = run(problem, optimizer.with_hyper(lr=grid), seeds=seeds, steps=steps, tol=tol, method=method)
+        worst, fin, div = _score(res, grid.size, len(seeds), steps)
+        all_lr.append(grid), all_steps.append(worst), all_fin.append(fin), all_div.append(div)
+        lrs = np.concatenate(all_lr)
+        sc = np.concatenate(all_steps)
+        fn = np.concatenate(all_fin)
+        order = np.lexsort((fn, sc))
+        best = lrs[order[0]]
+        if it == refine:
+            break
+        u = np.unique(lrs)
+        j = int(np.searchsorted(u, best))
+        left = u[j - 1] if j > 0 else best / 2
+        right = u[j + 1] if j + 1 < u.size else best * 2
+        grid = np.geomspace(left, right, refine_points + 2)[1:-1]
+    lrs = np.concatenate(all_lr)
+    order = np.argsort(lrs)
+    steps_arr = np.concatenate(all_steps)[order]
+    steps_arr = np.where(steps_arr > steps, -1, steps_arr)
+    best_res = run(problem, optimizer.with_hyper(lr=best), seeds=seeds, steps=steps, tol=tol, method=method)
+    bs = best_res.steps_to_tol
+    return TuneResult(
+        best_lr=float(best), best_steps=int(bs.max()) if (bs >= 0).all() else -1, lrs=lrs[order],
+        steps=steps_arr, final_grad_norm=np.concatenate(all_fin)[order],
+        diverged=np.concatenate(all_div)[order], best=best_res,
+    )

@@ -1,0 +1,34 @@
+import numpy as np
+import pytest
+
+import quadlab
+from quadlab import optim, spectra
+from quadlab.tune import tune_lr
+
+
+def test_tuned_gd_finds_the_optimal_step_region():
+    prob = quadlab.BlockQuadratic(spectra.simple_heterogeneous(), seed=0)
+    t = tune_lr(prob, optim.gd(), lr_range=(1e-6, 1e-2), steps=100_000, tol=1e-6, refine=3)
+    # best GD step on [1, κ] is 2/(1+κ); near it steps ≈ (κ/2)·ln(1/tol), far from it many more
+    assert t.reached
+    assert 0.5 * 2 / 5001 < t.best_lr < 1.01 * 2 / 5001
+    assert t.best_steps <= t.steps[t.steps > 0].min()
+    assert t.diverged[t.lrs > 2 / 5000 * 1.01].all()
+    assert np.all(np.diff(t.lrs) > 0)
+
+
+def test_tuned_adam_theory_beats_gd_on_the_heterogeneous_case():
+    prob = quadlab.BlockQuadratic(spectra.simple_heterogeneous(), seed=0)
+    g = tune_lr(prob, optim.gd(), lr_range=(1e-6, 1e-2), steps=100_000, seeds=[0, 1])
+    a = tune_lr(prob, optim.adam_theory(lr=1e-3), lr_range=(1e-5, 10.0), steps=100_000, seeds=[0, 1])
+    assert a.best_steps * 5 < g.best_steps
+
+
+def test_tune_bad_input():
+    prob = quadlab.BlockQuadratic(spectra.simple_heterogeneous(), seed=0)
+    with pytest.raises(ValueError, match="no learning-rate grid"):
+        tune_lr(prob, optim.gd(lr="optimal"))
+    with pytest.raises(ValueError, match="lr alone"):
+        tune_lr(prob, optim.heavy_ball(momentum=[0.5, 0.9]))
+    with pytest.raises(ValueError, match="lr_range"):
+        tune_lr(prob, optim.gd(), lr_range=(1.0, 0.1))
