@@ -48,7 +48,7 @@ class Derivation:
             raise ValueError(f"evaluate({name!r}) needs values for {sorted(missing)}")
         subs = {self.symbols[k]: sp.nsimplify(v, rational=True) if not isinstance(v, sp.Basic) else v
                 for k, v in values.items() if k in self.symbols}
-        return sp.simplify(self.exprs[name].subs(subs))
+        return self.exprs[name].subs(subs)
 
 
 def _gd_from_pair(lo, hi):
@@ -71,13 +71,14 @@ def gd_two_eigenvalues() -> Derivation:
                        "rho_opt_kappa": rho_k})
 
 
-def _block2_eigs(H):
+def _block2_eigs(H, simplify=True):
     """Eigenvalues (smaller, larger) of a symmetric 2×2 matrix from its characteristic polynomial
     λ² + pλ + q: (−p ∓ √(p² − 4q))/2 (the discriminant of a real symmetric matrix is ≥ 0)."""
     lam = sp.Symbol("lam")
     one, p, q = sp.Poly((H - lam * sp.eye(2)).det(), lam).all_coeffs()
     root = sp.sqrt(sp.expand(p**2 - 4 * one * q))
-    return sp.simplify((-p - root) / (2 * one)), sp.simplify((-p + root) / (2 * one))
+    lo, hi = (-p - root) / (2 * one), (-p + root) / (2 * one)
+    return (sp.simplify(lo), sp.simplify(hi)) if simplify else (lo, hi)
 
 
 def gd_block2() -> Derivation:
@@ -129,7 +130,8 @@ def adam_block2() -> Derivation:
     d = [sp.Abs(g[0]), sp.Abs(g[1])]
     Dm = sp.diag(1 / sp.sqrt(d[0]), 1 / sp.sqrt(d[1]))
     M = Dm * H * Dm
-    mu_lo, mu_hi = _block2_eigs(M)
+    # simplify() on expressions full of |g_i| costs seconds and buys nothing for evaluation.
+    mu_lo, mu_hi = _block2_eigs(M, simplify=False)
     lo, hi = _block2_eigs(H)
     C1 = sp.Min(*d) / hi
     C2 = sp.Max(*d) / hi

@@ -36,6 +36,7 @@ __all__ = [
     "AdamConstants",
     "GDRates",
     "HeavyBallRates",
+    "RStatistics",
     "adam_constants",
     "block_extremes",
     "gd_rates",
@@ -47,6 +48,7 @@ __all__ = [
     "nesterov_rho",
     "perturb_start",
     "preconditioned_extremes",
+    "r_statistics",
     "speedup",
     "theory_blocks",
 ]
@@ -84,7 +86,9 @@ def block_extremes(problem, source: str = "exact", *, extremes=None, margin=None
 
     ``extremes``, when given, is validated and returned as is (any estimate the caller trusts).
     ``source="exact"`` reads the spectrum the problem was built from; ``source="lanczos"`` calls
-    ``quadlab.lanczos.block_extremes(problem, source="lanczos", margin=margin)``.
+    ``quadlab.lanczos.block_extremes(problem, source="lanczos", margin=margin)`` (Ritz values widened by their
+    residuals and the margin, so λ_max is over- and λ_min under-estimated: the constants stay on the safe
+    side).
     """
     L = len(theory_blocks(problem))
     if extremes is not None:
@@ -110,7 +114,8 @@ def block_extremes(problem, source: str = "exact", *, extremes=None, margin=None
         raise ValueError("source='lanczos' needs quadlab.lanczos, which is not installed in this checkout; "
                          "use source='exact' or pass extremes=") from exc
     kw = {} if margin is None else {"margin": margin}
-    return block_extremes(problem, extremes=np.asarray(lanczos.block_extremes(problem, source="lanczos", **kw)))
+    lo, hi = lanczos.block_extremes(problem, source="lanczos", **kw)  # already widened by the margin
+    return block_extremes(problem, extremes=np.stack([np.asarray(lo), np.asarray(hi)], axis=1))
 
 
 def _lr_array(lr, what="lr"):
@@ -520,3 +525,114 @@ def speedup(rate_slow, rate_fast):
     if ((s <= 0) | (s >= 1) | (f <= 0) | (f >= 1)).any():
         raise ValueError("speedup compares contracting rates: both must lie in (0, 1)")
     return _scalar_or_array(np.log(f) / np.log(s))
+
+
+# -- the distribution of r over random starts -----------------------------------------------------
+_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
+
+
+@dataclass(frozen=True)
+class RStatistics:
+    """r̃ and r_paper = r̃² over ``n_starts`` starts w0 = w* + ξ, ξ ~ N(0, I) (rows of
+    ``default_rng(seed).standard_normal((n_starts, n))``), and what they predict against GD at its best step.
+
+    Per start (arrays (N,)): ``r_tilde``, ``r_paper``; speed-ups over GD at η* (ratio of iteration counts,
+    ln(rate_Adam)/ln(rate_GD*), rate_GD* = ((κ−1)/(κ+1))², which is also GD's lower bound):
+    ``speedup_bound`` (Adam's guarantee: the theorem's bound with r̃), ``speedup_bound_paper`` (the paper's
+    form 1 − 1/(r_paper κ_l)), ``speedup_exact`` (the exact rate at the theorem's step), ``speedup_best`` (the
+    exact rate at the best constant step for that D); ``thesis_ratio`` = κ/r_paper, the back-of-envelope
+    ratio behind "r ≤ 1000 at κ = 5000, about 5× faster".  Shares are fractions of starts with r ≤
+    ``threshold`` and with the bound favouring Adam (r·max_l κ_l ≤ κ)."""
+
+    n_starts: int
+    seed: int
+    threshold: float
+    kappa: float
+    block_kappas: np.ndarray
+    r_tilde: np.ndarray
+    r_paper: np.ndarray
+    speedup_bound: np.ndarray
+    speedup_bound_paper: np.ndarray
+    speedup_exact: np.ndarray
+    speedup_best: np.ndarray
+    thesis_ratio: np.ndarray
+
+    @property
+    def share_tilde_below(self) -> float:
+        return float(np.mean(self.r_tilde <= self.threshold))
+
+    @property
+    def share_paper_below(self) -> float:
+        return float(np.mean(self.r_paper <= self.threshold))
+
+    @property
+    def share_favours(self) -> float:
+        return float(np.mean(self.r_tilde * self.block_kappas.max() <= self.kappa))
+
+    @property
+    def share_favours_paper(self) -> float:
+        return float(np.mean(self.r_paper * self.block_kappas.max() <= self.kappa))
+
+    def quantiles(self, name: str, q=_QUANTILES) -> np.ndarray:
+        return np.quantile(np.asarray(getattr(self, name)), q)
+
+    def table(self) -> str:
+        """Quantiles of every per-start quantity, then the shares."""
+        rows = [("r_tilde", "r_tilde"), ("r_paper = r_tilde^2", "r_paper"),
+                ("speed-up, bound (r_tilde)", "speedup_bound"),
+                ("speed-up, paper form (r_paper)", "speedup_bound_paper"),
+                ("speed-up, exact at theorem step", "speedup_exact"),
+                ("speed-up, exact at best step", "speedup_best"), ("kappa / r_paper", "thesis_ratio")]
+        w = max(len(r[0]) for r in rows)
+        head = f"{'quantity':<{w}}  " + "  ".join(f"{('q' + format(q, 'g')) if 0 < q < 1 else ('min' if q == 0 else 'max'):>9}"
+                                                for q in _QUANTILES)
+        lines = [head]
+        for label, name in rows:
+            lines.append(f"{label:<{w}}  " + "  ".join(f"{v:>9.4g}" for v in self.quantiles(name)))
+        t = f"{self.threshold:g}"
+        lines += [
+            "",
+            f"starts: {self.n_starts} (seed {self.seed}); kappa = {self.kappa:g}; "
+            f"max_l kappa_l = {self.block_kappas.max():.6g}",
+            f"share with r_paper <= {t}: {self.share_paper_below:.3f}   share with r_tilde <= {t}: "
+            f"{self.share_tilde_below:.3f}",
+            f"share where the bound favours Adam (r max_l kappa_l <= kappa): r_tilde {self.share_favours:.3f}, "
+            f"r_paper {self.share_favours_paper:.3f}",
+        ]
+        return "\n".join(lines)
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary: quantiles, shares and the inputs (not the per-start arrays)."""
+        names = ("r_tilde", "r_paper", "speedup_bound", "speedup_bound_paper", "speedup_exact", "speedup_best",
+                 "thesis_ratio")
+        return {
+            "n_starts": self.n_starts, "seed": self.seed, "threshold": self.threshold, "kappa": self.kappa,
+            "block_kappas": [float(v) for v in self.block_kappas],
+            "quantile_levels": list(_QUANTILES),
+            "quantiles": {n: [float(v) for v in self.quantiles(n)] for n in names},
+            "share_r_paper_below": self.share_paper_below, "share_r_tilde_below": self.share_tilde_below,
+            "share_favours_adam": self.share_favours, "share_favours_adam_paper": self.share_favours_paper,
+        }
+
+
+def r_statistics(problem, n_starts: int = 1000, *, seed: int = 0, threshold: float = 1000.0) -> RStatistics:
+    """Draw ``n_starts`` Gaussian starts and summarise the theorem's r over them (see :class:`RStatistics`)."""
+    if isinstance(n_starts, bool) or int(n_starts) != n_starts or n_starts < 1:
+        raise ValueError(f"n_starts must be a positive integer, got {n_starts!r}")
+    threshold = float(threshold)
+    if not np.isfinite(threshold) or threshold < 1:
+        raise ValueError(f"threshold must be finite and >= 1 (r >= 1 always), got {threshold!r}")
+    W = problem.optimum_host + np.random.default_rng(seed).standard_normal((int(n_starts), problem.n))
+    c = adam_constants(problem, W)
+    gd_rate = gd_rates(problem).best_rate
+    if not 0 < gd_rate < 1:
+        raise ValueError(f"GD's best rate is {gd_rate:g}: speed-ups need kappa > 1")
+    return RStatistics(
+        n_starts=int(n_starts), seed=int(seed), threshold=threshold, kappa=c.kappa, block_kappas=c.block_kappas,
+        r_tilde=_readonly(c.r_tilde), r_paper=_readonly(c.r_paper),
+        speedup_bound=_readonly(speedup(gd_rate, c.bound)),
+        speedup_bound_paper=_readonly(speedup(gd_rate, c.bound_paper)),
+        speedup_exact=_readonly(speedup(gd_rate, c.rate_exact)),
+        speedup_best=_readonly(speedup(gd_rate, c.best_rate)),
+        thesis_ratio=_readonly(c.kappa / np.asarray(c.r_paper)),
+    )
