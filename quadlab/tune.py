@@ -29,19 +29,19 @@ class TuneResult:
     steps: np.ndarray
     final_grad_norm: np.ndarray
     diverged: np.ndarray
-    best: Result
+    best: Result | list[Result]
 
     @property
     def reached(self) -> bool:
         return self.best_steps >= 0
 
 
-def _score(res: Result, n_lr: int, n_seeds: int, max_steps: int):
-    stt = res.steps_to_tol.reshape(n_lr, n_seeds)
+def _score(results: list[Result], n_lr: int, max_steps: int):
+    stt = np.concatenate([r.steps_to_tol.reshape(n_lr, -1) for r in results], axis=1)
     worst = np.where((stt < 0).any(axis=1), max_steps + 1, stt.max(axis=1))
-    fin = res.final().reshape(n_lr, n_seeds)
+    fin = np.concatenate([r.final().reshape(n_lr, -1) for r in results], axis=1)
     fin = np.where(np.isfinite(fin), fin, np.inf).max(axis=1)
-    div = (res.status == "diverged").reshape(n_lr, n_seeds).any(axis=1)
+    div = np.concatenate([(r.status == "diverged").reshape(n_lr, -1) for r in results], axis=1).any(axis=1)
     fin = np.where(div, np.inf, fin)
     return worst, fin, div
 
@@ -51,7 +51,14 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
             method: str = "auto") -> TuneResult:
     """Search the learning rate of ``optimizer`` (its other hyperparameters are kept) on ``problem``.
 
-    Returns the best lr and the response curve over every lr tried."""
+    ``problem`` may be a list of problems (e.g. one per rotation seed); each is then run with the seed at the
+    same position in ``seeds``, and the worst of all decides.  Returns the best lr and the response curve
+    over every lr tried (``best`` holds the best lr's Result per problem when a list was given)."""
+    many = isinstance(problem, (list, tuple))
+    problems = list(problem) if many else [problem]
+    if many and len(seeds) != len(problems):
+        raise ValueError(f"{len(problems)} problems need as many seeds, got {len(seeds)}")
+    pairs = list(zip(problems, [[s] for s in seeds], strict=True)) if many else [(problem, list(seeds))]
     if "lr" not in optimizer.hyper:
         raise ValueError(f"{optimizer.name} has no learning-rate grid to tune (options: {optimizer.options})")
     others = {k: v for k, v in optimizer.hyper.items() if k != "lr"}
@@ -67,8 +74,8 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     grid = np.geomspace(lo, hi, points)
     best = None
     for it in range(refine + 1):
-        res = run(problem, optimizer.with_hyper(lr=grid), seeds=seeds, steps=steps, tol=tol, method=method)
-        worst, fin, div = _score(res, grid.size, len(seeds), steps)
+        res = [run(p, optimizer.with_hyper(lr=grid), seeds=s, steps=steps, tol=tol, method=method) for p, s in pairs]
+        worst, fin, div = _score(res, grid.size, steps)
         all_lr.append(grid), all_steps.append(worst), all_fin.append(fin), all_div.append(div)
         lrs = np.concatenate(all_lr)
         sc = np.concatenate(all_steps)
@@ -86,8 +93,9 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     order = np.argsort(lrs)
     steps_arr = np.concatenate(all_steps)[order]
     steps_arr = np.where(steps_arr > steps, -1, steps_arr)
-    best_res = run(problem, optimizer.with_hyper(lr=best), seeds=seeds, steps=steps, tol=tol, method=method)
-    bs = best_res.steps_to_tol
+    best_res = [run(p, optimizer.with_hyper(lr=best), seeds=s, steps=steps, tol=tol, method=method) for p, s in pairs]
+    bs = np.concatenate([r.steps_to_tol for r in best_res])
+    best_res = best_res if many else best_res[0]
     return TuneResult(
         best_lr=float(best), best_steps=int(bs.max()) if (bs >= 0).all() else -1, lrs=lrs[order],
         steps=steps_arr, final_grad_norm=np.concatenate(all_fin)[order],
