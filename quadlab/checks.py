@@ -1,0 +1,331 @@
+"""Observed rates of runs against the theory: per run, what happened, what the theory says, and whether the
+bounds held.
+
+Rates are per-step factors on the gap f − f* (see :mod:`quadlab.theory`).
+
+* :func:`observed_rates` measures, from a :class:`quadlab.Result`, the worst ratio between consecutive
+  recorded gaps (as a per-step factor: (gap_{j+1}/gap_j)^{1/(k_{j+1} − k_j)}) and a robust fit over the tail:
+  the Theil–Sen slope of log gap against k over the last ``tail_fraction`` of the usable steps.  The usable
+  records are the leading ones that are finite and above the floating-point floor; a run with too few of
+  them, or whose tail scatters too much about the fitted line, is "undetermined" (NaN, with a reason).
+* :func:`report` adds, per run, the exact rate of its method at its hyperparameters and the theorem's bound,
+  and says whether they held.  ``print(report(result, problem))`` prints the table.
+
+What "holds" means depends on the method:
+
+* GD, Adam theory form, blockwise GD, Jacobi GD (e ← (I − PH)e with P diagonal > 0): in z = P^{-1/2}e the
+  iteration matrix is symmetric and commutes with the gap's matrix, so *every* step's gap factor is at most
+  the exact rate max_μ |1 − μ|², μ ∈ spec(P^{1/2}HP^{1/2}).  Holds: worst ≤ exact and observed ≤ exact, and
+  for the Adam theory form at a step η ≤ min_l C_{l,1} also exact ≤ bound (all up to the slack, taken both
+  relative and absolute: rounding in e_{k+1} is relative to e_k, which shows when the rate is small).
+* Heavy ball, Nesterov: the exact rate is asymptotic (a spectral radius); a double root adds a factor k to
+  the error (k² to the gap), so the tail fit over steps [k_1, k_2] may exceed it by up to 2/k_1 in log;
+  holds compares with that allowance.
+* Adam with β2 < 1, RMSprop, Adam-mini: nonlinear, no exact rate; holds is "n/a".
+
+The slack is relative and eps-scaled: 4·n^{3/2}·κ·eps, with κ the condition number of the matrix whose
+eigenvalues set the rate, bounds the relative error of a computed gap ½ eᵀ(He) (|e|ᵀ|H||e| ≤ √n·κ·eᵀHe).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import theory
+
+__all__ = ["ObservedRates", "Report", "observed_rates", "report", "SYMMETRIC", "MOMENTUM"]
+
+SYMMETRIC = ("gd", "adam_theory", "blockwise_gd", "jacobi_gd")
+MOMENTUM = ("heavy_ball", "nesterov")
+
+
+@dataclass(frozen=True)
+class ObservedRates:
+    """Per run (arrays (R,)): ``worst`` step factor, ``tail`` fit, ``status`` ("ok" | "undetermined"),
+    ``reason`` (why undetermined, else ""), ``usable`` records, the ``tail_steps`` (k_1, k_2) of the fit (R, 2),
+    and the ``floor`` used."""
+
+    worst: np.ndarray
+    tail: np.ndarray
+    status: np.ndarray
+    reason: np.ndarray
+    usable: np.ndarray
+    tail_steps: np.ndarray
+    floor: float
+
+
+def _floor_for(dtype_name: str) -> float:
+    """Gaps below tiny/eps·1e3 are subnormal or nearly so and have lost their relative precision.  The
+    runner tracks e = w − w* itself, so no ‖w*‖-sized floor arises there."""
+    fi = np.finfo(dtype_name)
+    return float(fi.tiny / fi.eps * 1e3)
+
+
+def _theil_sen(k: np.ndarray, y: np.ndarray, max_points: int = 96) -> tuple[float, float]:
+    """Median pairwise slope of y against k, and the median absolute residual about the fitted line."""
+    if k.size > max_points:
+        pick = np.unique(np.round(np.linspace(0, k.size - 1, max_points)).astype(int))
+        k, y = k[pick], y[pick]
+    i, j = np.triu_indices(k.size, 1)
+    dk = k[j] - k[i]
+    ok = dk > 0
+    slope = float(np.median((y[j] - y[i])[ok] / dk[ok]))
+    res = y - slope * k
+    res = res - np.median(res)
+    return slope, float(np.median(np.abs(res)))
+
+
+def observed_rates(result, *, floor: float | None = None, min_records: int = 5, tail_fraction: float = 0.5,
+                   max_scatter: float = 0.05) -> ObservedRates:
+    """Measure each run's contraction (see the module docstring).
+
+    ``floor``: gaps at or below it are not used (default: the dtype's subnormal edge, see ``_floor_for``).
+    ``min_records``: fewest usable records in the tail for a fit.  ``max_scatter``: the largest allowed median
+    absolute residual of log gap about the tail line, relative to the line's total log drop over the tail."""
+    if not 0 < tail_fraction <= 1:
+        raise ValueError(f"tail_fraction must lie in (0, 1], got {tail_fraction!r}")
+    if min_records < 2:
+        raise ValueError(f"min_records must be at least 2, got {min_records!r}")
+    steps = np.asarray(result.steps, dtype=np.int64)
+    gap = np.asarray(result.gap, dtype=np.float64)
+    floor = _floor_for(result.dtype) if floor is None else float(floor)
+    R = gap.shape[0]
+    worst = np.full(R, np.nan)
+    tail = np.full(R, np.nan)
+    status = np.array(["ok"] * R, dtype=object)
+    reason = np.array([""] * R, dtype=object)
+    usable = np.zeros(R, dtype=np.int64)
+    window = np.zeros((R, 2), dtype=np.int64)
+    for r in range(R):
+        good = np.isfinite(gap[r]) & (gap[r] > floor)
+        m = int(np.argmin(good)) if not good.all() else good.size
+        usable[r] = m
+        k, y = steps[:m], np.log(gap[r, :m]) if m else np.empty(0)
+        if m >= 2:
+            worst[r] = float(np.exp(np.max(np.diff(y) / np.diff(k))))
+        if m < min_records:
+            status[r] = "undetermined"
+            if m == good.size:
+                why = "too few records"
+            elif np.isnan(gap[r, m]):
+                why = f"run stopped ({result.status[r]})"
+            elif np.isinf(gap[r, m]):
+                why = "overflow"
+            else:
+                why = "reached the floor"
+            reason[r] = f"{m} usable record{'s' if m != 1 else ''} ({why}); need {min_records}"
+            continue
+        k_cut = k[0] + (1.0 - tail_fraction) * (k[-1] - k[0])
+        sel = k >= k_cut
+        if sel.sum() < min_records:
+            sel = np.zeros(m, dtype=bool)
+            sel[-min_records:] = True
+        kt, yt = k[sel], y[sel]
+        window[r] = (kt[0], kt[-1])
+        slope, mad = _theil_sen(kt, yt)
+        drop = abs(slope) * (kt[-1] - kt[0])
+        if mad > max_scatter * max(drop, 1e-300):
+            status[r] = "undetermined"
+            reason[r] = f"tail too noisy: median residual {mad:.3g} vs log drop {drop:.3g}"
+            continue
+        tail[r] = math.exp(slope)
+    return ObservedRates(worst=worst, tail=tail, status=status.astype(str), reason=reason.astype(str),
+                         usable=usable, tail_steps=window, floor=floor)
+
+
+# -- report ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Report:
+    """Per-run comparison of observed and theoretical rates; ``print(report)`` shows it as a table.
+
+    Arrays (R,): ``observed`` (tail fit), ``worst`` (worst step factor), ``exact`` (the method's exact rate at
+    its hyperparameters), ``bound`` (the theorem's bound; NaN where it does not apply), ``lower`` (GD's lower
+    bound ((κ−1)/(κ+1))², the rate no GD step beats asymptotically), ``margin`` = ln(observed)/ln(reference)
+    with reference = bound where defined else exact (≥ 1: the run was at least that many times faster than
+    promised), ``holds`` ("yes" | "NO" | "undetermined" | "n/a"), ``note``.  ``config``: the run's
+    hyperparameters; ``kind``: "per-step", "asymptotic" or "none" (what ``exact`` guarantees)."""
+
+    optimizer: str
+    kind: str
+    config: dict
+    observed: np.ndarray
+    worst: np.ndarray
+    exact: np.ndarray
+    bound: np.ndarray
+    lower: float
+    margin: np.ndarray
+    holds: np.ndarray
+    note: np.ndarray
+    slack: float
+    observed_rates: ObservedRates
+
+    @property
+    def n_runs(self) -> int:
+        return int(self.holds.size)
+
+    @property
+    def all_hold(self) -> bool:
+        """True when no run failed (undetermined and n/a runs do not count as failures)."""
+        return not (self.holds == "NO").any()
+
+    def records(self) -> list[dict]:
+        """One plain dict per run (for JSON or a DataFrame)."""
+        out = []
+        for r in range(self.n_runs):
+            row = {k: v[r].item() if hasattr(v[r], "item") else v[r] for k, v in self.config.items()}
+            for name in ("observed", "worst", "exact", "bound", "margin"):
+                v = float(getattr(self, name)[r])
+                row[name] = None if not np.isfinite(v) else v
+            row.update(lower=self.lower, holds=str(self.holds[r]), note=str(self.note[r]))
+            out.append(row)
+        return out
+
+    def __str__(self) -> str:
+        names = [k for k in self.config if k != "seed"] + (["seed"] if "seed" in self.config else [])
+        cols = names + ["observed", "worst", "exact", "bound", "margin", "holds", "note"]
+
+        def fmt(v, name):
+            if name in ("holds", "note"):
+                return str(v)
+            if name == "seed":
+                return str(int(v))
+            v = float(v)
+            if not np.isfinite(v):
+                return "-"
+            if name in ("observed", "worst", "exact", "bound"):
+                return f"{v:.8f}" if v < 1 else f"{v:.6g}"
+            return f"{v:.4g}"
+
+        body = []
+        for r in range(self.n_runs):
+            vals = [self.config[k][r] for k in names] + [self.observed[r], self.worst[r], self.exact[r],
+                                                          self.bound[r], self.margin[r], self.holds[r],
+                                                          self.note[r]]
+            body.append([fmt(v, c) for v, c in zip(vals, cols, strict=True)])
+        width = [max(len(c), *(len(row[i]) for row in body)) if body else len(c) for i, c in enumerate(cols)]
+        line = lambda row: "  ".join(s.ljust(w) if c == "note" else s.rjust(w)  # noqa: E731
+                                     for s, w, c in zip(row, width, cols, strict=True)).rstrip()
+        head = (f"{self.optimizer}: {self.n_runs} run{'s' if self.n_runs != 1 else ''}; rates are per-step "
+                f"factors on f - f*; exact is {self.kind}; GD lower bound {self.lower:.8f}; slack {self.slack:.2g}")
+        return "\n".join([head, line(cols)] + [line(row) for row in body])
+
+
+def _lr_of(result, problem, name) -> np.ndarray:
+    """The step each run used: from the config, or recomputed by the optimizer's rule."""
+    R = result.status.size
+    if "lr" in result.config and result.options.get("lr") is None:
+        return np.asarray(result.config["lr"], dtype=np.float64)
+    rule = result.options.get("lr")
+    source = result.options.get("spectra", "exact")
+    if rule == "optimal":
+        return np.full(R, theory.gd_rates(problem, source=source).best_lr)
+    if rule == "theorem":
+        if not problem.is_block_diagonal:
+            # quadlab.run takes the "theorem" step over the nominal blocks even when H is rotated globally;
+            # reproduce it so that the exact rate is the rate of the run that happened.
+            g = np.abs(problem.backend.to_numpy(problem.grad(problem.backend.asarray(result.w0))))
+            hi = np.array([b.max() for b in problem.spectrum.blocks])
+            return np.stack([g[:, s].min(axis=1) / hi[l] for l, s in enumerate(problem.block_slices)],
+                            axis=1).min(axis=1)
+        return np.asarray(theory.adam_constants(problem, result.w0, source=source, spectra=False).eta).reshape(R)
+    raise ValueError(f"cannot tell which step the runs of {name!r} used (options {result.options!r})")
+
+
+def _kappa_of(lo, hi):
+    return np.asarray(hi).max(axis=-1) / np.asarray(lo).min(axis=-1)
+
+
+def report(result, problem, *, slack: float | None = None, **observe) -> Report:
+    """The per-run theory report for ``result`` (a :class:`quadlab.Result` of runs on ``problem``).
+
+    ``slack``: relative tolerance for the comparisons (default 4·n^{3/2}·κ·eps of the run's dtype, κ of the
+    matrix that sets the rate).  Other keywords go to :func:`observed_rates`."""
+    if result.w0.shape[1] != problem.n:
+        raise ValueError(f"result has points of dimension {result.w0.shape[1]}, the problem has n = {problem.n}")
+    name = result.optimizer
+    obs = observed_rates(result, **observe)
+    R = obs.tail.size
+    eps = float(np.finfo(result.dtype).eps)
+    n = problem.n
+    exact = np.full(R, np.nan)
+    bound = np.full(R, np.nan)
+    kappa_eff = np.full(R, problem.kappa)
+    note = np.array([""] * R, dtype=object)
+    kind = "none"
+    cfg = result.config
+    gdr = theory.gd_rates(problem)
+    if name in SYMMETRIC:
+        kind = "per-step"
+        lr = _lr_of(result, problem, name) if name in ("gd", "adam_theory") else np.asarray(cfg["lr"], float)
+        if name == "gd":
+            exact = np.asarray(theory.gd_rates(problem, lr=lr).rate, dtype=float).reshape(R)
+        elif name == "adam_theory":
+            c = theory.adam_constants(problem, result.w0)
+            exact = np.asarray(c.rate(lr)).reshape(R)
+            kappa_eff = _kappa_of(c.mu_min, c.mu_max).reshape(R)
+            eta = np.asarray(c.eta).reshape(R)
+            ok = lr <= eta * (1.0 + 8.0 * np.finfo(np.float64).eps)
+            if ok.any():
+                sub = theory.adam_constants(problem, result.w0[ok], spectra=False)
+                bound[ok] = np.asarray(sub.bound_at(np.minimum(lr[ok], np.asarray(sub.eta).reshape(-1))))
+            note[~ok] = "lr > theorem step: bound n/a"
+        else:
+            if name == "jacobi_gd":
+                d = problem.backend.to_numpy(problem.diagonal()).astype(np.float64)
+                P = lr[:, None] / d[None, :]
+            else:
+                bl = result.options.get("block_lr")
+                if isinstance(bl, str):
+                    ex = theory.block_extremes(problem) if problem.is_block_diagonal else np.array(
+                        [[b.min(), b.max()] for b in problem.spectrum.blocks])
+                    bl = 2.0 / (ex[:, 0] + ex[:, 1])
+                P = lr[:, None] * np.repeat(np.asarray(bl, float), problem.block_sizes)[None, :]
+            lo, hi = theory.preconditioned_extremes(problem, P)
+            exact = np.maximum(np.abs(1 - lo), np.abs(1 - hi)).max(axis=1) ** 2
+            kappa_eff = _kappa_of(lo, hi)
+    elif name in MOMENTUM:
+        kind = "asymptotic"
+        f = theory.heavy_ball_rho if name == "heavy_ball" else theory.nesterov_rho
+        exact = np.asarray(f(problem, np.asarray(cfg["lr"], float), np.asarray(cfg["momentum"], float))).reshape(R) ** 2
+    else:
+        note[:] = "nonlinear: no exact rate"
+    rtol = 4.0 * n**1.5 * kappa_eff * eps if slack is None else np.full(R, float(slack))
+    holds = np.array(["n/a"] * R, dtype=object)
+    ref = np.where(np.isfinite(bound), bound, exact)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        margin = np.where((ref > 0) & (ref < 1) & (obs.tail > 0), np.log(obs.tail) / np.log(ref), np.nan)
+    for r in range(R):
+        if kind == "none":
+            continue
+        fails = []
+        if kind == "per-step":
+            # the absolute term: rounding in e_{k+1} is relative to e_k, which matters when the rate is small
+            if np.isfinite(obs.worst[r]) and obs.worst[r] > exact[r] * (1 + rtol[r]) + rtol[r]:
+                fails.append("worst step > exact")
+            if np.isfinite(obs.tail[r]) and obs.tail[r] > exact[r] * (1 + rtol[r]) + rtol[r]:
+                fails.append("observed > exact")
+            if np.isfinite(bound[r]) and exact[r] > bound[r] * (1 + rtol[r]) + 4 * n * np.finfo(float).eps:
+                fails.append("exact > bound")
+        elif np.isfinite(obs.tail[r]):
+            k1, k2 = obs.tail_steps[r]
+            # log(k²ρ^{2k}) has slope 2 ln ρ + 2/k: at most 2/k_1 above the rate over the window.
+            allow = 2.0 / max(k1, 1)
+            if math.log(obs.tail[r]) > math.log(exact[r]) + allow + rtol[r]:
+                fails.append("observed > asymptotic rate")
+        if fails:
+            holds[r] = "NO"
+            note[r] = "; ".join([s for s in [note[r]] if s] + fails)
+        elif obs.status[r] != "ok":
+            holds[r] = "undetermined"
+            note[r] = "; ".join([s for s in [note[r]] if s] + [obs.reason[r]])
+        else:
+            holds[r] = "yes"
+    config = {k: np.asarray(v) for k, v in cfg.items()}
+    if "lr" not in config and kind != "none" and name in ("gd", "adam_theory"):
+        config = {"lr": _lr_of(result, problem, name), **config}
+    return Report(optimizer=name, kind=kind, config=config, observed=obs.tail, worst=obs.worst, exact=exact,
+                  bound=bound, lower=gdr.lower_rate, margin=margin, holds=holds.astype(str),
+                  note=note.astype(str), slack=float(np.max(rtol)) if R else 0.0, observed_rates=obs)
