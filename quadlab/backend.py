@@ -125,6 +125,17 @@ class Backend:
         except Exception:  # namespaces without __array__ still speak DLPack
             return np.from_dlpack(x)
 
+    def contiguous(self, x):
+        """x in C order (a copy only where needed).  Elementwise kernels and batched matmuls run several
+        times faster on C-ordered data; namespaces without a layout notion return x unchanged."""
+        if self.name == "numpy":
+            return np.ascontiguousarray(x)
+        if self.name == "cupy":
+            import cupy
+
+            return cupy.ascontiguousarray(x)
+        return x
+
     def sync(self) -> None:
         """Wait for queued device work to finish (a no-op on the CPU); call before reading a clock."""
         if self.name == "cupy":

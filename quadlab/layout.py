@@ -60,7 +60,7 @@ class Layout:
         out, start = [], 0
         for k, d in self.shapes:
             Wg = W[:, start:start + k * d]
-            out.append(xp.permute_dims(xp.reshape(Wg, (R, k, d)), (1, 0, 2)))
+            out.append(self.backend.contiguous(xp.permute_dims(xp.reshape(Wg, (R, k, d)), (1, 0, 2))))
             start += k * d
         return tuple(out)
 
@@ -99,7 +99,7 @@ class Layout:
         xp = self.xp
         total = None
         for x, y in zip(a, b, strict=True):
-            s = xp.sum(xp.sum(x * y, axis=2), axis=0)
+            s = xp.sum(xp.vecdot(x, y, axis=-1), axis=0)
             total = s if total is None else total + s
         return total
 
