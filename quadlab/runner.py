@@ -115,8 +115,9 @@ def record_steps(record, steps: int) -> np.ndarray:
 class _Context:
     """What an optimizer may ask of the problem, in the runner's layout."""
 
-    def __init__(self, problem, layout: Layout | None, g0_host: np.ndarray):
+    def __init__(self, problem, layout: Layout | None, g0_host: np.ndarray, w0_host: np.ndarray):
         self.problem = problem
+        self.w0_host = w0_host
         self.layout = layout
         self.xp = problem.xp
         self.g0_host = g0_host
@@ -129,7 +130,7 @@ class _Context:
         if source == "exact":
             blocks = self.problem.spectrum.blocks
             return np.array([b.min() for b in blocks]), np.array([b.max() for b in blocks])
-        from . import lanczos  # optional until the Lanczos module lands
+        from . import lanczos
 
         return lanczos.block_extremes(self.problem, source="lanczos")
 
@@ -151,9 +152,10 @@ class _Context:
         if rule == "optimal":
             return np.full(R, 2.0 / (lo.min() + hi.max()))
         if rule == "theorem":
-            g = np.abs(self.g0_host if g0 is None else g0)
-            C1 = np.stack([g[:, s].min(axis=1) / hi[l] for l, s in enumerate(self.problem.block_slices)], axis=1)
-            return C1.min(axis=1)
+            # the theorem's own blocks (the whole H when rotated globally), so the step is the theorem's
+            from .theory import adam_constants
+
+            return np.atleast_1d(adam_constants(self.problem, self.w0_host, source=options["spectra"], spectra=False).eta)
         raise AssertionError(rule)
 
     def run_lr(self, hp, options, g0=None):
@@ -284,7 +286,7 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, check_every):
     E = lay.split(b.asarray(E0))
     G = lay.hvp(E)
     g0_host = b.to_numpy(lay.merge(G)).astype(np.float64)
-    ctx = _Context(problem, lay, g0_host)
+    ctx = _Context(problem, lay, g0_host, E0 + problem.optimum_host)
     hp = {k: lay.per_run(v) for k, v in config.items() if k != "seed"}
     state = opt.init(G, hp, ctx)
     g0n = np.linalg.norm(g0_host, axis=1)
@@ -344,7 +346,7 @@ def _take_runs(obj, keep, lay):
 def _run_closed(problem, opt, config, E0, rec, steps, tol):
     R = E0.shape[0]
     g0_host = problem.backend.to_numpy(problem.hvp(problem.backend.asarray(E0))).astype(np.float64)
-    ctx = _Context(problem, None, g0_host)
+    ctx = _Context(problem, None, g0_host, E0 + problem.optimum_host)
     hp = {k: v for k, v in config.items() if k != "seed"}
     if opt.name == "adam_theory":
         ctx.require_nonzero_g0(None)
