@@ -169,7 +169,10 @@ def test_breakdown_property(values, reps, seed):
     lam = np.repeat(np.asarray(values, dtype=float), reps)
     p = problem([lam], seed=seed)
     r = ql.slq(p, m=len(values) + 3, probes=3, seed=seed)
-    assert r.breakdown[0] == (len(values),) * 3
+    # Breakdown at the number of distinct values; where rounding lets a probe run past it (see
+    # breakdown_threshold), the extra nodes must carry no weight, so the quadrature is still the exact one.
+    for step, w in zip(r.breakdown[0], r.weights[0]):
+        assert step == len(values) or (step is None or step > len(values)) and w[len(values):].sum() < 1e-12
     np.testing.assert_allclose(r.weights[0].sum(axis=1), 1.0, atol=100 * EPS)
     # Gauss quadrature with as many nodes as distinct eigenvalues is exact: the nodes are those values and the
     # pooled weights are the probes' squared projections, so the first moment matches vᵀAv.
