@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["multiplier", "evaluate"]
-
-_CHUNK = 2_000_000  # elements of one (runs × steps × modes) slab
-
+__all__ = ["multiplier", "evaluate", "Plan"]
 
 def _cexpm1(xp, z):
     """exp(z) − 1 for complex z without cancellation: expm1(x)cos y − 2 sin²(y/2) + i eˣ sin y."""
@@ -103,54 +100,217 @@ def _two_root_power(xp, t, d, a22, k):
 def evaluate(problem, spec, E0: np.ndarray, steps: np.ndarray, want_grad: bool = True):
     """Gap and gradient norm at ``steps`` for every run of a :class:`~quadlab.optim.LinearSpec`.
 
-    ``E0``: host (R, n) initial errors.  Returns host float64 arrays (R, T) ``gap`` and ``grad_norm``."""
-    b = problem.backend
-    xp = b.xp
-    R, n = E0.shape
-    T = steps.size
-    gap = np.zeros((R, T))
-    gsq = np.zeros((R, T))
-    eta = np.broadcast_to(np.asarray(spec.eta, dtype=np.float64), (R,))
-    beta = np.zeros(R) if spec.momentum is None else np.broadcast_to(np.asarray(spec.momentum, dtype=np.float64), (R,))
-    P = spec.precond
-    if P is None:
-        classes = [(np.arange(R), None)]
-    else:
-        P = np.asarray(P, dtype=np.float64)
-        if P.ndim == 1:
-            classes = [(np.arange(R), P)]
+    ``E0``: host (R, n) initial errors.  Returns host float64 arrays (R, T) ``gap`` and ``grad_norm``
+    (``grad_norm`` is zero when ``want_grad`` is false).  To evaluate one problem at several step sets,
+    build a :class:`Plan` once and call :meth:`Plan.values`."""
+    return Plan(problem, spec, E0).values(steps, want_gap=True, want_grad=want_grad)
+
+
+class _Piece:
+    """One group of equal-size blocks of M = P^{1/2} H P^{1/2} for the runs of one preconditioner class.
+
+    Backend arrays; kb blocks of size d, r runs, c = Vᵀ P^{-1/2} e_0 (kb, r, d).  Every quantity is formed
+    as an amplitude and squared last, as the iteration forms ∇f and squares it (squaring first would put
+    values below 1e-154 through the subnormal range before their weights scale them back up).
+
+    GD kind (φ_k = σ^k e^{kL}, σ = sign(1 − ημ), L = log|1 − ημ| clamped at −1e300 so that 0·L = 0):
+      L, lgap (kb, r, d)   L and log(|c| √(μ/2)); the gap amplitude is a = e^{kL + lgap}, f − f* = Σ a²
+      gfac (kb, 1, d)      √(2μ/p) where ‖∇f‖² = Σ (a·gfac)² (P = I, or no rotation); else None
+      sfac, sfac_odd       sign(c)·√(2μ) and σ·sign(c)·√(2μ) (kb, r, d): y = μ c φ_k = a·sfac (even k) or
+                           a·sfac_odd (odd k), and ∇f = y W per block, W = Vᵀ P^{-1/2} (kb, d, d)
+    Two-root kinds (φ_k from :func:`multiplier`, signed):
+      agap0, agrad0 (kb, r, d)  |c| √(μ/2) and μ |c| / √p (None with W), y0 = μ c, mu (kb, 1, 1, d)
+    """
+
+    __slots__ = ("kb", "d", "W", "L", "lgap", "gfac", "sfac", "sfac_odd", "agap0", "agrad0", "y0", "mu")
+
+
+class Plan:
+    """What the closed form needs of (problem, spec, E0), computed once: the eigendecomposition of
+    M = P^{1/2} H P^{1/2} per preconditioner class, the eigen-coordinates c = Vᵀ P^{-1/2} e_0 of every run,
+    the per-mode amplitudes of f − f* and ∇f, and for GD-kind recurrences L = log|1 − ημ| per run and mode.
+
+    Then for steps k (and any subset of runs) :meth:`values` evaluates
+
+        f(w_k) − f* = Σ_j ½ μ_j c_j² φ_k(μ_j)²,      ‖∇f(w_k)‖² = ‖(μ ∘ c ∘ φ_k(μ)) Vᵀ P^{-1/2}‖²
+
+    For GD (t = 1 − ημ) φ_k = sign(t)^k e^{k log|t|}, so each term is one exponential,
+    √(½μ_j) |c_j| |φ_k| = exp(k log|t_j| + log(√(½μ_j) |c_j|)), and ∇f needs one d×d product per block only
+    where P ≠ I meets a rotation (otherwise ‖∇f‖² = Σ_j μ_j² c_j² φ_k² / p_j is a weighted sum of the same
+    terms).  log|t| is log1p(−ημ) for ημ < 1, so a step that barely moves a mode keeps its relative accuracy.
+    The exponent has an absolute error of about eps·(|k log|t|| + |log(√(½μ)|c|)|), which is a relative
+    error below 1e-13 for every term between 1e-300 and 1e300.  Exponents are clipped to [−700, 700]: a term
+    below e^{−700} ≈ 1e-304 then squares to 0 (it is far below the 1e-250 that the results promise), and a
+    term above e^{700} only occurs long after the run passed the 1e6 divergence threshold."""
+
+    # elements of one (blocks × runs × steps × modes) slab: the temporaries stay in cache and below the
+    # allocator's mmap threshold (larger slabs pay page faults on every temporary)
+    chunk = 1 << 15
+
+    def __init__(self, problem, spec, E0: np.ndarray):
+        b = problem.backend
+        xp = b.xp
+        self.problem, self.spec, self.xp, self.backend = problem, spec, xp, b
+        R = E0.shape[0]
+        self.R = R
+        eta = np.broadcast_to(np.asarray(spec.eta, dtype=np.float64), (R,))
+        beta = np.zeros(R) if spec.momentum is None else np.broadcast_to(np.asarray(spec.momentum, dtype=np.float64), (R,))
+        P = spec.precond
+        if P is None:
+            classes = [(np.arange(R), None)]
         else:
-            uniq, inv = np.unique(P, axis=0, return_inverse=True)
-            classes = [(np.flatnonzero(inv.reshape(-1) == u), uniq[u]) for u in range(uniq.shape[0])]
-    for rows, p in classes:
-        for mu, V, coords in _eigen_pieces(problem, p):
-            z0 = E0[rows][:, coords]
-            if p is not None:
-                z0 = z0 / np.sqrt(p[coords])
-            kb, d = mu.shape
-            z0b = xp.asarray(z0.reshape(len(rows), kb, d).transpose(1, 0, 2).copy(), dtype=xp.float64)
-            c = z0b if V is None else z0b @ V  # (kb, r, d): c_j = v_jᵀ z
-            mu_b = xp.asarray(mu, dtype=xp.float64)[:, None, None, :]  # (kb, 1, 1, d)
-            cc = c[:, :, None, :]  # (kb, r, 1, d)
-            eta_r = xp.asarray(eta[rows], dtype=xp.float64)[None, :, None, None]
-            beta_r = xp.asarray(beta[rows], dtype=xp.float64)[None, :, None, None]
-            inv_sqrt_p = None if p is None else xp.asarray(1.0 / np.sqrt(p[coords]).reshape(kb, d), dtype=xp.float64)[:, None, None, :]
-            chunk = max(1, _CHUNK // max(1, len(rows) * kb * d))
-            for t0 in range(0, T, chunk):
-                ks = xp.asarray(steps[t0:t0 + chunk].astype(np.float64), dtype=xp.float64)[None, None, :, None]
-                phi = multiplier(xp, spec.kind, eta_r, beta_r, mu_b, ks)  # (kb, r, tc, d)
-                cphi = cc * phi
-                gap[rows, t0:t0 + chunk] += b.to_numpy(0.5 * xp.sum(xp.sum(mu_b * cphi * cphi, axis=3), axis=0))
-                if not want_grad:
-                    continue
-                y = mu_b * cphi
-                if p is None:
-                    gsq[rows, t0:t0 + chunk] += b.to_numpy(xp.sum(xp.sum(y * y, axis=3), axis=0))
-                else:
-                    u = y if V is None else y @ xp.matrix_transpose(V)[:, None, :, :]
-                    u = u * inv_sqrt_p
-                    gsq[rows, t0:t0 + chunk] += b.to_numpy(xp.sum(xp.sum(u * u, axis=3), axis=0))
-    return gap, np.sqrt(gsq)
+            P = np.asarray(P, dtype=np.float64)
+            if P.ndim == 1:
+                classes = [(np.arange(R), P)]
+            else:
+                uniq, inv = np.unique(P, axis=0, return_inverse=True)
+                classes = [(np.flatnonzero(inv.reshape(-1) == u), uniq[u]) for u in range(uniq.shape[0])]
+        self.classes = []
+        with np.errstate(divide="ignore"):  # log 0 = −inf for a mode that e_0 does not excite
+            for rows, p in classes:
+                pieces = [self._piece(mu, V, coords, E0[rows], p, eta[rows]) for mu, V, coords in _eigen_pieces(problem, p)]
+                self.classes.append((rows, pieces, eta[rows], beta[rows]))
+
+    def _piece(self, mu, V, coords, E0, p, eta_r) -> _Piece:
+        xp = self.xp
+        f64 = xp.float64
+        r = E0.shape[0]
+        kb, d = mu.shape
+        z0 = E0[:, coords]
+        if p is not None:
+            z0 = z0 / np.sqrt(p[coords])
+        z0b = xp.asarray(np.ascontiguousarray(z0.reshape(r, kb, d).transpose(1, 0, 2)), dtype=f64)
+        c = z0b if V is None else z0b @ V  # (kb, r, d): c_j = v_jᵀ z
+        mu_b = xp.asarray(mu, dtype=f64)[:, None, :]  # (kb, 1, d)
+        inv_sqrt_p = None if p is None else xp.asarray((1.0 / np.sqrt(p[coords])).reshape(kb, d), dtype=f64)[:, None, :]
+        pc = _Piece()
+        pc.kb, pc.d = kb, d
+        pc.W = None
+        if inv_sqrt_p is not None and V is not None:
+            pc.W = xp.matrix_transpose(V) * inv_sqrt_p  # W_ji = V_ij / √p_i
+        pc.L = pc.lgap = pc.gfac = pc.sfac = pc.sfac_odd = pc.agap0 = pc.agrad0 = pc.y0 = pc.mu = None
+        absc = xp.abs(c)
+        if self.spec.kind == "gd":
+            x = eta_r[None, :, None] * mu[:, None, :]  # (kb, r, d) host: ημ
+            L = np.where(x < 1.0, np.log1p(-np.minimum(x, 1.0)), np.log(np.maximum(x - 1.0, 0.0)))
+            pc.L = xp.asarray(np.maximum(L, -1e300), dtype=f64)
+            pc.lgap = xp.log(absc) + 0.5 * xp.log(0.5 * mu_b)
+            root = xp.sqrt(2.0 * mu_b)
+            if pc.W is None:
+                pc.gfac = root if inv_sqrt_p is None else root * inv_sqrt_p
+            else:
+                sc = xp.sign(c) * root
+                pc.sfac = sc
+                pc.sfac_odd = xp.where(xp.asarray(x > 1.0), -sc, sc)
+        else:
+            pc.mu = mu_b[:, :, None, :]
+            pc.agap0 = absc * xp.sqrt(0.5 * mu_b)
+            if pc.W is None:
+                pc.agrad0 = mu_b * absc if inv_sqrt_p is None else mu_b * absc * inv_sqrt_p
+            else:
+                pc.y0 = mu_b * c
+        return pc
+
+    def values(self, steps: np.ndarray, rows: np.ndarray | None = None, want_gap: bool = True, want_grad: bool = True):
+        """Host float64 (len(rows), T) f − f* and ‖∇f‖ at ``steps`` for the runs ``rows`` (default all),
+        in the order given; a quantity not wanted is returned as zeros."""
+        xp, b = self.xp, self.backend
+        steps = np.asarray(steps, dtype=np.int64)
+        T = steps.size
+        sel = np.arange(self.R) if rows is None else np.asarray(rows, dtype=np.int64)
+        gap = np.zeros((sel.size, T))
+        gsq = np.zeros((sel.size, T))
+        pos = np.full(self.R, -1, dtype=np.int64)
+        pos[sel] = np.arange(sel.size)
+        for crows, pieces, eta_c, beta_c in self.classes:
+            here = np.flatnonzero(pos[crows] >= 0)  # class-local indices of the selected runs
+            if here.size == 0 or T == 0:
+                continue
+            out = pos[crows[here]]
+            local = None if here.size == crows.size else xp.asarray(here)
+            g_parts, s_parts = [], []
+            for pc in pieces:
+                g_c, s_c = self._piece_values(pc, local, steps, here.size, eta_c[here], beta_c[here], want_gap, want_grad)
+                g_parts.append(g_c)
+                s_parts.append(s_c)
+            if want_gap:
+                gap[out] = b.to_numpy(_total(xp, g_parts))
+            if want_grad:
+                gsq[out] = b.to_numpy(_total(xp, s_parts))
+        return gap, np.sqrt(gsq)
+
+    def _piece_values(self, pc, local, steps, r, eta_r, beta_r, want_gap, want_grad):
+        """(r, T) backend arrays: this piece's share of f − f* and of ‖∇f‖² (None where not wanted)."""
+        xp = self.xp
+        f64 = xp.float64
+        kb, d = pc.kb, pc.d
+
+        def runs(a):  # (kb, R_class, d) → (kb, r, 1, d): the selected runs, broadcast over steps
+            if a is None:
+                return None
+            a = a if local is None or a.shape[1] == 1 else xp.take(a, local, axis=1)
+            return a[:, :, None, :]
+
+        gd = pc.L is not None
+        use_W = want_grad and pc.W is not None
+        T = steps.size
+        if gd:
+            L, lgap, gfac = runs(pc.L), runs(pc.lgap), runs(pc.gfac)
+            sfac, sfac_odd = (runs(pc.sfac), runs(pc.sfac_odd)) if use_W else (None, None)
+            # with the rotation the sign σ^k matters: even and odd steps go in separate slabs, each with its
+            # own signed factor, and the columns are put back in order at the end
+            order = np.argsort(steps % 2, kind="stable") if use_W else np.arange(T)
+            n_first = int(np.count_nonzero(steps % 2 == 0)) if use_W else T
+        else:
+            eta_b = xp.asarray(eta_r, dtype=f64)[None, :, None, None]
+            beta_b = xp.asarray(beta_r, dtype=f64)[None, :, None, None]
+            agap0, agrad0, y0 = runs(pc.agap0), runs(pc.agrad0), (runs(pc.y0) if use_W else None)
+            order, n_first = np.arange(T), T
+        ordered = steps[order]
+        tc = max(1, self.chunk // max(1, kb * r * d))
+        bounds = [(a, min(a + tc, n_first)) for a in range(0, n_first, tc)]
+        bounds += [(a, min(a + tc, T)) for a in range(n_first, T, tc)]
+        gs, ss = [], []
+
+        def sumsq(a):  # Σ over blocks and modes of a², (kb, r, tc, d) → (r, tc)
+            return xp.sum(xp.vecdot(a, a, axis=-1), axis=0)
+
+        for a0, a1 in bounds:
+            kk = ordered[a0:a1]
+            ks = xp.asarray(kk.astype(np.float64), dtype=f64)[None, None, :, None]
+            if gd:
+                amp = xp.exp(xp.clip(L * ks + lgap, min=-700.0, max=700.0))  # √(½μ)|c||φ_k|
+                if want_gap:
+                    gs.append(sumsq(amp))
+                if want_grad and not use_W:
+                    ss.append(sumsq(amp * gfac))
+                y = (amp * (sfac_odd if a0 >= n_first else sfac)) if use_W else None
+            else:
+                phi = multiplier(xp, self.spec.kind, eta_b, beta_b, pc.mu, ks)
+                if want_gap:
+                    gs.append(sumsq(phi * agap0))
+                if want_grad and not use_W:
+                    ss.append(sumsq(phi * agrad0))
+                y = phi * y0 if use_W else None
+            if y is not None:
+                u = xp.reshape(y, (kb, r * kk.size, d)) @ pc.W
+                ss.append(xp.sum(xp.reshape(xp.vecdot(u, u, axis=-1), (kb, r, kk.size)), axis=0))
+        inv = None if n_first == T else xp.asarray(np.argsort(order))
+
+        def cat(parts):
+            if not parts:
+                return None
+            out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
+            return out if inv is None else xp.take(out, inv, axis=1)
+
+        return cat(gs), cat(ss)
+
+
+def _total(xp, parts):
+    out = parts[0]
+    for q in parts[1:]:
+        out = out + q
+    return out
 
 
 def _eigen_pieces(problem, p):

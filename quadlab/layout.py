@@ -87,9 +87,14 @@ class Layout:
         return self.backend.asarray(np.asarray(v, dtype=np.float64))[None, :, None]
 
     # -- algebra -----------------------------------------------------------------------------------
-    def hvp(self, tree):
+    def hvp(self, tree, out=None):
         """H·e for every point, in layout form: one batched matmul per group (H_g symmetric, so rows of
-        X_g times H_g are the products H_b x)."""
+        X_g times H_g are the products H_b x).  ``out``: numpy only, a tree of the result's shape to write
+        into (saves an allocation per group and step)."""
+        if out is not None:
+            if self._diag is not None:
+                return (np.multiply(tree[0], self._diag, out=out[0]),)
+            return tuple(np.matmul(X, H, out=O) for X, H, O in zip(tree, self._H, out, strict=True))
         if self._diag is not None:
             return (tree[0] * self._diag,)
         return tuple(X @ H for X, H in zip(tree, self._H, strict=True))

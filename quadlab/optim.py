@@ -1,14 +1,18 @@
-"""Optimizers of the theory as small pure (init, update) pairs.
+"""Optimizers of the theory as small (init, update) pairs.
 
-An :class:`Optimizer` holds hyperparameters and two pure functions:
+An :class:`Optimizer` holds hyperparameters and two functions:
 
     state            = init(g0, hp, ctx)
     (delta, state)   = update(g, state, hp, ctx, t)          w_{t} = w_{t-1} − delta,  t = 1, 2, …
 
 ``g`` and ``delta`` are trees (tuples of backend arrays in the runner's layout, see :mod:`quadlab.layout`);
 every hyperparameter in ``hp`` is a backend array of shape (1, R, 1), one value per run, so one call runs a
-whole grid.  A hyperparameter given as a 1-D array spans a grid axis; several arrays span their outer
-product (in the order of the constructor's arguments).
+whole grid, or a Python float where every run shares the value.  A hyperparameter given as a 1-D array
+spans a grid axis; several arrays span their outer product (in the order of the constructor's arguments).
+
+Where ``ctx.inplace`` is true (the numpy backend) ``update`` may overwrite its own state and return a
+``delta`` that lives in that state (the runner consumes it before the next call); it never keeps a
+reference to ``g``, which the runner overwrites with the next gradient.  Elsewhere both are pure.
 
 The linear methods (GD, heavy ball, Nesterov, Adam theory form, blockwise GD, Jacobi GD) also describe
 themselves as ``e_{t+1} = A(e_t)`` in the preconditioned eigenbasis (``linear``), which lets
@@ -17,6 +21,7 @@ themselves as ``e_{t+1} = A(e_t)`` in the preconditioned eigenbasis (``linear``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -277,29 +282,113 @@ def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
 
 
 # -- adaptive (nonlinear) ---------------------------------------------------------------------------
+def _adam_scales(b1, b2, eps, t: int, bias_correction: bool, scaled_m: bool):
+    """(s_t, e_t) with η m̂/(√v̂ + ε) = η m_s/(√(s_t v') + e_t), v' = v/(1−β2), for the stored first moment
+    m_s = m (``scaled_m`` false) or m_s = m/(1−β1) (true; β1 a shared float below 1).
+
+    With c1 = 1−β1^t, c2 = 1−β2^t (both 1 without bias correction) and q = c1 (or c1/(1−β1) for m_s =
+    m/(1−β1)): s_t = q² (1−β2)/c2, e_t = q ε.  Python floats (every run shares the value) are evaluated on
+    the host in IEEE double, where a zero c2 (β2 = 1) gives NaN as it does on arrays; per-run arrays stay on
+    the backend (no host round trip)."""
+    if isinstance(b1, float) and isinstance(b2, float):
+        c1 = 1.0 - b1**t if bias_correction else 1.0
+        c2 = 1.0 - b2**t if bias_correction else 1.0
+        q = c1 / (1.0 - b1) if scaled_m else c1
+        num = q * q * (1.0 - b2)
+        s = num / c2 if c2 != 0.0 else (math.nan if num == 0.0 else math.inf)  # c2 ≥ 0, num ≥ 0
+    else:
+        c1 = 1 - b1**t if bias_correction else 1.0
+        c2 = 1 - b2**t if bias_correction else 1.0
+        q = c1 / (1 - b1) if scaled_m else c1
+        s = q * q * (1 - b2) / c2
+    return s, q * eps
+
+
+def _adam_inplace(g, m, v, scratch, lrs, b1, b2, s, e, mode: str, mean):
+    """One Adam step on numpy, in place, into the single buffer ``scratch`` (returned as delta):
+
+        m ← m·β1 + g·(1−β1)  (mode "m")  or  m ← m·β1 + g  (mode "scaled")  or  none (mode "g": m = g)
+        v' ← v'·β2 + g∘g,    w ← √(v'·s) + e,    w ← (m / w)·η
+
+    At most eleven passes over the iterate and no allocation.  Every operation is the functional path's
+    (``_adam_like``), with the same operands in the same order, so both give identical bits."""
+    mul, add, div, sqrt = np.multiply, np.add, np.divide, np.sqrt
+    if mode == "m":
+        c = 1 - b1
+        for mi, gi, w in zip(m, g, scratch):
+            mul(mi, b1, out=mi)
+            add(mi, mul(gi, c, out=w), out=mi)
+    elif mode == "scaled":
+        for mi, gi in zip(m, g):
+            mul(mi, b1, out=mi)
+            add(mi, gi, out=mi)
+    for gi, w in zip(g, scratch):
+        mul(gi, gi, out=w)
+    g2 = scratch if mean is None else mean(scratch)
+    for vi, y in zip(v, g2):
+        mul(vi, b2, out=vi)
+        add(vi, y, out=vi)
+    for a, vi, w, lr in zip(g if mode == "g" else m, v, scratch, lrs):
+        sqrt(mul(vi, s, out=w), out=w)  # w held g∘g until v absorbed it above
+        add(w, e, out=w)
+        mul(div(a, w, out=w), lr, out=w)
+    return scratch
+
+
 def _adam_like(name, lr, b1, b2, eps, bias_correction, per_block: bool) -> Optimizer:
+    """Adam, RMSprop and Adam-mini, in the form that costs the fewest passes over the iterate.
+
+    With v' = v/(1−β2) (so v'_t = β2 v'_{t−1} + g_t∘g_t, no division that β2 = 1 could break),
+    c1 = 1−β1^t and c2 = 1−β2^t,
+
+        η m̂/(√v̂ + ε) = η (m/c1)/(√((1−β2) v'/c2) + ε) = η m/(√(s_t v') + e_t),  s_t = c1²(1−β2)/c2,  e_t = c1 ε,
+
+    equal to the textbook update in exact arithmetic (c1 ≥ 0), degenerate cases included (β1 = 1 with bias
+    correction gives 0/0 as before).  When every run shares β1 < 1 the stored moment is m/(1−β1), updated by
+    m ← β1 m + g, and the factor 1−β1 moves into s_t and e_t (see ``_adam_scales``); with β1 = 0 that moment
+    is g itself and is not stored.  s_t, e_t come from the host when the runs share β1, β2 and ε."""
     hyper = _hyper(lr=lr, b1=b1, b2=b2, eps=eps)
     options = {"bias_correction": bool(bias_correction)}
 
+    def mode_of(b1_):
+        if isinstance(b1_, float) and b1_ < 1.0:
+            return "g" if b1_ == 0.0 else "scaled"
+        return "m"
+
     def init(g0, hp, ctx):
-        m = _zeros(g0)
-        v = ctx.layout.block_mean(m) if per_block else m
-        return (m, v)
+        m = () if mode_of(hp["b1"]) == "g" else _zeros(g0)
+        v = ctx.layout.block_mean(_zeros(g0)) if per_block else _zeros(g0)
+        if not ctx.inplace:
+            return (m, v, (), ())
+        # numpy: one buffer reused every step, and a per-run lr laid out at each leaf's full shape, because a
+        # (1, R, 1) operand broadcast over (k, R, d) runs at about half the speed of a contiguous one
+        scratch = tmap(np.empty_like, g0)
+        lr_ = hp["lr"]
+        lr_full = () if isinstance(lr_, float) else tmap(lambda x: np.ascontiguousarray(np.broadcast_to(lr_, x.shape)), g0)
+        return (m, v, scratch, lr_full)
 
     def update(g, state, hp, ctx, t):
-        m, v = state
+        m, v, scratch, lr_full = state
         b1_, b2_, lr_, eps_ = hp["b1"], hp["b2"], hp["lr"], hp["eps"]
-        m = tmap(lambda m_, g_: b1_ * m_ + (1 - b1_) * g_, m, g)
-        g2 = tmap(lambda g_: g_ * g_, g)
-        if per_block:
-            g2 = ctx.layout.block_mean(g2)
-        v = tmap(lambda v_, s: b2_ * v_ + (1 - b2_) * s, v, g2)
-        if options["bias_correction"]:
-            c1, c2 = 1 - b1_**t, 1 - b2_**t
-            delta = tmap(lambda m_, v_: lr_ * (m_ / c1) / (ctx.xp.sqrt(v_ / c2) + eps_), m, v)
-        else:
-            delta = tmap(lambda m_, v_: lr_ * m_ / (ctx.xp.sqrt(v_) + eps_), m, v)
-        return delta, (m, v)
+        mode = mode_of(b1_)
+        s, e = _adam_scales(b1_, b2_, eps_, t, options["bias_correction"], mode != "m")
+        mean = ctx.layout.block_mean if per_block else None
+        if ctx.inplace:
+            delta = _adam_inplace(g, m, v, scratch, lr_full or (lr_,) * len(g), b1_, b2_, s, e, mode, mean)
+            return delta, state
+        # the functional path: the operations of _adam_inplace, in the same order
+        sqrt = ctx.xp.sqrt
+        if mode == "m":
+            m = tuple(m_ * b1_ + g_ * (1 - b1_) for m_, g_ in zip(m, g, strict=True))
+        elif mode == "scaled":
+            m = tuple(m_ * b1_ + g_ for m_, g_ in zip(m, g, strict=True))
+        g2 = tuple(g_ * g_ for g_ in g)
+        if mean is not None:
+            g2 = mean(g2)
+        v = tuple(v_ * b2_ + y for v_, y in zip(v, g2, strict=True))
+        num = g if mode == "g" else m
+        delta = tuple((a / (sqrt(v_ * s) + e)) * lr_ for a, v_ in zip(num, v, strict=True))
+        return delta, (m, v, scratch, lr_full)
 
     return Optimizer(name, hyper, init, update, options, None)
 

@@ -25,6 +25,7 @@ __all__ = ["run", "Result", "record_steps", "STATUSES", "DIVERGENCE_FACTOR"]
 
 STATUSES = ("converged", "max_steps", "diverged")
 DIVERGENCE_FACTOR = 1e6  # ‖∇f(w_k)‖ > 1e6·‖∇f(w_0)‖ (or non-finite) flags a run as diverged
+INPLACE = True  # numpy runs update their arrays in place; False forces the functional path (for tests)
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,6 +122,9 @@ class _Context:
         self.layout = layout
         self.xp = problem.xp
         self.g0_host = g0_host
+        # numpy arrays may be updated in place (out=); other namespaces (array_api_strict, cupy) get the
+        # functional path, which numpy's in-place path reproduces bit for bit
+        self.inplace = INPLACE and problem.backend.name == "numpy"
 
     def host_diag(self) -> np.ndarray:
         return self.problem.backend.to_numpy(self.problem.diagonal()).astype(np.float64)
@@ -208,8 +212,10 @@ def run(
     tol : stop a run at the first k with ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖ (None: run every step).
     record : "log", "all", or an array of steps at which f − f* and ‖∇f‖ are kept.
     method : "auto" (closed form for the linear methods), "iterate", or "closed_form".
-    check_every : iterate path only: steps between host reads of the convergence test (default 16;
-        a stopped run is detected exactly, its extra steps are discarded).
+    check_every : iterate path only: steps between host reads of the convergence test.  Default: 16 (64
+        on a GPU) while k < 8·16, then k/8 up to 256 (1024 on a GPU), so that the checks cost nothing per
+        step on long runs while a run that stops is carried at most 1/8 of its steps further.  A stopped run
+        is detected exactly either way; its extra steps are discarded.
     """
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"optimizer must be built by quadlab.optim (e.g. quadlab.optim.adam(...)), got {optimizer!r}")
@@ -246,7 +252,8 @@ def run(
         if use_closed:
             out = _run_closed(problem, optimizer, config, E0, rec, steps, tol)
         else:
-            out = _run_iterate(problem, optimizer, config, E0, rec, steps, tol, check_every or (64 if b.is_gpu else 16))
+            cadence = (check_every, check_every) if check_every else ((64, 1024) if b.is_gpu else (16, 256))
+            out = _run_iterate(problem, optimizer, config, E0, rec, steps, tol, cadence)
     gap, gnorm, to_tol, stop, status = out
     # values after a run stopped are not part of its trajectory
     after = rec[None, :] > stop[:, None]
@@ -278,7 +285,14 @@ def _classify(first_good, first_bad):
     return conv, dive
 
 
-def _run_iterate(problem, opt, config, E0, rec, steps, tol, check_every):
+def _hyperparameter(values: np.ndarray, lay: Layout):
+    """A Python float where every run shares the value (the update then needs no per-run broadcast and the
+    per-step scalars can be formed on the host), else the backend array (1, R, 1)."""
+    v = np.asarray(values, dtype=np.float64)
+    return float(v[0]) if (v == v[0]).all() else lay.per_run(v)
+
+
+def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
     b = problem.backend
     xp = b.xp
     R, T = E0.shape[0], rec.size
@@ -287,7 +301,10 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, check_every):
     G = lay.hvp(E)
     g0_host = b.to_numpy(lay.merge(G)).astype(np.float64)
     ctx = _Context(problem, lay, g0_host, E0 + problem.optimum_host)
-    hp = {k: lay.per_run(v) for k, v in config.items() if k != "seed"}
+    inplace = ctx.inplace
+    if inplace:  # split may return views of E0, which the in-place steps must not touch
+        E = tuple(np.array(x, copy=True) for x in E)
+    hp = {k: _hyperparameter(v, lay) for k, v in config.items() if k != "seed"}
     state = opt.init(G, hp, ctx)
     g0n = np.linalg.norm(g0_host, axis=1)
     thr = (tol if tol is not None else 0.0) * g0n
@@ -301,12 +318,14 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, check_every):
     rec_pos = {int(k): j for j, k in enumerate(rec)}
     pend_norms, pend_rec = [], []
     k0 = 0
+    lo, hi = cadence
     for k in range(steps + 1):
         gn2 = lay.rowdot(G, G)
         pend_norms.append(gn2)
         if k in rec_pos:
             pend_rec.append((rec_pos[k], 0.5 * lay.rowdot(E, G), gn2))
-        if k == steps or len(pend_norms) == check_every:
+        if k == steps or len(pend_norms) >= min(hi, max(lo, k0 // 8)):
+            # the only host read of the loop: the squared norms since the last check, in one transfer
             norms = np.sqrt(b.to_numpy(xp.stack(pend_norms)))
             for j, gp, gg in pend_rec:
                 gap[rows, j] = b.to_numpy(gp)
@@ -330,16 +349,24 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, check_every):
                 rows = rows[~done]
                 E, G = lay.take_runs(E, keep), lay.take_runs(G, keep)
                 state = _take_runs(state, keep, lay)
-                hp = {n: lay.take_runs((v,), keep)[0] for n, v in hp.items()}
+                hp = {n: _take_runs(v, keep, lay) for n, v in hp.items()}
         delta, state = opt.update(G, state, hp, ctx, k + 1)
-        E = tmap(lambda e, d: e - d, E, delta)
-        G = lay.hvp(E)
+        if inplace:
+            for e, d in zip(E, delta, strict=True):
+                np.subtract(e, d, out=e)
+            G = lay.hvp(E, out=G)
+        else:
+            E = tmap(lambda e, d: e - d, E, delta)
+            G = lay.hvp(E)
     return gap, gnorm, to_tol, stop, status.astype(str)
 
 
 def _take_runs(obj, keep, lay):
+    """Keep the runs ``keep`` in every array of a nested tuple; Python scalars are shared by all runs."""
     if isinstance(obj, tuple):
         return tuple(_take_runs(o, keep, lay) for o in obj)
+    if isinstance(obj, (int, float)):
+        return obj
     return lay.take_runs((obj,), keep)[0]
 
 
@@ -351,7 +378,8 @@ def _run_closed(problem, opt, config, E0, rec, steps, tol):
     if opt.name == "adam_theory":
         ctx.require_nonzero_g0(None)
     spec = opt.linear(hp, ctx, g0_host)
-    gap, gnorm = closed_form.evaluate(problem, spec, E0, rec)
+    plan = closed_form.Plan(problem, spec, E0)  # eigendecompositions and per-mode weights, once
+    gap, gnorm = plan.values(rec)
     g0n = np.linalg.norm(g0_host, axis=1)
     thr = (tol if tol is not None else 0.0) * g0n
     div = DIVERGENCE_FACTOR * g0n
@@ -359,44 +387,32 @@ def _run_closed(problem, opt, config, E0, rec, steps, tol):
     stop = np.full(R, steps, dtype=np.int64)
     status = np.array(["max_steps"] * R, dtype=object)
     # The first crossing can fall between recorded steps: scan every step, in slabs, up to the first
-    # recorded step at which each run is known to have stopped (or to the end).
+    # recorded step at which each run is known to have stopped (or to the end), each run to its own horizon.
     ok = np.isfinite(gnorm)
     rec_bad = ~ok | (gnorm > div[:, None])
     rec_good = (gnorm <= thr[:, None]) & ok if tol is not None else np.zeros_like(rec_bad)
     rec_stop = np.where((rec_bad | rec_good).any(axis=1), rec[(rec_bad | rec_good).argmax(axis=1)], steps)
-    need_scan = (tol is not None) | rec_bad.any(axis=1)
-    need_scan = np.broadcast_to(need_scan, (R,))
-    if need_scan.any():
-        rows = np.flatnonzero(need_scan)
-        sub = spec._replace(
-            eta=np.broadcast_to(spec.eta, (R,))[rows],
-            momentum=None if spec.momentum is None else np.broadcast_to(spec.momentum, (R,))[rows],
-            precond=spec.precond if spec.precond is None or np.ndim(spec.precond) == 1 else spec.precond[rows],
-        )
-        horizon = int(rec_stop[rows].max())
-        slab = max(64, 2_000_000 // max(1, len(rows) * problem.n))
-        found = np.zeros(len(rows), dtype=bool)
-        for k0 in range(0, horizon + 1, slab):
-            ks = np.arange(k0, min(k0 + slab, horizon + 1))
-            live = ~found
-            if not live.any():
-                break
-            _, gn = closed_form.evaluate(problem, _subset(sub, live), E0[rows[live]], ks)
-            fg, fb = _first_stop(gn.T, k0, thr[rows[live]], div[rows[live]], tol is not None)
-            conv, dive = _classify(fg, fb)
-            idx = rows[live]
-            to_tol[idx[conv]] = fg[conv]
-            stop[idx[conv]] = fg[conv]
-            status[idx[conv]] = "converged"
-            stop[idx[dive]] = fb[dive]
-            status[idx[dive]] = "diverged"
-            found[np.flatnonzero(live)[conv | dive]] = True
+    need_scan = np.broadcast_to((tol is not None) | rec_bad.any(axis=1), (R,))
+    found = ~need_scan.copy()
+    k0, width = 0, 64
+    budget = 1 << 21  # (run, step, mode) elements per slab: a bounded working set whatever the horizon
+    while True:
+        live = np.flatnonzero(~found & (rec_stop >= k0))
+        if live.size == 0:
+            break
+        # slabs double in length, so a run that stops early is not carried through a long slab, and the
+        # steps evaluated stay within twice the horizon
+        k1 = min(int(rec_stop[live].max()), k0 + max(64, min(width, budget // (live.size * problem.n))) - 1)
+        width *= 2
+        ks = np.arange(k0, k1 + 1)
+        _, gn = plan.values(ks, rows=live, want_gap=False)
+        fg, fb = _first_stop(gn.T, k0, thr[live], div[live], tol is not None)
+        conv, dive = _classify(fg, fb)
+        to_tol[live[conv]] = fg[conv]
+        stop[live[conv]] = fg[conv]
+        status[live[conv]] = "converged"
+        stop[live[dive]] = fb[dive]
+        status[live[dive]] = "diverged"
+        found[live[conv | dive]] = True
+        k0 = k1 + 1
     return gap, gnorm, to_tol, stop, status.astype(str)
-
-
-def _subset(spec, mask):
-    return spec._replace(
-        eta=spec.eta[mask],
-        momentum=None if spec.momentum is None else spec.momentum[mask],
-        precond=spec.precond if spec.precond is None or np.ndim(spec.precond) == 1 else spec.precond[mask],
-    )
