@@ -1,0 +1,60 @@
+"""The ``quadlab`` command.
+
+    quadlab extract gpt2|resnet18|all [--quick] [--out DIR] [--m M] [--probes P] [--mode eval|train]
+                    [--dtype float32|float64] [--threads N]
+
+rebuilds stored block spectra (needs the ``extract`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _extract(args) -> int:
+    from . import stored
+    from .extract import extract
+
+    models = ["gpt2", "resnet18"] if args.model == "all" else [args.model]
+    overrides = {k: v for k, v in (("m", args.m), ("probes", args.probes), ("mode", args.mode),
+                                   ("dtype", args.dtype)) if v is not None}
+    out = Path(args.out) if args.out else stored.data_path("gpt2").parent
+    for name in models:
+        print(f"{name}: extracting{' (quick)' if args.quick else ''} ...", flush=True)
+        q, meta = extract(name, quick=args.quick, progress=not args.quiet, threads=args.threads, **overrides)
+        path = stored.save(out / stored.data_path(name).name, q, meta)
+        print(f"{name}: {len(q.names)} blocks, {meta['hvp_products']} Hessian-vector products, "
+              f"{meta['seconds']:.1f} s -> {path}", flush=True)
+        bad = [n for n, s in zip(q.names, q.status, strict=True) if s == "nonfinite"]
+        if bad:
+            print(f"{name}: non-finite products in blocks {bad}", file=sys.stderr)
+            return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quadlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("extract", help="rebuild the stored GPT2/ResNet18 block spectra (needs torch)")
+    ex.add_argument("model", choices=["gpt2", "resnet18", "all"])
+    ex.add_argument("--quick", action="store_true", help="tiny models and few steps (seconds; for tests)")
+    ex.add_argument("--out", help="output folder (default: the package's data folder)")
+    ex.add_argument("--m", type=int, help="Lanczos steps (default: the stored configuration)")
+    ex.add_argument("--probes", type=int, help="SLQ probes per block")
+    ex.add_argument("--mode", choices=["eval", "train"], help="BatchNorm mode for the Hessian")
+    ex.add_argument("--dtype", choices=["float32", "float64"], help="dtype of the model and products")
+    ex.add_argument("--threads", type=int, help="torch threads (default: 1 with --quick, else torch's default)")
+    ex.add_argument("--quiet", action="store_true")
+    ex.set_defaults(func=_extract)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,286 @@
+"""Stored block spectra of real networks at initialisation, and the quadratic cases sampled from them.
+
+The files
+---------
+``quadlab/data/gpt2_blocks.npz`` and ``quadlab/data/resnet18_blocks.npz`` hold, per parameter block, the raw
+per-probe SLQ nodes θ and weights τ (probes × m arrays) of the block Hessian of a GPT2-style Transformer and of a
+CIFAR-style ResNet18 at initialisation, plus a JSON header recording the model configuration, data provenance,
+train/eval mode, SLQ settings, library versions and date (rebuild them with ``quadlab extract``; see
+``quadlab/data/PROVENANCE.md``).  Files are plain npz read with ``allow_pickle=False``: no code runs on load.
+
+Layout: ``format`` = "quadlab-block-spectra", ``version`` = 1, ``meta`` = the JSON header, and for block i
+``nodes_i``, ``weights_i``, ``residuals_i``.
+
+Sampling (Cases 1–2 of the paper)
+---------------------------------
+Block l's stored measure μ_l = Σ_i w_i δ_{θ_i} (all probes pooled, each probe weighted equally) has the
+distribution function F_l.  ``sample_block`` draws d eigenvalues as the quantiles F_l⁻¹((j − ½)/d),
+j = 1 … d ("quantile", deterministic), or as F_l⁻¹(u_j) for sorted uniform u_j from a seeded generator
+("random"); ``smooth=True`` replaces the step function F_l by the piecewise-linear interpolation of its
+mid-steps, so that the draws fill the gaps between Ritz values instead of repeating them.
+
+The sign question (THEORY.md §8.2).  Network blocks are indefinite and the quadratic needs a positive
+definite H.  ``transform`` says what happens before one joint affine map x ↦ 1 + (κ − 1)(x − x_min)/(x_max −
+x_min) over all chosen blocks sends the smallest value to 1 and the largest to κ:
+
+* "abs" (default): |λ|.  Keeps each block's scale (max |λ| spans decades between blocks) and its spread.
+* "positive": the positive part max(λ, 0).
+* "signed": the literal map of the signed eigenvalues (the paper's "scaled and shifted").  Small-scale blocks
+  collapse to nearly one point where 0 lands.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .lanczos import STATUS_OK, SLQResult
+from .spectra import BlockSpectrum
+
+__all__ = ["FORMAT", "GPT2_CASE_BLOCKS", "RESNET18_CASE_BLOCKS", "StoredSpectra", "data_path", "from_paper_json",
+           "gpt2_case", "load", "resnet18_case",
+           "sample_block", "save", "sampled_spectrum"]
+
+FORMAT = "quadlab-block-spectra"
+VERSION = 1
+_DATA = Path(__file__).with_name("data")
+_NAMES = {"gpt2": "gpt2_blocks.npz", "resnet18": "resnet18_blocks.npz"}
+
+
+@dataclass(frozen=True)
+class StoredSpectra:
+    """A stored set of block spectra: ``slq`` (an :class:`~quadlab.lanczos.SLQResult`, so densities and JS⁰
+    work on it directly), the JSON header ``meta`` and the file it came from."""
+
+    slq: SLQResult
+    meta: dict
+    source: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.slq.names
+
+    def measure(self, block) -> tuple[np.ndarray, np.ndarray]:
+        return self.slq.measure(block)
+
+    def scale(self) -> np.ndarray:
+        """max |θ| per block."""
+        lo, hi = self.slq.extremes()
+        return np.maximum(np.abs(lo), np.abs(hi))
+
+
+def data_path(name: str) -> Path:
+    if name not in _NAMES:
+        raise ValueError(f"no stored spectra named {name!r}; shipped: {sorted(_NAMES)} (or pass a file path)")
+    return _DATA / _NAMES[name]
+
+
+def save(path, slq: SLQResult, meta: dict) -> Path:
+    """Write ``slq`` and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically."""
+    path = Path(path)
+    meta = dict(meta, names=list(slq.names), sizes=list(slq.sizes), m=slq.m, probes=slq.probes, seed=slq.seed)
+    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), "meta": np.array(json.dumps(meta))}
+    for i in range(len(slq.names)):
+        arrays[f"nodes_{i}"] = np.asarray(slq.nodes[i], dtype=np.float64)
+        arrays[f"weights_{i}"] = np.asarray(slq.weights[i], dtype=np.float64)
+        arrays[f"residuals_{i}"] = np.asarray(slq.residuals[i], dtype=np.float64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def _bad(path, why: str) -> ValueError:
+    return ValueError(f"{path}: not a quadlab block-spectra file ({why}); rebuild it with `quadlab extract`")
+
+
+def load(name_or_path="gpt2") -> StoredSpectra:
+    """Load shipped spectra by name ("gpt2", "resnet18") or a file written by :func:`save`.
+
+    Raises ValueError naming the problem for a missing file, a file that is not an npz archive, a wrong or
+    missing header, pickled (object) content, or arrays whose shapes disagree with the header."""
+    path = data_path(name_or_path) if name_or_path in _NAMES else Path(name_or_path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such file" + (" (rebuild the shipped spectra with `quadlab extract`)"
+                                                     if name_or_path in _NAMES else ""))
+    if not zipfile.is_zipfile(path):
+        # np.load would take any other bytes for a pickle and say so: name the real problem instead.
+        raise _bad(path, "it is not an npz (zip) archive")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise _bad(path, f"cannot be read as an npz archive: {exc}") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise _bad(path, "a single .npy array, not an npz archive")
+    with z:
+        try:
+            fmt = str(z["format"][()]) if "format" in z.files else None
+            if fmt != FORMAT:
+                raise _bad(path, f"header format is {fmt!r}, expected {FORMAT!r}")
+            version = int(z["version"][()])
+            if version != VERSION:
+                raise _bad(path, f"format version {version}, this quadlab reads version {VERSION}")
+            meta = json.loads(str(z["meta"][()]))
+            names, sizes = meta["names"], meta["sizes"]
+            nodes, weights, resid = [], [], []
+            for i in range(len(names)):
+                X, W, R = (np.array(z[f"{k}_{i}"], dtype=np.float64) for k in ("nodes", "weights", "residuals"))
+                if not (X.shape == W.shape == R.shape and X.ndim == 2 and X.shape[0] == meta["probes"]):
+                    raise _bad(path, f"block {names[i]!r}: arrays of shapes {X.shape}, {W.shape}, {R.shape}")
+                if (W < 0).any() or not np.isfinite(W).all():
+                    raise _bad(path, f"block {names[i]!r}: weights must be finite and non-negative")
+                for a in (X, W, R):
+                    a.setflags(write=False)
+                nodes.append(X), weights.append(W), resid.append(R)
+        except (KeyError, json.JSONDecodeError) as exc:  # JSONDecodeError is a ValueError: catch it first
+            raise _bad(path, f"missing or malformed entry ({exc})") from None
+        except ValueError as exc:
+            if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+                raise _bad(path, "it holds pickled (object) arrays, which quadlab never loads") from None
+            raise
+    slq_meta = meta.get("slq", {})
+    status = tuple(slq_meta.get("status", [STATUS_OK] * len(names)))
+    breakdown = tuple(tuple(b) for b in slq_meta.get("breakdown", [[None] * meta["probes"]] * len(names)))
+    q = SLQResult(tuple(names), tuple(int(s) for s in sizes), tuple(nodes), tuple(weights), tuple(resid),
+                  int(meta["m"]), tuple(min(int(meta["m"]), int(s)) for s in sizes), int(meta["probes"]),
+                  int(meta["seed"]), breakdown, status, tuple(f"block {n!r}: stored" for n in names))
+    return StoredSpectra(q, meta, str(path))
+
+
+def from_paper_json(values, weights, sizes=None) -> StoredSpectra:
+    """Import the paper code's output: ``values_layer.json`` and ``weights_layer.json``, each a JSON object
+    {block name: probes × m list of Ritz values / quadrature weights} (paths or already-parsed dicts).
+    ``sizes`` (dict name → d) is recorded if known; otherwise the sizes are unknown and stored as 0."""
+    def read(obj, what):
+        if isinstance(obj, dict):
+            return obj
+        try:
+            with open(obj, encoding="utf-8") as fh:
+                return json.load(fh)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read the {what} file {obj}: {exc}") from None
+
+    vals, wts = read(values, "values"), read(weights, "weights")
+    if set(vals) != set(wts) or not vals:
+        raise ValueError(f"the values and weights files must name the same, non-empty blocks; got "
+                         f"{sorted(vals)} and {sorted(wts)}")
+    names = list(vals)
+    nodes, weights_, resid = [], [], []
+    probes = None
+    for n in names:
+        X, W = np.atleast_2d(np.asarray(vals[n], dtype=np.float64)), np.atleast_2d(np.asarray(wts[n], dtype=np.float64))
+        if X.shape != W.shape or X.ndim != 2:
+            raise ValueError(f"block {n!r}: values of shape {X.shape} but weights of shape {W.shape}")
+        if probes is None:
+            probes = X.shape[0]
+        if X.shape[0] != probes:
+            raise ValueError(f"block {n!r} has {X.shape[0]} probes, the first block {probes}")
+        if not (np.isfinite(X).all() and np.isfinite(W).all() and (W >= 0).all()):
+            raise ValueError(f"block {n!r}: values and weights must be finite and weights non-negative")
+        nodes.append(X), weights_.append(W), resid.append(np.full_like(X, np.nan))
+    m = max(X.shape[1] for X in nodes)
+    pad = lambda A, fill: np.pad(A, ((0, 0), (0, m - A.shape[1])), constant_values=fill)  # noqa: E731
+    nodes = [pad(X, np.nan) for X in nodes]
+    weights_ = [pad(W, 0.0) for W in weights_]
+    resid = [pad(R, np.nan) for R in resid]
+    sz = tuple(int((sizes or {}).get(n, 0)) for n in names)
+    q = SLQResult(tuple(names), sz, tuple(nodes), tuple(weights_), tuple(resid), m, tuple(m for _ in names),
+                  int(probes), -1, tuple((None,) * probes for _ in names), (STATUS_OK,) * len(names),
+                  tuple(f"block {n!r}: imported from the paper code's JSON" for n in names))
+    return StoredSpectra(q, {"source": "paper code JSON (values_layer/weights_layer)", "names": names}, "json")
+
+
+# ================================================================================================
+# Sampling block spectra for the quadratic cases
+# ================================================================================================
+_TRANSFORMS = ("abs", "positive", "signed")
+_METHODS = ("quantile", "random")
+
+#: The blocks of Cases 1–2 (4 × 25 by default): for GPT2 the embedding and three layer-0 blocks of different
+#: kinds (attention query and value, MLP fc), for ResNet18 the first convolution of each stage.
+GPT2_CASE_BLOCKS = ("wte.weight", "layers.0.attn.query.weight", "layers.0.attn.value.weight",
+                    "layers.0.mlp.fc.weight")
+RESNET18_CASE_BLOCKS = ("stages.0.0.conv1.weight", "stages.1.0.conv1.weight", "stages.2.0.conv1.weight",
+                        "stages.3.0.conv1.weight")
+
+
+def _transform(x: np.ndarray, transform: str) -> np.ndarray:
+    if transform == "abs":
+        return np.abs(x)
+    if transform == "positive":
+        return np.maximum(x, 0.0)
+    return x
+
+
+def sample_block(nodes, weights, d: int, *, method: str = "quantile", smooth: bool = True, seed=0) -> np.ndarray:
+    """d eigenvalues (ascending) drawn from the discrete measure Σ_i w_i δ_{x_i} by its inverse distribution
+    function: at the quantiles (j − ½)/d ("quantile") or at d sorted uniforms from ``default_rng(seed)``
+    ("random").  ``smooth``: interpolate F⁻¹ linearly between the mid-steps (C_i − w_i/2, x_i) of the
+    cumulative weights C_i, so draws fall between nodes in proportion to the weights around them."""
+    if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+        raise ValueError(f"d (eigenvalues per block) must be a positive integer, got {d!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    x, w = np.asarray(nodes, dtype=np.float64).ravel(), np.asarray(weights, dtype=np.float64).ravel()
+    if x.shape != w.shape or x.size == 0:
+        raise ValueError(f"nodes and weights must be non-empty and of one shape, got {x.shape} and {w.shape}")
+    keep = w > 0
+    if not (np.isfinite(x[keep]).all() and np.isfinite(w).all() and (w >= 0).all() and keep.any()):
+        raise ValueError("the measure needs finite nodes and finite non-negative weights with a positive sum")
+    x, w = x[keep], w[keep]
+    order = np.argsort(x, kind="stable")
+    x, w = x[order], w[order] / w.sum()
+    C = np.cumsum(w)
+    if method == "quantile":
+        u = (np.arange(d) + 0.5) / d
+    else:
+        u = np.sort(np.random.default_rng(seed).random(d))
+    if smooth:
+        return np.interp(u, C - w / 2, x)
+    return x[np.minimum(np.searchsorted(C, u, side="left"), x.size - 1)]
+
+
+def sampled_spectrum(source, blocks=None, d: int = 25, kappa: float = 5000.0, *, transform: str = "abs",
+                     method: str = "quantile", smooth: bool = True, seed: int = 0) -> BlockSpectrum:
+    """A :class:`~quadlab.spectra.BlockSpectrum` for a quadratic case: per chosen block, d eigenvalues sampled
+    (:func:`sample_block`) from the block's stored measure after ``transform`` ("abs", "positive" or
+    "signed"; see the module docstring), then one joint affine map of all blocks to [1, κ].
+
+    ``source``: a :class:`StoredSpectra` or a shipped name; ``blocks``: names (default: all); ``d``: an int or
+    one int per block; with ``method="random"`` block l uses the seed ``SeedSequence(seed).spawn(L)[l]``."""
+    st = load(source) if isinstance(source, (str, os.PathLike)) else source
+    if not isinstance(st, StoredSpectra):
+        raise ValueError(f"source must be a StoredSpectra or a shipped name, got {type(source).__name__}")
+    if transform not in _TRANSFORMS:
+        raise ValueError(f"transform must be one of {_TRANSFORMS}, got {transform!r}")
+    names = list(st.names if blocks is None else blocks)
+    if not names:
+        raise ValueError("choose at least one block")
+    sizes = [d] * len(names) if isinstance(d, (int, np.integer)) and not isinstance(d, bool) else list(d)
+    if len(sizes) != len(names):
+        raise ValueError(f"d has {len(sizes)} entries for {len(names)} blocks")
+    seeds = np.random.SeedSequence(seed).spawn(len(names))
+    out = []
+    for name, dl, ss in zip(names, sizes, seeds, strict=True):
+        x, w = st.measure(name)  # ValueError names the block if it is not stored
+        out.append(sample_block(_transform(x, transform), w, dl, method=method, smooth=smooth, seed=ss))
+    from .spectra import rescale
+
+    return rescale(out, kappa, names=names)
+
+
+def gpt2_case(kappa: float = 5000.0, blocks=GPT2_CASE_BLOCKS, d: int = 25, **kw) -> BlockSpectrum:
+    """Case 1 (heterogeneous, Transformer-type): GPT2 blocks sampled from the shipped spectra; see
+    :func:`sampled_spectrum` for ``transform``, ``method``, ``smooth`` and ``seed``."""
+    return sampled_spectrum("gpt2", blocks, d, kappa, **kw)
+
+
+def resnet18_case(kappa: float = 5000.0, blocks=RESNET18_CASE_BLOCKS, d: int = 25, **kw) -> BlockSpectrum:
+    """Case 2 (homogeneous, CNN-type): ResNet18 convolution blocks sampled from the shipped spectra."""
+    return sampled_spectrum("resnet18", blocks, d, kappa, **kw)
