@@ -1,9 +1,10 @@
-"""The ``quadlab`` command.
+"""The ``quadlab`` command: the studies, the figures, the theory report and the extraction.
 
+    quadlab case1_4 [--quick] [--json PATH] ...     the paper's four quadratic cases (studies/case1_4.py)
+    quadlab <study> [options]                        any study below; `quadlab <study> --help` for its options
     quadlab extract gpt2|resnet18|all [--quick] [--out DIR] [--m M] [--probes P] [--mode eval|train]
                     [--dtype float32|float64] [--threads N]
-
-rebuilds stored block spectra (needs the ``extract`` extra).
+                                                     rebuild the stored block spectra (needs the extract extra)
 """
 
 from __future__ import annotations
@@ -34,9 +35,20 @@ def _extract(args) -> int:
     return 0
 
 
+#: subcommand → (module under quadlab.studies, one line of help); each module has main(argv) -> int.
+STUDIES = {
+    "case1_4": ("case1_4", "GD against Adam on the paper's four quadratic cases (the main job)"),
+    "r-distribution": ("r_distribution", "the theorem's r over random starts"),
+    "stored-report": ("stored_spectra", "block scales, JS⁰ and the sign question for the stored spectra"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="quadlab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="quadlab", description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_) in STUDIES.items():
+        sub.add_parser(name, help=help_, add_help=False)
     ex = sub.add_parser("extract", help="rebuild the stored GPT2/ResNet18 block spectra (needs torch)")
     ex.add_argument("model", choices=["gpt2", "resnet18", "all"])
     ex.add_argument("--quick", action="store_true", help="tiny models and few steps (seconds; for tests)")
@@ -52,6 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in STUDIES:
+        import importlib
+
+        # A study parses its own options; hand it the rest of the command line untouched.
+        return importlib.import_module(f"quadlab.studies.{STUDIES[argv[0]][0]}").main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

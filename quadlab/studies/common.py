@@ -1,0 +1,101 @@
+"""What every study shares: atomic output files, resumable sweeps, progress bars, figure saving.
+
+Atomic writes: a result file is written to a temporary file in the same folder and renamed over the target
+(``os.replace`` is atomic on POSIX), so an interrupted study never leaves a half-written file.
+
+Resumable sweeps: :class:`Checkpoint` keeps the finished points of a sweep in one JSON file, keyed by the
+point's parameters and guarded by a fingerprint of the study's settings; a rerun with the same settings skips
+every finished point, a rerun with different settings starts afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+__all__ = ["Checkpoint", "progress", "save_figure", "write_json_atomic", "write_text_atomic"]
+
+
+def write_text_atomic(text: str, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_json_atomic(obj, path) -> Path:
+    return write_text_atomic(json.dumps(obj, indent=2, allow_nan=False) + "\n", path)
+
+
+def save_figure(fig, stem) -> list[Path]:
+    """Save ``fig`` as stem.png and stem.pdf, each atomically."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for ext in ("png", "pdf"):
+        path = stem.with_suffix("." + ext)
+        tmp = path.with_name(path.stem + ".tmp." + ext)
+        fig.savefig(tmp, dpi=130)
+        os.replace(tmp, path)
+        out.append(path)
+    return out
+
+
+def progress(iterable: Iterable, *, total: int | None = None, desc: str = "", quiet: bool = False):
+    """A tqdm bar on stderr (nothing when ``quiet``)."""
+    if quiet:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, file=sys.stderr, leave=False, dynamic_ncols=True)
+
+
+class Checkpoint:
+    """Finished points of a sweep, persisted after each point.
+
+    ``settings``: everything that determines the results (a JSON-serialisable dict); its hash is stored with
+    the points, and a file written under other settings is ignored (and replaced on the first new point)."""
+
+    def __init__(self, path, settings: dict):
+        self.path = Path(path)
+        self.fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        self.points: dict[str, object] = {}
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, json.JSONDecodeError):
+                data = {}
+            if data.get("fingerprint") == self.fingerprint:
+                self.points = dict(data.get("points", {}))
+
+    @staticmethod
+    def key(**params) -> str:
+        return json.dumps(params, sort_keys=True)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.points
+
+    def get(self, key: str):
+        return self.points[key]
+
+    def put(self, key: str, value) -> None:
+        self.points[key] = value
+        write_json_atomic({"fingerprint": self.fingerprint, "points": self.points}, self.path)
+
+    def compute(self, key: str, fn: Callable[[], object]):
+        """The stored value for ``key``, or ``fn()`` stored now."""
+        if key not in self.points:
+            self.put(key, fn())
+        return self.points[key]
