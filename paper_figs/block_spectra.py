@@ -1,78 +1,8 @@
-"""Blockwise Hessian spectra at initialisation, 4 blocks of GPT2 and 4 of ResNet18, in the style of the paper's
-blockwise-spectrum figure: each block's SLQ density of λ/λ₁₀ (λ₁₀: the block's 10th largest eigenvalue, as
-the paper normalises) on a log frequency axis.
+"""Thin wrapper: `python paper_figs/block_spectra.py --help` (also `quadlab block-spectra`)."""
 
-    python paper_figs/block_spectra.py [--data DIR] [--out block_spectra.png] [--sigma 0.01]
-
-Reads the spectra shipped in quadlab/data (or --data DIR from `quadlab extract --out DIR`); recomputes every
-density from the stored Ritz nodes and weights, with no Hessian-vector product.
-"""
-
-from __future__ import annotations
-
-import argparse
-import os
 import sys
-from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from quadlab import heterogeneity, plots, stored  # noqa: E402
-
-PANELS = {"gpt2": stored.GPT2_CASE_BLOCKS, "resnet18": stored.RESNET18_CASE_BLOCKS}
-TITLES = {"gpt2": "GPT2 (Transformer)", "resnet18": "ResNet18 (CNN)"}
-
-
-def _short(name: str) -> str:
-    return name.removesuffix(".weight").replace("layers.", "L").replace("stages.", "stage ")
-
-
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", help="folder with gpt2_blocks.npz and resnet18_blocks.npz (default: shipped)")
-    ap.add_argument("--out", default="block_spectra.png")
-    ap.add_argument("--sigma", type=float, default=0.01, help="kernel width, relative to each figure row's range")
-    args = ap.parse_args(argv)
-    fig, axes = plt.subplots(2, 4, figsize=(13, 5.6), constrained_layout=True)
-    for row, (model, blocks) in enumerate(PANELS.items()):
-        try:
-            st = stored.load(Path(args.data) / stored.data_path(model).name if args.data else model)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        keep = [b for b in blocks if b in st.names]
-        missing = sorted(set(blocks) - set(keep))
-        if missing:
-            print(f"error: {model}: blocks {missing} are not stored", file=sys.stderr)
-            return 2
-        dens = st.slq.density(sigma=args.sigma, normalize="kth_largest", k=10)
-        rep = heterogeneity.analyze(st.slq, source="slq", normalize="max_abs")
-        for col, name in enumerate(keep):
-            ax = axes[row, col]
-            y = dens[name]
-            y = np.where(y > y.max() * 1e-7, y, np.nan)  # log axis: hide the kernel tails below 1e-7
-            ax.semilogy(dens.grid, y, color=plots.OKABE_ITO[row * 2], lw=1.3)
-            seen = dens.grid[np.isfinite(y)]
-            ax.set_xlim(seen.min(), seen.max())  # the row shares one grid; show each block's own support
-            ax.set_title(f"{_short(name)}\nmax|λ| = {dens.max_abs[dens.names.index(name)]:.2g}", fontsize=9)
-            ax.set_xlabel("λ / λ₁₀")
-            if col == 0:
-                ax.set_ylabel(f"{TITLES[model]}\ndensity (log)")
-            ax.grid(alpha=0.3)
-        axes[row, 0].annotate(f"JS⁰ = {rep.js0:.3g} (all {len(st.names)} stored blocks, each / max|λ|)",
-                              xy=(0.02, 0.02), xycoords="axes fraction", fontsize=8)
-    fig.suptitle("Block Hessian spectra at initialisation (SLQ; each block divided by its 10th largest eigenvalue)")
-    out = Path(args.out)
-    tmp = out.with_name(out.stem + ".tmp" + out.suffix)
-    fig.savefig(tmp, dpi=130)
-    os.replace(tmp, out)
-    print(f"wrote {out}")
-    return 0
-
+from quadlab.studies.block_spectra import main
 
 if __name__ == "__main__":
     sys.exit(main())

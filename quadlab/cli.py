@@ -40,6 +40,13 @@ STUDIES = {
     "case1_4": ("case1_4", "GD against Adam on the paper's four quadratic cases (the main job)"),
     "r-distribution": ("r_distribution", "the theorem's r over random starts"),
     "stored-report": ("stored_spectra", "block scales, JS⁰ and the sign question for the stored spectra"),
+    "theory": ("theory_report", "predicted vs observed rates and the theorem's bound on one case"),
+    "figures": ("figures", "regenerate every theory figure into paper_figs/out (PNG and PDF)"),
+    "block-spectra": ("block_spectra", "the blockwise-spectrum figure of the stored GPT2/ResNet18 blocks"),
+    "heterogeneity-sweep": ("heterogeneity_sweep", "GD/Adam gap and JS⁰ against the block scale factor"),
+    "rotation": ("rotation", "per-block vs global rotation of one spectrum"),
+    "kappa-sweep": ("kappa_sweep", "steps against κ and r·max κ_l with the theory's slopes"),
+    "blockwise-lrs": ("blockwise_lrs", "one learning rate per block: oracle blockwise GD and Adam-mini"),
 }
 
 

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 import quadlab
-from quadlab import spectra, theory
-from quadlab.studies.common import write_json_atomic
+from quadlab import plots, spectra, theory
+from quadlab.studies.common import save_figure, write_json_atomic
 
 THESIS_SHARE = 2.0 / 3.0
 THESIS_SPEEDUP = 5.0
@@ -71,16 +71,15 @@ def histogram(s: theory.RStatistics, path: Path) -> None:
     for ax, (name, label) in zip(axes, [("r_tilde", r"$\tilde r$"), ("r_paper", r"$r_{paper}=\tilde r^2$")],
                                  strict=True):
         v = np.log10(np.asarray(getattr(s, name)))
-        ax.hist(v, bins=60, color="C0" if name == "r_tilde" else "C1", alpha=0.85)
+        ax.hist(v, bins=60, color=plots.OKABE_ITO[0 if name == "r_tilde" else 1], alpha=0.85)
         ax.axvline(np.log10(s.threshold), color="k", ls="--", lw=1)
         share = np.mean(np.asarray(getattr(s, name)) <= s.threshold)
         ax.set_title(f"{label}: {share:.1%} of starts ≤ {s.threshold:g}")
         ax.set_xlabel(r"$\log_{10}$ r")
         ax.set_ylabel("starts")
     fig.suptitle(f"simple heterogeneous case, κ = {s.kappa:g}, {s.n_starts} Gaussian starts")
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path)
     plt.close(fig)
-
 
 
 def main(argv=None) -> int:
@@ -89,13 +88,13 @@ def main(argv=None) -> int:
     s = theory.r_statistics(problem, a.starts, seed=a.seed, threshold=a.threshold)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    fig = out / "r_histogram.png"
+    fig = out / "r_histogram"
     histogram(s, fig)
     if not a.quiet:
         print(s.table())
         print()
         print(comparison(s))
-        print(f"\nhistogram: {fig}")
+        print(f"\nhistogram: {fig}.png (and .pdf)")
     if a.json:
         write_json_atomic({**s.as_dict(), "problem_seed": a.problem_seed,
                                          "histogram": str(fig), "thesis": {"share": THESIS_SHARE,
