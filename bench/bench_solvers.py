@@ -1,13 +1,18 @@
 """Benchmarks of the foundation and solver issues (not timed tests): build times, the iterate path against a
 bare batched matmul and against the typical PyTorch loop, and the closed form.
 
-    python bench/bench_solvers.py [--repeat 3] [--skip-torch] [--skip-large]
+    PYTHONPATH=. python bench/bench_solvers.py [--repeat 7] [--steps 1000] [--skip-torch] [--skip-large]
 
-Prints one line per measurement (median of --repeat)."""
+Timings that are compared are interleaved (A, B, A, B, ...) so that a change in the machine's load hits both
+alike; each line gives the median over --repeat, and a ratio is the median of the per-repeat ratios (the
+iterate section also gives the ratio of the fastest rounds, the least disturbed by other jobs).  The
+load average is printed before and after each section: this 2-core machine is shared, and a busy second
+core can slow a two-threaded BLAS call several times over."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -18,13 +23,31 @@ from quadlab import optim, spectra
 from quadlab.layout import Layout
 
 
-def timed(fn, repeat):
-    ts = []
+def load() -> str:
+    return "load average %.2f %.2f %.2f" % os.getloadavg()
+
+
+def clock(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def interleaved(fns: dict, repeat: int) -> dict:
+    """name → list of times, the functions run in turn, ``repeat`` rounds."""
+    out = {k: [] for k in fns}
     for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
+        for k, fn in fns.items():
+            out[k].append(clock(fn))
+    return out
+
+
+def med(ts) -> float:
     return statistics.median(ts)
+
+
+def ratio(a, b) -> float:
+    return statistics.median([x / y for x, y in zip(a, b, strict=True)])
 
 
 def block_spectrum(L, d, kappa=5000.0):
@@ -33,37 +56,54 @@ def block_spectrum(L, d, kappa=5000.0):
 
 
 def bench_build(repeat, large):
-    print("## Build (BlockQuadratic, rotation='block', float64)")
+    print(f"## Build (BlockQuadratic, rotation='block', float64)   [{load()}]")
     for name, spec in [("simple heterogeneous (9)", spectra.simple_heterogeneous()),
                        ("simple homogeneous (9)", spectra.simple_homogeneous()),
                        ("4 x 25 (100)", block_spectrum(4, 25))]:
-        t = timed(lambda: quadlab.BlockQuadratic(spec, seed=0), repeat)
+        t = med(interleaved({"b": lambda: quadlab.BlockQuadratic(spec, seed=0)}, repeat)["b"])
         print(f"  {name:<28} {t * 1e3:8.2f} ms")
     if large:
         spec = block_spectrum(8, 2500)
-        t = timed(lambda: quadlab.BlockQuadratic(spec, seed=0), 1)
+        t = clock(lambda: quadlab.BlockQuadratic(spec, seed=0))
         print(f"  {'8 x 2500 (20000)':<28} {t:8.2f} s   (target < 30 s)")
 
 
 def bench_iterate(repeat, steps, torch_on):
-    print("## Iterate path: Adam, 4 Haar-rotated blocks of 500, 8 learning rates, float64")
+    print(f"## Iterate path: Adam, 4 Haar-rotated blocks of 500, 8 learning rates, float64, {steps} steps   [{load()}]")
     prob = quadlab.BlockQuadratic(block_spectrum(4, 500), seed=0)
     R = 8
     opt = optim.adam(lr=np.geomspace(1e-4, 1e-1, R))
     quadlab.run(prob, opt, steps=10, method="iterate")  # warm-up
-    t_run = timed(lambda: quadlab.run(prob, opt, steps=steps, method="iterate", record="log"), repeat)
     lay = Layout(prob)
-    X = lay.split(prob.backend.asarray(np.random.default_rng(0).standard_normal((R, prob.n))))
+    X = lay.split(prob.backend.asarray(np.random.default_rng(0).standard_normal((R, prob.n))))[0]
     H = prob.groups[0].H
+    Y = np.empty_like(X)
 
-    def bare():
+    def bare():  # the same (4, 8, 500) @ (4, 500, 500) product, a fresh result each time
         for _ in range(steps):
-            X[0] @ H
-    t_mm = timed(bare, repeat)
-    per_run = t_run / (steps * R)
-    per_mm = t_mm / (steps * R)
-    print(f"  quadlab.run          {per_run * 1e6:8.2f} us per (iteration x run)")
-    print(f"  batched matmul alone {per_mm * 1e6:8.2f} us per (iteration x run)   ratio {t_run / t_mm:.3f} (target <= 1.2)")
+            X @ H
+
+    def bare_out():  # ... written into one buffer, as the runner does on numpy
+        for _ in range(steps):
+            np.matmul(X, H, out=Y)
+
+    ts = interleaved({
+        "run": lambda: quadlab.run(prob, opt, steps=steps, method="iterate", record="log"),
+        "mm": bare,
+        "mm_out": bare_out,
+    }, repeat)
+    per = {k: med(v) / (steps * R) for k, v in ts.items()}
+    print(f"  quadlab.run                   {per['run'] * 1e6:8.2f} us per (iteration x run)")
+    print(f"  batched matmul alone          {per['mm'] * 1e6:8.2f} us per (iteration x run)   "
+          f"ratio {ratio(ts['run'], ts['mm']):.3f} (target <= 1.2)")
+    print(f"  batched matmul alone, out=    {per['mm_out'] * 1e6:8.2f} us per (iteration x run)   "
+          f"ratio {ratio(ts['run'], ts['mm_out']):.3f}")
+    print("  per-repeat ratios run/matmul: " + " ".join(f"{a / b:.3f}" for a, b in zip(ts["run"], ts["mm"], strict=True)))
+    # the fastest round of each is the least disturbed by other jobs on the machine
+    print(f"  fastest rounds: run {min(ts['run']) / (steps * R) * 1e6:.2f} us, matmul {min(ts['mm']) / (steps * R) * 1e6:.2f} us, "
+          f"matmul out= {min(ts['mm_out']) / (steps * R) * 1e6:.2f} us: ratio {min(ts['run']) / min(ts['mm']):.3f} "
+          f"(out= {min(ts['run']) / min(ts['mm_out']):.3f})")
+    print(f"  [{load()}]")
     if torch_on:
         import torch
 
@@ -81,25 +121,35 @@ def bench_iterate(repeat, steps, torch_on):
                     loss = 0.5 * w @ (Hd @ w)
                     loss.backward()
                     o.step()
-        t_t = timed(torch_loop, max(1, repeat - 1)) / (tsteps * R)
+
+        tt = interleaved({
+            "torch": torch_loop,
+            "run": lambda: quadlab.run(prob, opt, steps=tsteps, method="iterate", record="log"),
+        }, max(1, repeat // 2))
+        t_t = med(tt["torch"]) / (tsteps * R)
         print(f"  torch.optim.Adam + autograd (dense H, one lr at a time) {t_t * 1e6:8.2f} us per (iteration x run)"
-              f"   quadlab is {t_t / per_run:.1f}x faster (target >= 25)")
+              f"   quadlab is {ratio(tt['torch'], tt['run']):.1f}x faster at {tsteps} steps (target >= 25)")
+        print(f"  [{load()}]")
 
 
 def bench_closed(repeat):
-    print("## Closed form: 4 x 25 problem, 64 learning rates, 200 recorded steps up to 1e5")
+    print(f"## Closed form: 4 x 25 problem, 64 learning rates, 200 recorded steps up to 1e5   [{load()}]")
     prob = quadlab.BlockQuadratic(block_spectrum(4, 25), seed=0)
     rec = np.unique(np.geomspace(1, 1e5, 200).astype(np.int64))
-    for opt in (optim.gd(lr=np.geomspace(1e-6, 4e-4, 64)), optim.adam_theory(lr=np.geomspace(1e-3, 1.0, 64))):
-        quadlab.run(prob, opt, steps=100_000, record=rec, method="closed_form")
-        t = timed(lambda: quadlab.run(prob, opt, steps=100_000, record=rec, method="closed_form"), repeat)
-        print(f"  {opt.name:<12} {t * 1e3:8.1f} ms   (target < 100 ms)")
+    opts = {"gd": optim.gd(lr=np.geomspace(1e-6, 4e-4, 64)), "adam_theory": optim.adam_theory(lr=np.geomspace(1e-3, 1.0, 64))}
+    for opt in opts.values():
+        quadlab.run(prob, opt, steps=100_000, record=rec, method="closed_form")  # warm-up
+    ts = interleaved({k: (lambda o=o: quadlab.run(prob, o, steps=100_000, record=rec, method="closed_form"))
+                      for k, o in opts.items()}, repeat)
+    for k, v in ts.items():
+        print(f"  {k:<12} {med(v) * 1e3:8.1f} ms  (min {min(v) * 1e3:.1f}, max {max(v) * 1e3:.1f})   (target < 100 ms)")
+    print(f"  [{load()}]")
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--skip-torch", action="store_true")
     ap.add_argument("--skip-large", action="store_true")
     a = ap.parse_args()

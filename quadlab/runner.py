@@ -415,4 +415,15 @@ def _run_closed(problem, opt, config, E0, rec, steps, tol):
         status[live[dive]] = "diverged"
         found[live[conv | dive]] = True
         k0 = k1 + 1
+    # a recorded crossing that the scan missed (the value sits within rounding of the threshold, and the
+    # scan's products were summed in another order) stops the run at that recorded step
+    missed = np.flatnonzero(~found & (rec_stop < steps))
+    for r in missed:
+        j = int(np.searchsorted(rec, rec_stop[r]))
+        stop[r] = rec_stop[r]
+        if rec_bad[r, j]:
+            status[r] = "diverged"
+        else:
+            to_tol[r] = rec_stop[r]
+            status[r] = "converged"
     return gap, gnorm, to_tol, stop, status.astype(str)
