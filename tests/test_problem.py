@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 import quadlab
 from quadlab import spectra
 from quadlab.backend import BackendUnavailableError, get_backend
+from quadlab import problem
 from quadlab.problem import BlockQuadratic
 
 EPS = np.finfo(np.float64).eps
@@ -110,6 +111,108 @@ def test_numpy_and_strict_build_the_same_problem():
     a = BlockQuadratic(spec, seed=2, xp="numpy")
     s = BlockQuadratic(spec, seed=2, xp="array_api_strict")
     np.testing.assert_allclose(np.asarray(a.dense()), s.backend.to_numpy(s.dense()), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("rotation", ["block", "global"])
+def test_host_path_builds_the_batched_paths_problem(monkeypatch, rotation):
+    # numpy builds blocks >= _HOST_MIN_SIZE with CholeskyQR2 + dsyrk; array-api-strict with batched
+    # Householder QR + matmul.  Both are the Q of G = QR with diag(R) > 0, so H agrees to rounding.
+    # The threshold is only a speed setting: lowered here so that the test blocks stay small.
+    monkeypatch.setattr(problem, "_HOST_MIN_SIZE", 128)
+    spec = quadlab.BlockSpectrum.from_blocks(
+        [spectra.log_uniform(160, 1, 900), spectra.uniform(5, 2, 3), spectra.uniform(130, 1, 50),
+         spectra.log_uniform(160, 3, 40)], names=["a", "b", "c", "d"]
+    )
+    a = BlockQuadratic(spec, rotation=rotation, seed=11)
+    s = BlockQuadratic(spec, rotation=rotation, seed=11, xp="array_api_strict")
+    assert any(a._on_host(g.size) for g in a.groups) and not any(s._on_host(g.size) for g in s.groups)
+    H = np.asarray(a.dense())
+    np.testing.assert_array_equal(H, H.T)
+    tol = 20 * max(g.size for g in a.groups) * EPS * spec.lambda_max
+    np.testing.assert_allclose(H, s.backend.to_numpy(s.dense()), rtol=0, atol=tol)
+    np.testing.assert_allclose(np.linalg.eigvalsh(H), np.sort(a.eigenvalues), rtol=0, atol=tol)
+    for V, W in zip(a.eigenvectors(), s.eigenvectors(), strict=True):
+        np.testing.assert_allclose(np.asarray(V), s.backend.to_numpy(W), rtol=0, atol=1e-11)
+    # deterministic: the same seed rebuilds the same bits, and eigenvectors() pairs with the stored H
+    b = BlockQuadratic(spec, rotation=rotation, seed=11)
+    for ga, gb, V in zip(a.groups, b.groups, a.eigenvectors(), strict=True):
+        np.testing.assert_array_equal(np.asarray(ga.H), np.asarray(gb.H))
+        V = np.asarray(V)
+        for j in range(ga.k):
+            np.testing.assert_allclose(V[j].T @ V[j], np.eye(ga.size), rtol=0, atol=20 * ga.size * EPS)
+            np.testing.assert_allclose((V[j] * ga.lam[j]) @ V[j].T, np.asarray(ga.H)[j], rtol=0,
+                                       atol=50 * ga.size * EPS * ga.lam.max())
+    np.testing.assert_array_equal(np.asarray(a.diagonal()), np.diag(H))
+    for l, sl in enumerate(a.block_slices):
+        np.testing.assert_array_equal(np.asarray(a.block(l)), H[sl, sl])
+    f32 = BlockQuadratic(spec, rotation=rotation, seed=11, dtype="float32")
+    np.testing.assert_array_equal(np.asarray(f32.dense()), H.astype(np.float32))
+
+
+def conditioned(d, cond, seed):
+    rng = np.random.default_rng(seed)
+    if cond is None:
+        return rng.standard_normal((d, d))
+    U, V = (np.linalg.qr(rng.standard_normal((d, d)))[0] for _ in range(2))
+    return (U * np.geomspace(1, 1 / cond, d)) @ V.T
+
+
+@pytest.mark.parametrize("cond, fallback", [(None, False), (1e12, True), (1e15, True)])
+def test_haar_host_is_the_positive_diagonal_qr_factor(monkeypatch, cond, fallback):
+    # Q orthogonal and R = QᵀG upper triangular with diag(R) > 0 characterise the Haar-convention factor;
+    # past κ(G) ≈ 1e8 CholeskyQR2 must hand over to Householder QR.
+    calls = []
+    householder = problem._householder_q
+    monkeypatch.setattr(problem, "_householder_q", lambda X: (calls.append(X.shape), householder(X))[1])
+    d = 200
+    G = conditioned(d, cond, seed=3)
+    Q = problem._haar_host(G.copy())
+    assert bool(calls) == fallback
+    assert Q.shape == (d, d) and Q.flags.c_contiguous
+    np.testing.assert_allclose(Q.T @ Q, np.eye(d), rtol=0, atol=20 * d * EPS)
+    R = Q.T @ G
+    scale = np.linalg.norm(G, 2)
+    assert np.abs(np.tril(R, -1)).max() <= 20 * d * EPS * scale
+    assert np.diagonal(R).min() > 0
+    if cond is None:
+        np.testing.assert_allclose(Q, householder(G.copy()), rtol=0, atol=1e4 * d * EPS)
+
+
+def test_haar_host_fallback_after_the_first_pass_gives_the_same_q(monkeypatch):
+    # With the acceptance test made impossible, the Householder fallback runs on Q₁ = G R₁⁻¹, whose
+    # positive-diagonal Q factor is G's.
+    d = 150
+    G = conditioned(d, None, seed=5)
+    Q = problem._haar_host(G.copy())
+    monkeypatch.setattr(problem, "_CHOLQR_TOL", -1.0)
+    calls = []
+    householder = problem._householder_q
+    monkeypatch.setattr(problem, "_householder_q", lambda X: (calls.append(1), householder(X))[1])
+    Qf = problem._haar_host(G.copy())
+    assert calls == [1]
+    np.testing.assert_allclose(Qf, Q, rtol=0, atol=1e3 * d * EPS)
+
+
+@pytest.mark.parametrize("signed", [False, True])
+def test_spectral_matrix_agrees_with_the_dense_product(signed):
+    # λ ≥ 0 takes dsyrk on Q diag(√λ); a signed λ (not reachable from a BlockSpectrum, which is positive)
+    # takes the GEMM fallback.  Both must give Q diag(λ) Qᵀ, exactly symmetric.
+    d = 300
+    Q = problem._householder_q(np.random.default_rng(8).standard_normal((d, d)))
+    lam = np.linspace(-3.0 if signed else 0.0, 7.0, d)
+    out = np.full((d, d), np.nan)
+    H = problem._spectral_matrix(Q.copy(), lam, out)
+    assert H is out
+    np.testing.assert_array_equal(H, H.T)
+    np.testing.assert_allclose(H, (Q * lam) @ Q.T, rtol=0, atol=20 * d * EPS * np.abs(lam).max())
+    np.testing.assert_allclose(np.linalg.eigvalsh(H), lam, rtol=0, atol=20 * d * EPS * np.abs(lam).max())
+
+
+def test_fill_upper_from_lower_is_exact_for_ragged_tiles():
+    A = np.random.default_rng(2).standard_normal((300, 300))
+    expect = np.tril(A) + np.tril(A, -1).T
+    np.testing.assert_array_equal(problem._fill_upper_from_lower(A.copy(), tile=64), expect)
+    np.testing.assert_array_equal(problem._fill_upper_from_lower(A.copy()), expect)
 
 
 def test_float32_problem():
