@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -36,7 +37,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", help="folder with gpt2_blocks.npz and resnet18_blocks.npz (default: shipped)")
     ap.add_argument("--out", default="paper_figs/out", help="folder for block_spectra.png and .pdf")
     ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--sigma", type=float, default=0.01, help="kernel width, relative to each figure row's range")
+    ap.add_argument("--sigma", type=float, default=0.01, help="kernel width, relative to each block's range")
     args = ap.parse_args(argv)
     fig, axes = plt.subplots(2, 4, figsize=(13, 5.6), constrained_layout=True)
     for row, (model, blocks) in enumerate(PANELS.items()):
@@ -54,12 +55,20 @@ def main(argv=None) -> int:
         rep = heterogeneity.analyze(st.slq, source="slq", normalize="max_abs")
         for col, name in enumerate(keep):
             ax = axes[row, col]
-            y = dens[name]
+            b = dens.names.index(name)
+            x = st.measure(name)[0] / dens.scales[b]
+            pad = 0.05 * (x.max() - x.min())
+            # Each panel gets its own grid, so σ is relative to that block's range, not to the widest block's.
+            grid = np.linspace(x.min() - pad, x.max() + pad, 4000)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                y = st.slq.density(grid=grid, sigma=args.sigma, normalize="kth_largest", k=10)[name]
+            for w in caught:  # the other blocks fall off this panel's grid by design; keep this block's warnings
+                if repr(name) in str(w.message):
+                    warnings.warn(w.message, stacklevel=1)
             y = np.where(y > y.max() * 1e-7, y, np.nan)  # log axis: hide the kernel tails below 1e-7
-            ax.semilogy(dens.grid, y, color=plots.OKABE_ITO[row * 2], lw=1.3)
-            seen = dens.grid[np.isfinite(y)]
-            ax.set_xlim(seen.min(), seen.max())  # the row shares one grid; show each block's own support
-            ax.set_title(f"{_short(name)}\nmax|λ| = {dens.max_abs[dens.names.index(name)]:.2g}", fontsize=9)
+            ax.semilogy(grid, y, color=plots.OKABE_ITO[row * 2], lw=1.3)
+            ax.set_title(f"{_short(name)}\nmax|λ| = {dens.max_abs[b]:.2g}", fontsize=9)
             ax.set_xlabel("λ / λ₁₀")
             if col == 0:
                 ax.set_ylabel(f"{TITLES[model]}\ndensity (log)")
