@@ -1,0 +1,32 @@
+"""The quadlab command: study dispatch, the theory report and the figures runner."""
+
+import json
+
+import pytest
+
+from quadlab import cli
+
+
+def test_every_study_subcommand_imports():
+    import importlib
+
+    for name, (module, _) in cli.STUDIES.items():
+        assert callable(importlib.import_module(f"quadlab.studies.{module}").main), name
+
+
+def test_theory_report_holds_on_case3(tmp_path):
+    out = tmp_path / "t.json"
+    assert cli.main(["theory", "--case", "3", "--seeds", "2", "--steps", "3000", "--quiet", "--json", str(out)]) == 0
+    rec = json.loads(out.read_text())
+    assert set(rec["reports"]) == {"gd", "heavy_ball", "adam_theory", "blockwise_gd"}
+    assert all(r["holds"] != "NO" for rows in rec["reports"].values() for r in rows)
+
+
+def test_figures_rejects_unknown_names():
+    with pytest.raises(SystemExit):
+        cli.main(["figures", "--only", "nope"])
+
+
+def test_figures_runs_a_subset(tmp_path):
+    assert cli.main(["figures", "--only", "r_distribution", "--out", str(tmp_path), "--quiet"]) == 0
+    assert (tmp_path / "r_histogram.png").is_file() and (tmp_path / "r_histogram.pdf").is_file()
