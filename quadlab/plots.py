@@ -39,5 +39,6 @@ def median_band(ax, results, what: str = "grad_norm", label: str | None = None, 
             lo, hi = np.nanmin(Y, axis=0), np.nanmax(Y, axis=0)
     x = steps[keep]
     (line,) = ax.plot(x, med[keep], label=label, color=color, lw=1.6)
-    ax.fill_between(x, lo[keep], hi[keep], color=line.get_color(), alpha=0.18, lw=0)
+    # Rasterised: a band of thousands of vertices makes the PDF slow to write and to open; the lines stay vector.
+    ax.fill_between(x, lo[keep], hi[keep], color=line.get_color(), alpha=0.18, lw=0, rasterized=True)
     return line

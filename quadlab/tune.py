@@ -21,7 +21,9 @@ __all__ = ["tune_lr", "TuneResult"]
 @dataclass(frozen=True, eq=False)
 class TuneResult:
     """best_lr; best_steps (−1 if no lr reached tol); the whole response curve: lrs (sorted), steps (−1 where
-    some seed never reached tol), score and final ‖∇f‖ per lr; the Result of the best lr."""
+    some seed never reached tol), score and final ‖∇f‖ per lr; the Result of the best lr.  ``caps``: the step
+    cap each lr was run with (``steps`` everywhere unless ``race=True``; steps = −1 and final ‖∇f‖ then refer to
+    that cap)."""
 
     best_lr: float
     best_steps: int
@@ -30,6 +32,7 @@ class TuneResult:
     final_grad_norm: np.ndarray
     diverged: np.ndarray
     best: Result | list[Result]
+    caps: np.ndarray | None = None
 
     @property
     def reached(self) -> bool:
@@ -48,12 +51,17 @@ def _score(results: list[Result], n_lr: int, max_steps: int):
 
 def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 24, refine: int = 2,
             refine_points: int = 8, seeds=(0,), steps: int = 10_000, tol: float = 1e-6,
-            method: str = "auto") -> TuneResult:
+            method: str = "auto", race: bool = False) -> TuneResult:
     """Search the learning rate of ``optimizer`` (its other hyperparameters are kept) on ``problem``.
 
     ``problem`` may be a list of problems (e.g. one per rotation seed); each is then run with the seed at the
     same position in ``seeds``, and the worst of all decides.  Returns the best lr and the response curve
-    over every lr tried (``best`` holds the best lr's Result per problem when a list was given)."""
+    over every lr tried (``best`` holds the best lr's Result per problem when a list was given).
+
+    ``race=True`` finds the same best lr with fewer steps: the first grid runs under caps steps/64, steps/16, …
+    until some lr reaches tol (an lr that needs more than the cap cannot beat one that reached it within the
+    cap), and each refinement runs only up to the best worst-seed step count found so far.  The response curve
+    then says "not reached" for lrs that lost the race (see ``caps``)."""
     many = isinstance(problem, (list, tuple))
     problems = list(problem) if many else [problem]
     if many and len(seeds) != len(problems):
@@ -73,10 +81,26 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     all_lr, all_steps, all_fin, all_div = [], [], [], []
     grid = np.geomspace(lo, hi, points)
     best = None
+    all_cap = []
+
+    def attempt(grid, cap):
+        res = [run(p, optimizer.with_hyper(lr=grid), seeds=s, steps=cap, tol=tol, method=method) for p, s in pairs]
+        return _score(res, grid.size, cap)
+
     for it in range(refine + 1):
-        res = [run(p, optimizer.with_hyper(lr=grid), seeds=s, steps=steps, tol=tol, method=method) for p, s in pairs]
-        worst, fin, div = _score(res, grid.size, steps)
+        if not race:
+            cap = steps
+        elif it == 0:
+            cap = min(steps, max(64, steps // 64))
+        else:
+            best_score = float(np.concatenate(all_steps).min())
+            cap = int(best_score) if best_score <= steps else steps
+        worst, fin, div = attempt(grid, cap)
+        while race and it == 0 and cap < steps and not (worst <= cap).any():
+            cap = min(steps, 4 * cap)
+            worst, fin, div = attempt(grid, cap)
         all_lr.append(grid), all_steps.append(worst), all_fin.append(fin), all_div.append(div)
+        all_cap.append(np.full(grid.size, cap))
         lrs = np.concatenate(all_lr)
         sc = np.concatenate(all_steps)
         fn = np.concatenate(all_fin)
@@ -92,12 +116,13 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     lrs = np.concatenate(all_lr)
     order = np.argsort(lrs)
     steps_arr = np.concatenate(all_steps)[order]
-    steps_arr = np.where(steps_arr > steps, -1, steps_arr)
+    caps = np.concatenate(all_cap)[order]
+    steps_arr = np.where(steps_arr > caps, -1, steps_arr)
     best_res = [run(p, optimizer.with_hyper(lr=best), seeds=s, steps=steps, tol=tol, method=method) for p, s in pairs]
     bs = np.concatenate([r.steps_to_tol for r in best_res])
     best_res = best_res if many else best_res[0]
     return TuneResult(
         best_lr=float(best), best_steps=int(bs.max()) if (bs >= 0).all() else -1, lrs=lrs[order],
         steps=steps_arr, final_grad_norm=np.concatenate(all_fin)[order],
-        diverged=np.concatenate(all_div)[order], best=best_res,
+        diverged=np.concatenate(all_div)[order], best=best_res, caps=caps,
     )

@@ -32,3 +32,20 @@ def test_tune_bad_input():
         tune_lr(prob, optim.heavy_ball(momentum=[0.5, 0.9]))
     with pytest.raises(ValueError, match="lr_range"):
         tune_lr(prob, optim.gd(), lr_range=(1.0, 0.1))
+
+
+def test_race_finds_the_same_best_lr_with_fewer_steps():
+    """race=True may only drop lrs that provably lose: the best lr and its steps are those of the full search."""
+    probs = [quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000), seed=s) for s in (0, 1)]
+    hb = quadlab.theory.heavy_ball_optimum(probs[0])
+    for opt, rng in ((optim.gd(), (1e-6, 1e-2)), (optim.heavy_ball(momentum=hb.momentum), (1e-6, 1e-1)),
+                     (optim.adam_theory(lr=1.0), (1e-4, 1e2))):
+        full = tune_lr(probs, opt, lr_range=rng, points=12, seeds=[0, 1], steps=60_000)
+        fast = tune_lr(probs, opt, lr_range=rng, points=12, seeds=[0, 1], steps=60_000, race=True)
+        assert fast.best_lr == full.best_lr and fast.best_steps == full.best_steps, opt.name
+        assert (fast.caps <= 60_000).all() and (full.caps == 60_000).all()
+        # an lr the race reports as reached has the same count as in the full search
+        np.testing.assert_array_equal(fast.lrs, full.lrs)  # the same lrs were tried
+        reached = fast.steps >= 0
+        assert reached.any()
+        np.testing.assert_array_equal(fast.steps[reached], full.steps[reached])

@@ -74,11 +74,11 @@ PER_SEED = {"adam_theory"}
 def run_case(case: int, spec, args) -> dict:
     """Tune and run every optimizer on one case; return its JSON record plus traces for the figure."""
     # Caps: GD at its best step needs at most ≈ ln(1/tol)·κ/2 steps (35,000 at κ = 5000, tol = 1e-6); twice
-    # that leaves room for every linear method that beats GD.  Adam with β2 < 1 either reaches the tolerance
+    # that leaves room for every linear method that beats GD (--quick: 1.2 times, just room for GD itself).  Adam with β2 < 1 either reaches the tolerance
     # within a few thousand steps or stalls short of it (THEORY.md §5).
-    steps_linear = max(20_000, int(np.log(1.0 / args.tol) * spec.kappa))
+    steps_linear = max(20_000, int((0.6 if args.quick else 1.0) * np.log(1.0 / args.tol) * spec.kappa))
     steps_adam = 2_000 if args.quick else 5_000
-    points = 10 if args.quick else 16
+    points = 8 if args.quick else 16
     refine = 1 if args.quick else 2
     seeds = list(range(args.seeds))
     # One problem per seed (its own rotation); learning rates are tuned across seeds, so runs are per seed.
@@ -101,13 +101,13 @@ def run_case(case: int, spec, args) -> dict:
             per_seed = [quadlab.run(p, opt, seeds=[s], steps=steps, tol=args.tol) for p, s in zip(probs, seeds)]
         elif key in PER_SEED:
             lrs = [tune_lr(p, opt, lr_range=rng, points=points, refine=refine, seeds=[s], steps=steps,
-                           tol=args.tol).best_lr for p, s in zip(probs, seeds)]
+                           tol=args.tol, race=True).best_lr for p, s in zip(probs, seeds)]
             per_seed = [quadlab.run(p, opt.with_hyper(lr=a), seeds=[s], steps=steps, tol=args.tol)
                         for p, s, a in zip(probs, seeds, lrs)]
             lr = float(np.median(lrs))
         else:
             lr = tune_lr(probs, opt, lr_range=rng, points=points, refine=refine, seeds=seeds, steps=steps,
-                         tol=args.tol).best_lr
+                         tol=args.tol, race=True).best_lr
             opt = opt.with_hyper(lr=lr)
             per_seed = [quadlab.run(p, opt, seeds=[s], steps=steps, tol=args.tol) for p, s in zip(probs, seeds)]
         stt = np.array([r.steps_to_tol[0] for r in per_seed])
