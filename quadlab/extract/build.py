@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import platform
+import sys
 import time
 from dataclasses import dataclass, field, replace
 
@@ -120,9 +121,14 @@ def extract(model: str, quick: bool = False, *, progress: bool = False, threads:
         net, batches, data, names = _build(cfg)
         H = BlockHessian(net, lambda mod, b: mod.loss(b), batches, names, mode=cfg.mode)
         ops, sizes = H.operators()
+        bar = None
         if progress:
-            ops = {b: _announce(b, sizes[b], f) for b, f in ops.items()}
-        q = lanczos.slq(ops, m=cfg.m, probes=cfg.probes, seed=cfg.probe_seed, n=sizes)
+            ops, bar = _with_bar(ops, sizes, cfg.m)
+        try:
+            q = lanczos.slq(ops, m=cfg.m, probes=cfg.probes, seed=cfg.probe_seed, n=sizes)
+        finally:
+            if bar is not None:
+                bar.close()
         H.release()
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     used_threads = torch.get_num_threads()
@@ -159,16 +165,20 @@ def extract(model: str, quick: bool = False, *, progress: bool = False, threads:
     return q, meta
 
 
-def _announce(name, d, f):
-    state = {"calls": 0, "t": time.perf_counter()}
+def _with_bar(ops: dict, sizes: dict, m: int) -> tuple[dict, object]:
+    """Wrap each block's matmat so that one tqdm bar on stderr counts Lanczos steps over all blocks."""
+    from tqdm.auto import tqdm
 
-    def apply(X):
-        if state["calls"] == 0:
-            print(f"  block {name} (d = {d}) ...", flush=True)
-        state["calls"] += 1
-        Y = f(X)
-        if state["calls"] % 10 == 0:
-            print(f"    step {state['calls']}: {time.perf_counter() - state['t']:.0f} s", flush=True)
-        return Y
+    bar = tqdm(total=sum(min(m, d) for d in sizes.values()), desc="Lanczos steps", unit="step", file=sys.stderr,
+               dynamic_ncols=True)
 
-    return apply
+    def wrap(name, f):
+        def apply(X):
+            bar.set_postfix_str(name, refresh=False)
+            Y = f(X)
+            bar.update(1)
+            return Y
+
+        return apply
+
+    return {b: wrap(b, f) for b, f in ops.items()}, bar

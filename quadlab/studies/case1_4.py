@@ -19,7 +19,7 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import save_figure, write_json_atomic
+from quadlab.studies.common import progress, save_figure, write_json_atomic
 from quadlab.tune import tune_lr
 
 CASES = {
@@ -95,7 +95,7 @@ def run_case(case: int, spec, args) -> dict:
         "blockwise_gd": (optim.blockwise_gd(), None, steps_linear),
     }
     record, traces = {}, {}
-    for key, (opt, rng, steps) in makers.items():
+    for key, (opt, rng, steps) in progress(list(makers.items()), desc=f"case {case}", quiet=args.quiet):
         lr = None
         if rng is None:
             per_seed = [quadlab.run(p, opt, seeds=[s], steps=steps, tol=args.tol) for p, s in zip(probs, seeds)]
