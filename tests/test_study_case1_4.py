@@ -1,0 +1,36 @@
+"""The main job: studies/case1_4.py in --quick mode on the simple cases, checked against the theory."""
+
+import json
+
+import numpy as np
+
+from quadlab import theory
+from quadlab.studies import case1_4
+
+
+def test_case1_4_quick_reproduces_the_simple_cases(tmp_path):
+    out = tmp_path / "r.json"
+    assert case1_4.main(["--quick", "--quiet", "--cases", "3,4", "--out", str(tmp_path), "--json", str(out)]) == 0
+    assert (tmp_path / "case1_4.png").is_file() and (tmp_path / "case1_4.pdf").is_file()
+    rec = json.loads(out.read_text())
+    assert rec["kappa"] == 5000 and rec["tol"] == 1e-6
+    het, hom = rec["cases"]
+    assert (het["case"], het["heterogeneous"], hom["case"], hom["heterogeneous"]) == (3, True, 4, False)
+    for c in (het, hom):
+        assert set(c["optimizers"]) >= {"gd", "heavy_ball", "adam_theory", "adam_beta1_0", "adam", "blockwise_gd"}
+        assert all(set(o) >= {"lr", "steps_to_tol", "status"} for o in c["optimizers"].values())
+        # GD at its best step contracts at exactly ((κ−1)/(κ+1))² per step
+        kappa = c["kappa"]
+        np.testing.assert_allclose(c["predicted_rate"]["gd"], ((kappa - 1) / (kappa + 1)) ** 2, rtol=1e-12)
+        np.testing.assert_allclose(c["observed_rate"]["gd"], c["predicted_rate"]["gd"], rtol=1e-6)
+    # the paper's outcome: Adam (theory form) far ahead of GD on the heterogeneous case only
+    assert het["gd_over_adam_theory"] > 30
+    assert het["max_block_kappa"] == 3 and hom["max_block_kappa"] > 4000
+    gd_h, at_h = hom["optimizers"]["gd"]["steps_to_tol"], hom["optimizers"]["adam_theory"]["steps_to_tol"]
+    assert at_h is None or at_h > gd_h / 2
+    # one oracle step per block solves each 3-eigenvalue block in a few steps; on Case 4 it is GD again
+    assert het["optimizers"]["blockwise_gd"]["steps_to_tol"] <= 20
+    assert het["js0"] > 100 * hom["js0"]
+    # the GD-best step count obeys the rate's iteration bound ln(1/tol)/ln(1/ρ)
+    bound = theory.iterations_to(het["predicted_rate"]["gd"], 1e-12)
+    assert het["optimizers"]["gd_best"]["steps_to_tol"] <= bound
