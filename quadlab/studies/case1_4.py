@@ -11,7 +11,6 @@ log10 ‖∇f(w_k)‖ (median over seeds, band = min..max) and the table the ste
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 
 import quadlab
 from quadlab import checks, optim, spectra, theory
-from quadlab.studies.common import progress, save_figure, write_json_atomic
+from quadlab.studies.common import check_common, finish, progress, save_figure, study_parser
 from quadlab.tune import tune_lr
 
 CASES = {
@@ -226,22 +225,12 @@ def plot(records, traces, missing, path: Path, tol: float) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = study_parser("case1_4", __doc__.splitlines()[0], "2 seeds, coarser tuning, shorter caps")
     ap.add_argument("--kappa", type=float, default=5000.0)
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--tol", type=float, default=1e-6)
     ap.add_argument("--backend", default="numpy")
-    ap.add_argument("--quick", action="store_true", help="fewer seeds, coarser tuning, shorter caps")
-    ap.add_argument("--out", type=Path, default=Path("out/case1_4"))
-    ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--cases", default="1,2,3,4")
-    ap.add_argument("--quiet", action="store_true")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.seeds = min(args.seeds, 2)
-    if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_common(ap, args)
     records, traces, missing = [], {}, {}
     for case in (int(c) for c in args.cases.split(",")):
         spec = case_spectrum(case, args.kappa)
@@ -259,11 +248,7 @@ def main(argv=None) -> int:
     plot(records, traces, missing, args.out / "case1_4", args.tol)
     result = {"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "cases": records,
               "missing": {str(k): v.replace("\n", " ") for k, v in missing.items()}}
-    if args.json is not None:
-        write_json_atomic(result, args.json)
-    if not args.quiet:
-        print(f"\nfigure: {args.out / 'case1_4.png'} (and .pdf)")
-    return 0
+    return finish(result, args, "case1_4")
 
 
 if __name__ == "__main__":

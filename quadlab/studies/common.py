@@ -10,15 +10,18 @@ every finished point, a rerun with different settings starts afresh.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
+import math
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["Checkpoint", "progress", "save_figure", "write_json_atomic", "write_text_atomic"]
+__all__ = ["Checkpoint", "check_common", "finish", "progress", "save_figure", "steps_bound", "study_parser",
+           "write_json_atomic", "write_text_atomic"]
 
 
 def write_text_atomic(text: str, path) -> Path:
@@ -99,3 +102,43 @@ class Checkpoint:
         if key not in self.points:
             self.put(key, fn())
         return self.points[key]
+
+
+def study_parser(name: str, description: str, quick_help: str) -> argparse.ArgumentParser:
+    """The options every study shares: --seeds, --tol, --quick, --out (default out/<name>), --json, --quiet."""
+    ap = argparse.ArgumentParser(prog=f"quadlab {name.replace('_', '-')}", description=description)
+    ap.add_argument("--seeds", type=int, default=5, help="rotation/start seeds (at most 2 with --quick)")
+    ap.add_argument("--tol", type=float, default=1e-6, help="stop at ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖")
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--out", type=Path, default=Path("out") / name, help="folder for the figure (PNG and PDF)")
+    ap.add_argument("--json", type=Path, default=None, help="write the results here (atomically)")
+    ap.add_argument("--quiet", action="store_true", help="no tables, no progress bars")
+    return ap
+
+
+def check_common(ap: argparse.ArgumentParser, args) -> None:
+    """Validate the shared options (argparse error naming the option) and create --out."""
+    if args.quick:
+        args.seeds = min(args.seeds, 2)
+    if args.seeds < 1:
+        ap.error("--seeds must be at least 1")
+    if not 0 < args.tol < 1:
+        ap.error("--tol must lie in (0, 1)")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+
+def finish(result: dict, args, stem: str) -> int:
+    """Write --json (atomically) and say where the figure went."""
+    if args.json is not None:
+        write_json_atomic(result, args.json)
+    if not args.quiet:
+        print(f"\nfigure: {args.out / (stem + '.png')} (and .pdf)")
+    return 0
+
+
+def steps_bound(rate: float, tol: float, cond: float = 1.0) -> int:
+    """Steps k after which √cond·ρ^k ≤ tol for a per-step gap factor rate = ρ² (a tolerance on ‖∇f‖, so the gap
+    must shrink by tol²/cond): ⌈ln(cond/tol²)/ln(1/rate)⌉ + 1."""
+    from quadlab import theory
+
+    return int(math.ceil(theory.iterations_to(rate, tol * tol / cond))) + 1

@@ -51,7 +51,6 @@ nothing, a run with other settings starts afresh.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -60,7 +59,7 @@ import numpy as np
 
 import quadlab
 from quadlab import heterogeneity, optim, spectra, theory
-from quadlab.studies.common import Checkpoint, progress, save_figure, write_json_atomic
+from quadlab.studies.common import Checkpoint, check_common, finish, progress, save_figure, steps_bound, study_parser
 from quadlab.tune import tune_lr
 
 STUDY = "heterogeneity_sweep"
@@ -99,10 +98,6 @@ def settings(args) -> dict:
             "kappa": BASE_KAPPA}, "n_blocks": N_BLOCKS, "seeds": args.seeds, "tol": args.tol,
             "tuning": tuning(args.quick), "js": JS_SETTINGS}
 
-
-def steps_bound(rate: float, tol: float, cond: float = 1.0) -> int:
-    """Steps after which c·ρ^k ≤ tol for a per-step gap factor rate = ρ² and a constant c = √cond."""
-    return int(math.ceil(theory.iterations_to(rate, tol * tol / cond))) + 1
 
 
 def _opt_record(results, lr, cap: int) -> dict:
@@ -270,22 +265,9 @@ def plot(records, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--tol", type=float, default=1e-6)
-    ap.add_argument("--quick", action="store_true", help="5 values of s up to 1e3, at most 2 seeds, coarser tuning")
-    ap.add_argument("--out", type=Path, default=Path("out/heterogeneity_sweep"),
-                    help="folder for the figure (PNG and PDF) and the checkpoint")
-    ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--quiet", action="store_true")
+    ap = study_parser(STUDY, __doc__.splitlines()[0], "5 values of s up to 1e3, at most 2 seeds, coarser tuning")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.seeds = min(args.seeds, 2)
-    if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
-    if not 0 < args.tol < 1:
-        ap.error("--tol must lie in (0, 1)")
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_common(ap, args)
     grid = S_QUICK if args.quick else S_FULL
     ckpt = Checkpoint(args.out / f"{STUDY}.checkpoint.json", settings(args))
     records, computed = [], 0
@@ -301,11 +283,7 @@ def main(argv=None) -> int:
     plot(records, args.out / STUDY)
     result = {"study": STUDY, "settings": settings(args), "points": records, "computed_points": computed,
               "reused_points": len(grid) - computed, "checkpoint": str(ckpt.path)}
-    if args.json is not None:
-        write_json_atomic(result, args.json)
-    if not args.quiet:
-        print(f"figure: {args.out / (STUDY + '.png')} (and .pdf)")
-    return 0
+    return finish(result, args, STUDY)
 
 
 if __name__ == "__main__":

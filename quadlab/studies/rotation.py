@@ -41,7 +41,6 @@ band, one row per spectrum, block rotation left, global right.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -50,7 +49,7 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import progress, save_figure, write_json_atomic
+from quadlab.studies.common import check_common, finish, progress, save_figure, steps_bound, study_parser
 from quadlab.tune import tune_lr
 
 STUDY = "rotation"
@@ -72,10 +71,6 @@ def case_spectrum(case: str) -> spectra.BlockSpectrum:
     base = spectra.bulk_outliers(25, 1.0, 2.0, 3, 5.0)
     return spectra.scaled_blocks(base, 4, 10.0, names=["s^0", "s^1", "s^2", "s^3"])
 
-
-def steps_bound(rate: float, tol: float, cond: float = 1.0) -> int:
-    """Steps after which √cond·ρ^k ≤ tol for a per-step gap factor rate = ρ²."""
-    return int(math.ceil(theory.iterations_to(rate, tol * tol / cond))) + 1
 
 
 def _opt_record(results, lr, cap: int) -> dict:
@@ -241,21 +236,9 @@ def plot(all_recs, all_traces, path: Path, tol: float) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--tol", type=float, default=1e-6)
-    ap.add_argument("--quick", action="store_true", help="at most 2 seeds, coarser tuning, shorter caps")
-    ap.add_argument("--out", type=Path, default=Path("out/rotation"), help="folder for the figure (PNG and PDF)")
-    ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--quiet", action="store_true")
+    ap = study_parser(STUDY, __doc__.splitlines()[0], "at most 2 seeds, coarser tuning, shorter caps")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.seeds = min(args.seeds, 2)
-    if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
-    if not 0 < args.tol < 1:
-        ap.error("--tol must lie in (0, 1)")
-    args.out.mkdir(parents=True, exist_ok=True)
+    check_common(ap, args)
     recs, traces = {c: {} for c in CASES}, {c: {} for c in CASES}
     jobs = [(c, r) for c in CASES for r in ROTATIONS]
     for case, rot in progress(jobs, total=len(jobs), desc="spectrum × rotation", quiet=args.quiet):
@@ -266,11 +249,7 @@ def main(argv=None) -> int:
     plot(recs, traces, args.out / STUDY, args.tol)
     result = {"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds, "quick": args.quick,
               "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES}}
-    if args.json is not None:
-        write_json_atomic(result, args.json)
-    if not args.quiet:
-        print(f"\nfigure: {args.out / (STUDY + '.png')} (and .pdf)")
-    return 0
+    return finish(result, args, STUDY)
 
 
 if __name__ == "__main__":
