@@ -478,9 +478,11 @@ def adam_constants(problem, w0, *, source: str = "exact", extremes=None, margin=
     r_tilde = C2.max(axis=1) / eta
     r_paper = r_tilde**2
     ka, kap = r_tilde[:, None] * kl, r_paper[:, None] * kl
-    # log1p keeps 1 − 1/(rκ) accurate when rκ is huge.
-    bound_linear = np.exp(np.log1p(-1.0 / ka).max(axis=1))
-    bound_paper = np.exp(np.log1p(-1.0 / kap).max(axis=1))
+    # log1p keeps 1 − 1/(rκ) accurate when rκ is huge; rκ = 1 (one block, one distinct eigenvalue, equal
+    # gradient entries) gives log1p(−1) = −inf and the exact bound 0, which is not an error.
+    with np.errstate(divide="ignore"):
+        bound_linear = np.exp(np.log1p(-1.0 / ka).max(axis=1))
+        bound_paper = np.exp(np.log1p(-1.0 / kap).max(axis=1))
     if spectra:
         lo, hi = preconditioned_extremes(problem, 1.0 / G)
         rho = np.maximum(np.abs(1.0 - eta[:, None] * lo), np.abs(1.0 - eta[:, None] * hi)).max(axis=1)
