@@ -3,6 +3,8 @@ traces of many runs."""
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 
 __all__ = ["color", "median_band", "OKABE_ITO"]
@@ -14,31 +16,38 @@ _FIXED = {"gd": 0, "gd_best": 0, "heavy_ball": 4, "adam_theory": 1, "adam_theory
 
 def color(name: str) -> str:
     """The colour of an optimizer, the same in every figure."""
-    return OKABE_ITO[_FIXED.get(name, hash(name) % len(OKABE_ITO))]
+    # crc32, not hash(): str hashes are salted per process, so colours would change from run to run.
+    return OKABE_ITO[_FIXED.get(name, zlib.crc32(name.encode()) % len(OKABE_ITO))]
 
 
 def median_band(ax, results, what: str = "grad_norm", label: str | None = None, color: str | None = None,
                 log10: bool = True):
     """Plot the median over runs of ``what`` against the recorded steps, with a min–max band.
 
-    ``results``: Results that share their recorded steps (one run each, or several); values after a run
-    stopped are NaN, so each curve ends where the median run stopped."""
+    ``results``: Results that share their recorded steps (one run each, or several).  A run that stopped
+    (values NaN after its stop) is held at its last value, and the curve ends where the median run stopped
+    (the ⌊n/2⌋+1-th stop of n runs): without the holding, the median over the runs still going would jump
+    up each time a fast run stops, since only the slow ones would be left."""
     steps = results[0].steps
-    Y = np.concatenate([getattr(r, what) for r in results], axis=0)
+    Y = np.concatenate([np.asarray(getattr(r, what), dtype=np.float64) for r in results], axis=0).copy()
+    finite = np.isfinite(Y)
+    last = np.where(finite.any(axis=1), Y.shape[1] - 1 - np.argmax(finite[:, ::-1], axis=1), -1)
+    end = int(np.sort(last)[len(last) // 2])
+    for y, j in zip(Y, last, strict=True):
+        if j >= 0:
+            y[j + 1 : end + 1] = y[j]
+    Y = Y[:, : end + 1]
     if log10:
         with np.errstate(divide="ignore", invalid="ignore"):
             Y = np.log10(Y)
-    alive = np.isfinite(Y).sum(axis=0)
-    keep = alive * 2 > Y.shape[0]  # plot while at least half the runs are still going
-    with np.errstate(all="ignore"):
-        import warnings
+    import warnings
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(Y, axis=0)
-            lo, hi = np.nanmin(Y, axis=0), np.nanmax(Y, axis=0)
-    x = steps[keep]
-    (line,) = ax.plot(x, med[keep], label=label, color=color, lw=1.6)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns of runs that never had a value
+        med = np.nanmedian(Y, axis=0)
+        lo, hi = np.nanmin(Y, axis=0), np.nanmax(Y, axis=0)
+    x = steps[: end + 1]
+    (line,) = ax.plot(x, med, label=label, color=color, lw=1.6)
     # Rasterised: a band of thousands of vertices makes the PDF slow to write and to open; the lines stay vector.
-    ax.fill_between(x, lo[keep], hi[keep], color=line.get_color(), alpha=0.18, lw=0, rasterized=True)
+    ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.18, lw=0, rasterized=True)
     return line

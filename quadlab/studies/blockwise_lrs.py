@@ -200,22 +200,6 @@ def print_table(rec: dict, out=sys.stdout) -> None:
           file=out)
 
 
-def _held(results):
-    """The runs' ‖∇f‖ traces for a median over seeds: a stopped run is held at its last value, and every
-    trace ends where the median run stopped (the ⌊n/2⌋+1-th stop of n).  Without the holding, the median
-    over the runs still going jumps up each time a fast seed stops (only the slow ones are left)."""
-    from types import SimpleNamespace
-
-    steps = results[0].steps
-    Y = np.concatenate([r.grad_norm for r in results], axis=0)
-    last = np.array([np.flatnonzero(np.isfinite(y))[-1] for y in Y])
-    end = int(np.sort(last)[len(last) // 2])
-    for y, j in zip(Y, last, strict=True):
-        y[j + 1:end + 1] = y[j]
-        y[end + 1:] = np.nan
-    return [SimpleNamespace(steps=steps, grad_norm=y[None, :]) for y in Y]
-
-
 def plot(records, traces, path: Path, tol: float) -> None:
     import matplotlib
 
@@ -230,7 +214,7 @@ def plot(records, traces, path: Path, tol: float) -> None:
         tr = traces[rec["case"]]
         for key in tr:
             color = plots.color("adam_mini" if key == "adam_mini_m" else key)
-            line = plots.median_band(ax, _held(tr[key]), label=LABELS[key], color=color)
+            line = plots.median_band(ax, tr[key], label=LABELS[key], color=color)
             if key in MOMENTUM_METHODS:
                 line.set_linestyle("--")
         g0 = np.median([r.grad_norm[0, 0] for r in tr["gd"]])
