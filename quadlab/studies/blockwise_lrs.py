@@ -46,7 +46,7 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import progress, save_figure, write_json_atomic
+from quadlab.studies.common import median_steps, progress, run_status, save_figure, steps_per_seed, write_json_atomic
 from quadlab.tune import tune_lr
 
 LABELS = {
@@ -86,12 +86,6 @@ def share(s_base, s_m, s_ref) -> float | None:
     if s_base is None or s_m is None or s_ref is None or not s_base > s_ref:
         return None
     return math.log(s_base / s_m) / math.log(s_base / s_ref)
-
-
-def _median_steps(per_seed) -> int | None:
-    v = np.array([np.inf if s is None else s for s in per_seed], dtype=np.float64)
-    m = float(np.median(v))
-    return int(round(m)) if np.isfinite(m) else None
 
 
 def run_case(name: str, title: str, spec, args) -> tuple[dict, dict]:
@@ -138,18 +132,16 @@ def run_case(name: str, title: str, spec, args) -> tuple[dict, dict]:
             ts = [tune_lr(p, opt, lr_range=rg, points=points, refine=refine, seeds=[s], steps=cap, tol=tol)
                   for p, s, rg in zip(probs, seeds, ranges)]
             res, lrs = [t.best for t in ts], [t.best_lr for t in ts]
-        per_seed = [int(r.steps_to_tol[0]) if r.steps_to_tol[0] >= 0 else None for r in res]
+        per_seed = steps_per_seed(res)
         # where a seed missed tol: how far it got, ‖∇f‖/‖∇f(w_0)‖ at its last step (a stall, not slowness,
         # when it is far above tol after many steps)
         missed = [float(r.final()[0] / r.grad_norm[0, 0]) for r, s in zip(res, per_seed) if s is None]
-        status = ("converged" if all(s is not None for s in per_seed)
-                  else "diverged" if any(str(r.status[0]) == "diverged" for r in res) else "not_reached")
         record[key] = {
             "lr_per_seed": lrs,
-            "steps_to_tol": _median_steps(per_seed),
+            "steps_to_tol": median_steps(per_seed),
             "steps_to_tol_per_seed": per_seed,
             "missed_relative_grad_norm_median": float(np.median(missed)) if missed else None,
-            "status": status,
+            "status": run_status(res),
             "max_steps": cap,
         }
         traces[key] = res

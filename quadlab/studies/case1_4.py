@@ -18,7 +18,7 @@ import numpy as np
 
 import quadlab
 from quadlab import checks, optim, spectra, theory
-from quadlab.studies.common import check_common, finish, progress, save_figure, study_parser
+from quadlab.studies.common import check_common, finish, progress, save_figure, seed_record, study_parser
 from quadlab.tune import tune_lr
 
 CASES = {
@@ -95,30 +95,17 @@ def run_case(case: int, spec, args) -> dict:
     }
     record, traces = {}, {}
     for key, (opt, rng, steps) in progress(list(makers.items()), desc=f"case {case}", quiet=args.quiet):
-        lr = None
+        tune = dict(lr_range=rng, points=points, refine=refine, steps=steps, tol=args.tol, race=True)
         if rng is None:
-            per_seed = [quadlab.run(p, opt, seeds=[s], steps=steps, tol=args.tol) for p, s in zip(probs, seeds)]
+            lrs = [None] * len(seeds)
         elif key in PER_SEED:
-            lrs = [tune_lr(p, opt, lr_range=rng, points=points, refine=refine, seeds=[s], steps=steps,
-                           tol=args.tol, race=True).best_lr for p, s in zip(probs, seeds)]
-            per_seed = [quadlab.run(p, opt.with_hyper(lr=a), seeds=[s], steps=steps, tol=args.tol)
-                        for p, s, a in zip(probs, seeds, lrs)]
-            lr = float(np.median(lrs))
+            lrs = [tune_lr(p, opt, seeds=[s], **tune).best_lr for p, s in zip(probs, seeds)]
         else:
-            lr = tune_lr(probs, opt, lr_range=rng, points=points, refine=refine, seeds=seeds, steps=steps,
-                         tol=args.tol, race=True).best_lr
-            opt = opt.with_hyper(lr=lr)
-            per_seed = [quadlab.run(p, opt, seeds=[s], steps=steps, tol=args.tol) for p, s in zip(probs, seeds)]
-        stt = np.array([r.steps_to_tol[0] for r in per_seed])
-        status = [str(r.status[0]) for r in per_seed]
-        reached = bool((stt >= 0).all())
-        record[key] = {
-            "lr": lr if lr is not None else _lr_used(key, per_seed, probs),
-            "steps_to_tol": int(np.median(stt)) if reached else None,
-            "steps_to_tol_per_seed": [int(x) if x >= 0 else None for x in stt],
-            "status": "converged" if reached else ("diverged" if "diverged" in status else "not_reached"),
-            "max_steps": steps,
-        }
+            lrs = [tune_lr(probs, opt, seeds=seeds, **tune).best_lr] * len(seeds)
+        per_seed = [quadlab.run(p, opt if a is None else opt.with_hyper(lr=a), seeds=[s], steps=steps, tol=args.tol)
+                    for p, s, a in zip(probs, seeds, lrs)]
+        lr = None if rng is None else float(np.median(lrs))
+        record[key] = seed_record(per_seed, lr if lr is not None else _lr_used(key, per_seed, probs), steps)
         traces[key] = per_seed
     consts = [theory.adam_constants(p, r.w0[0]) for p, r in zip(probs, traces["adam_theory_thm"])]
     r_t = np.array([c.r_tilde for c in consts])

@@ -20,8 +20,10 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-__all__ = ["Checkpoint", "check_common", "finish", "progress", "save_figure", "steps_bound", "study_parser",
-           "write_json_atomic", "write_text_atomic"]
+import numpy as np
+
+__all__ = ["Checkpoint", "check_common", "finish", "median_steps", "progress", "run_status", "save_figure",
+           "seed_record", "steps_bound", "steps_per_seed", "study_parser", "write_json_atomic", "write_text_atomic"]
 
 
 def write_text_atomic(text: str, path) -> Path:
@@ -142,3 +144,35 @@ def steps_bound(rate: float, tol: float, cond: float = 1.0) -> int:
     from quadlab import theory
 
     return int(math.ceil(theory.iterations_to(rate, tol * tol / cond))) + 1
+
+
+def steps_per_seed(results) -> list[int | None]:
+    """Steps to tolerance of one-run Results (one per seed); None where a seed never reached it."""
+    return [int(r.steps_to_tol[0]) if r.steps_to_tol[0] >= 0 else None for r in results]
+
+
+def run_status(results) -> str:
+    """"converged" when every seed reached the tolerance, else "diverged" if any seed diverged, else
+    "not_reached"."""
+    if all(s is not None for s in steps_per_seed(results)):
+        return "converged"
+    return "diverged" if any(str(r.status[0]) == "diverged" for r in results) else "not_reached"
+
+
+def median_steps(per_seed) -> int | None:
+    """Median over seeds with a not-reached seed counted as +∞; None when that median is +∞."""
+    m = float(np.median(np.array([np.inf if s is None else s for s in per_seed], dtype=np.float64)))
+    return int(round(m)) if np.isfinite(m) else None
+
+
+def seed_record(results, lr, cap: int) -> dict:
+    """The JSON record of one tuned optimizer over seeds: its lr, the median steps to tolerance (None unless
+    every seed reached it), the per-seed steps, the status and the step cap."""
+    per = steps_per_seed(results)
+    return {
+        "lr": lr,
+        "steps_to_tol": int(np.median(per)) if all(s is not None for s in per) else None,
+        "steps_to_tol_per_seed": per,
+        "status": run_status(results),
+        "max_steps": int(cap),
+    }

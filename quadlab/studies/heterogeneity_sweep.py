@@ -59,7 +59,7 @@ import numpy as np
 
 import quadlab
 from quadlab import heterogeneity, optim, spectra, theory
-from quadlab.studies.common import Checkpoint, check_common, finish, progress, save_figure, steps_bound, study_parser
+from quadlab.studies.common import Checkpoint, check_common, finish, progress, save_figure, seed_record, steps_bound, study_parser
 from quadlab.tune import tune_lr
 
 STUDY = "heterogeneity_sweep"
@@ -98,19 +98,6 @@ def settings(args) -> dict:
             "kappa": BASE_KAPPA}, "n_blocks": N_BLOCKS, "seeds": args.seeds, "tol": args.tol,
             "tuning": tuning(args.quick), "js": JS_SETTINGS}
 
-
-
-def _opt_record(results, lr, cap: int) -> dict:
-    stt = np.array([int(r.steps_to_tol[0]) for r in results])
-    status = [str(r.status[0]) for r in results]
-    reached = bool((stt >= 0).all())
-    return {
-        "lr": float(lr),
-        "steps_to_tol": int(np.median(stt)) if reached else None,
-        "steps_to_tol_per_seed": [int(x) if x >= 0 else None for x in stt],
-        "status": "converged" if reached else ("diverged" if "diverged" in status else "not_reached"),
-        "max_steps": int(cap),
-    }
 
 
 def _ratio(a: dict, b: dict):
@@ -158,9 +145,9 @@ def compute_point(s: float, args) -> dict:
         "r_tilde_median": float(np.median([c.r_tilde for c in consts])),
         "kappa_M_median": float(np.median([c.mu_max.max() / c.mu_min.min() for c in consts])),
         "optimizers": {
-            "gd": _opt_record(t_gd.best, t_gd.best_lr, cap_gd),
-            "adam_theory": _opt_record(t_at.best, t_at.best_lr, cap_at),
-            "adam_theory_thm": _opt_record(thm, float(np.median([c.eta for c in consts])), cap_thm),
+            "gd": seed_record(t_gd.best, t_gd.best_lr, cap_gd),
+            "adam_theory": seed_record(t_at.best, t_at.best_lr, cap_at),
+            "adam_theory_thm": seed_record(thm, float(np.median([c.eta for c in consts])), cap_thm),
         },
     }
     rec["optimizers"]["adam_theory_thm"]["lr_per_seed"] = [float(c.eta) for c in consts]

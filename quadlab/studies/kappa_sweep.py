@@ -47,7 +47,8 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import Checkpoint, progress, save_figure, write_json_atomic
+from quadlab.studies.common import (Checkpoint, median_steps, progress, run_status, save_figure, steps_per_seed,
+                                    write_json_atomic)
 from quadlab.tune import tune_lr
 
 CASES = {
@@ -104,19 +105,6 @@ def fit_slope(x, y) -> float | None:
     return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
 
 
-def _median_steps(per_seed) -> int | None:
-    """Median over seeds with a not-reached seed counted as +∞; None when that median is +∞."""
-    v = np.array([np.inf if s is None else s for s in per_seed], dtype=np.float64)
-    m = float(np.median(v))
-    return int(round(m)) if np.isfinite(m) else None
-
-
-def _status(per_seed, results) -> str:
-    if all(s is not None for s in per_seed):
-        return "converged"
-    return "diverged" if any(str(r.status[0]) == "diverged" for r in results) else "not_reached"
-
-
 # -- one sweep point ---------------------------------------------------------------------------------
 def sweep_point(case: str, kappa: float, cfg: dict) -> dict:
     """Run the four methods on every seed's problem at one κ and return the point's JSON record."""
@@ -155,9 +143,9 @@ def sweep_point(case: str, kappa: float, cfg: dict) -> dict:
 
     methods = {}
     for key in METHODS:
-        per_seed = [int(r.steps_to_tol[0]) if r.steps_to_tol[0] >= 0 else None for r in results[key]]
-        methods[key] = {"lr_per_seed": [float(v) for v in lrs[key]], "steps_to_tol": _median_steps(per_seed),
-                        "steps_to_tol_per_seed": per_seed, "status": _status(per_seed, results[key]),
+        per_seed = steps_per_seed(results[key])
+        methods[key] = {"lr_per_seed": [float(v) for v in lrs[key]], "steps_to_tol": median_steps(per_seed),
+                        "steps_to_tol_per_seed": per_seed, "status": run_status(results[key]),
                         "max_steps": cap}
     preds = [gd_best_predictions(p, w, tol) for p, w in zip(probs, w0)]
     r_tilde = [float(c.r_tilde) for c in consts]

@@ -49,7 +49,7 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import check_common, finish, progress, save_figure, steps_bound, study_parser
+from quadlab.studies.common import check_common, finish, progress, save_figure, seed_record, steps_bound, study_parser
 from quadlab.tune import tune_lr
 
 STUDY = "rotation"
@@ -74,19 +74,10 @@ def case_spectrum(case: str) -> spectra.BlockSpectrum:
 
 
 def _opt_record(results, lr, cap: int) -> dict:
-    stt = np.array([int(r.steps_to_tol[0]) for r in results])
-    status = [str(r.status[0]) for r in results]
-    reached = bool((stt >= 0).all())
-    final_rel = [float(r.final()[0] / r.grad_norm[0, 0]) for r in results]
-    return {
-        "lr": float(lr),
-        "steps_to_tol": int(np.median(stt)) if reached else None,
-        "steps_to_tol_per_seed": [int(x) if x >= 0 else None for x in stt],
-        "status": "converged" if reached else ("diverged" if "diverged" in status else "not_reached"),
-        "max_steps": int(cap),
-        "seeds_reached": int((stt >= 0).sum()),
-        "final_rel_grad_norm_max": float(np.max(final_rel)),
-    }
+    rec = seed_record(results, float(lr), cap)
+    rec["seeds_reached"] = sum(s is not None for s in rec["steps_to_tol_per_seed"])
+    rec["final_rel_grad_norm_max"] = max(float(r.final()[0] / r.grad_norm[0, 0]) for r in results)
+    return rec
 
 
 def _ratio(slow: dict, fast: dict) -> dict:
