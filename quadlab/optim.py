@@ -14,6 +14,10 @@ Where ``ctx.inplace`` is true (the numpy backend) ``update`` may overwrite its o
 ``delta`` that lives in that state (the runner consumes it before the next call); it never keeps a
 reference to ``g``, which the runner overwrites with the next gradient.  Elsewhere both are pure.
 
+An optimizer may also carry a fused ``step(e, g, state, hp, ctx, t)`` that applies e ← e − delta in place
+in one compiled pass (:mod:`quadlab.kernels`); the runner uses it on numpy when ``ctx.fused`` is set, and
+``init`` then builds the state that ``step`` expects.  Both routes give the same bits.
+
 The linear methods (GD, heavy ball, Nesterov, Adam theory form, blockwise GD, Jacobi GD) also describe
 themselves as ``e_{t+1} = A(e_t)`` in the preconditioned eigenbasis (``linear``), which lets
 :func:`quadlab.run` skip iterating (see :mod:`quadlab.closed_form`).
@@ -23,11 +27,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import kernels
 from .layout import tmap
 
 __all__ = [
@@ -71,6 +76,7 @@ class Optimizer:
     update: Callable = field(repr=False)
     options: dict[str, Any] = field(default_factory=dict)
     linear: Callable | None = field(default=None, repr=False)
+    step: Callable | None = field(default=None, repr=False)
 
     def grid(self) -> dict[str, np.ndarray]:
         """Hyperparameters per configuration: each entry (C,), C = product of the grid axes' lengths."""
@@ -95,7 +101,7 @@ class Optimizer:
             if k not in hyper:
                 raise ValueError(f"{self.name} has no grid hyperparameter {k!r}; it has {sorted(hyper)}")
             hyper[k] = _grid_axis(k, v, *_LIMITS[k])
-        return Optimizer(self.name, hyper, self.init, self.update, self.options, self.linear)
+        return replace(self, hyper=hyper)
 
 
 # -- validation ------------------------------------------------------------------------------------
@@ -358,6 +364,8 @@ def _adam_like(name, lr, b1, b2, eps, bias_correction, per_block: bool) -> Optim
     def init(g0, hp, ctx):
         m = () if mode_of(hp["b1"]) == "g" else _zeros(g0)
         v = ctx.layout.block_mean(_zeros(g0)) if per_block else _zeros(g0)
+        if ctx.fused:
+            return (m, v, fused_params(g0[0], hp))
         if not ctx.inplace:
             return (m, v, (), ())
         # numpy: one buffer reused every step, and a per-run lr laid out at each leaf's full shape, because a
@@ -390,7 +398,28 @@ def _adam_like(name, lr, b1, b2, eps, bias_correction, per_block: bool) -> Optim
         delta = tuple((a / (sqrt(v_ * s) + e)) * lr_ for a, v_ in zip(num, v, strict=True))
         return delta, (m, v, scratch, lr_full)
 
-    return Optimizer(name, hyper, init, update, options, None)
+    def fused_params(leaf, hp):
+        # (1, R, 6) per-run (η, β1, c, β2, s_t, e_t), in the leaves' dtype as numpy would cast Python floats;
+        # c = 1−β1 for a per-run β1 (stored m), else 1 (g·1 = g exactly, the stored m/(1−β1) form)
+        R = leaf.shape[1]
+        b1_ = hp["b1"]
+        c = 1 - b1_ if mode_of(b1_) == "m" else 1.0
+        cols = [hp["lr"], b1_, c, hp["b2"], 0.0, 0.0]
+        P = np.empty((1, R, len(kernels.ADAM_PARAMS)), dtype=leaf.dtype)
+        for j, x in enumerate(cols):
+            P[..., j] = x if isinstance(x, float) else x[..., 0]
+        return P
+
+    def step(e, g, state, hp, ctx, t):
+        m, v, P = state
+        b1_ = hp["b1"]
+        s, e_t = _adam_scales(b1_, hp["b2"], hp["eps"], t, options["bias_correction"], mode_of(b1_) != "m")
+        P[..., 4] = s if isinstance(s, float) else s[..., 0]
+        P[..., 5] = e_t if isinstance(e_t, float) else e_t[..., 0]
+        kernels.adam_step(e, g, m, v, P)
+        return state
+
+    return Optimizer(name, hyper, init, update, options, None, None if per_block else step)
 
 
 def adam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, *, bias_correction: bool = True) -> Optimizer:

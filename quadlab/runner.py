@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import closed_form
+from . import closed_form, kernels
 from .layout import Layout, tmap
 from .optim import Optimizer
 
@@ -125,6 +125,7 @@ class _Context:
         # numpy arrays may be updated in place (out=); other namespaces (array_api_strict, cupy) get the
         # functional path, which numpy's in-place path reproduces bit for bit
         self.inplace = INPLACE and problem.backend.name == "numpy"
+        self.fused = False  # set by the iterate runner when the optimizer's compiled step will be used
 
     def host_diag(self) -> np.ndarray:
         return self.problem.backend.to_numpy(self.problem.diagonal()).astype(np.float64)
@@ -305,6 +306,7 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
     if inplace:  # split may return views of E0, which the in-place steps must not touch
         E = tuple(np.array(x, copy=True) for x in E)
     hp = {k: _hyperparameter(v, lay) for k, v in config.items() if k != "seed"}
+    fused = ctx.fused = inplace and opt.step is not None and kernels.available()
     state = opt.init(G, hp, ctx)
     g0n = np.linalg.norm(g0_host, axis=1)
     thr = (tol if tol is not None else 0.0) * g0n
@@ -350,6 +352,10 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
                 E, G = lay.take_runs(E, keep), lay.take_runs(G, keep)
                 state = _take_runs(state, keep, lay)
                 hp = {n: _take_runs(v, keep, lay) for n, v in hp.items()}
+        if fused:
+            state = opt.step(E, G, state, hp, ctx, k + 1)
+            G = lay.hvp(E, out=G)
+            continue
         delta, state = opt.update(G, state, hp, ctx, k + 1)
         if inplace:
             for e, d in zip(E, delta, strict=True):

@@ -1,0 +1,104 @@
+"""The fused (numba) Adam step against numpy: the same operations in the same order, so the same bits."""
+
+import numpy as np
+import pytest
+
+import quadlab
+from quadlab import kernels, optim, spectra
+from quadlab.problem import BlockQuadratic
+
+numba = pytest.importorskip("numba")
+
+
+def problem(rotation, dtype="float64", seed=0):
+    # sizes 5, 3, 5, 2: three size groups, so the iterate has three leaves (2, R, 5), (1, R, 3), (1, R, 2)
+    spec = quadlab.BlockSpectrum.from_blocks(
+        [spectra.log_uniform(5, 1, 20), spectra.uniform(3, 50, 80), spectra.log_uniform(5, 200, 1000), [5.0, 9.0]]
+    )
+    return BlockQuadratic(spec, rotation=rotation, seed=seed, dtype=dtype)
+
+
+FUSED = [
+    optim.adam(lr=[1e-3, 1e-2, 1e7]),  # shared β1 (stored m/(1−β1)); lr = 1e7 diverges
+    optim.adam(lr=[1e-3, 1e-2], b1=[0.0, 0.9]),  # per-run β1 (stored m, c = 1−β1)
+    optim.adam(lr=[1e-3, 3e-3], b1=0.0),  # shared β1 = 0: no first moment
+    optim.adam(lr=[1e-3, 1e-2], b2=[0.99, 0.999], eps=[0.0, 1e-8], bias_correction=False),
+    optim.adam(lr=1e-2, b1=0.9, b2=1.0),  # β2 = 1 with bias correction: s_t = 0/0, every run NaN at once
+    optim.rmsprop(lr=[1e-3, 2e-3]),
+]
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Count the fused steps the runner takes (so a test cannot pass by never using the kernel)."""
+    n = {"steps": 0}
+    real = kernels.adam_step
+
+    def spy(*a):
+        n["steps"] += 1
+        return real(*a)
+
+    monkeypatch.setattr(kernels, "adam_step", spy)
+    return n
+
+
+@pytest.mark.parametrize("opt", FUSED, ids=lambda o: f"{o.name}-{'-'.join(map(str, o.hyper))}")
+@pytest.mark.parametrize("rotation", ["block", "global", "none"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_fused_step_gives_the_numpy_path_bits(opt, rotation, dtype, calls, monkeypatch):
+    prob = problem(rotation, dtype)
+    # tol stops runs at different steps, so the kernel also runs on the state of the runs that remain
+    kw = dict(seeds=[1, 2], steps=300, method="iterate", record="all", tol=1e-2)
+    a = quadlab.run(prob, opt, **kw)
+    assert calls["steps"] > 0
+    monkeypatch.setenv("QUADLAB_NUMBA", "0")
+    steps_fused = calls["steps"]
+    b = quadlab.run(prob, opt, **kw)
+    assert calls["steps"] == steps_fused  # the second run took the numpy path
+    np.testing.assert_array_equal(a.gap, b.gap)
+    np.testing.assert_array_equal(a.grad_norm, b.grad_norm)
+    np.testing.assert_array_equal(a.stop_step, b.stop_step)
+    np.testing.assert_array_equal(a.status, b.status)
+
+
+def test_the_diverging_run_is_flagged_on_the_fused_path(calls):
+    res = quadlab.run(problem("block"), FUSED[0], steps=300, method="iterate", tol=1e-2)
+    assert calls["steps"] > 0
+    assert res.status[2] == "diverged" and res.status[0] != "diverged"
+
+
+@pytest.mark.parametrize("use_m", [True, False])
+def test_adam_step_is_the_formula_on_each_row(use_m):
+    # two leaves of different shapes, four runs with their own parameters, against numpy in the same order
+    rng = np.random.default_rng(0)
+    shapes = [(3, 4, 7), (1, 4, 33)]
+    E = tuple(rng.standard_normal(s) for s in shapes)
+    G = tuple(rng.standard_normal(s) for s in shapes)
+    M = tuple(rng.standard_normal(s) for s in shapes) if use_m else ()
+    V = tuple(rng.random(s) for s in shapes)
+    P = np.ascontiguousarray(rng.random((1, 4, len(kernels.ADAM_PARAMS))))
+    lr, b1, c, b2, s, e = (P[..., j][..., None] for j in range(6))
+    want_m = tuple(m * b1 + g * c for m, g in zip(M, G))
+    want_v = tuple(v * b2 + g * g for v, g in zip(V, G))
+    num = want_m if use_m else G
+    want_e = tuple(x - (a / (np.sqrt(v * s) + e)) * lr for x, a, v in zip(E, num, want_v))
+    kernels.adam_step(E, G, M, V, P)
+    for got, want in zip(E + M + V, want_e + want_m + want_v):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_switches_off_without_numba_or_by_environment(monkeypatch, calls):
+    assert kernels.available()
+    monkeypatch.setenv("QUADLAB_NUMBA", "0")
+    assert not kernels.available()
+    monkeypatch.delenv("QUADLAB_NUMBA")
+    monkeypatch.setattr(kernels, "numba", None)
+    assert not kernels.available()
+    res = quadlab.run(problem("block"), optim.adam(lr=1e-2), steps=20, method="iterate")
+    assert calls["steps"] == 0 and res.status[0] == "max_steps"
+
+
+def test_only_the_adam_family_with_per_coordinate_moments_is_fused():
+    assert optim.adam().step is not None and optim.rmsprop().step is not None
+    assert optim.adam_mini().step is None and optim.gd().step is None
+    assert optim.adam(lr=[1e-3, 1e-2]).with_hyper(lr=1e-3).step is not None
