@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 import quadlab
-from quadlab import optim, spectra
+from quadlab import kernels, optim, spectra
 from quadlab.layout import Layout
 
 
@@ -87,13 +87,25 @@ def bench_iterate(repeat, steps, torch_on):
         for _ in range(steps):
             np.matmul(X, H, out=Y)
 
+    def run_numpy():  # the same run with the fused kernel switched off (numpy's one pass per operation)
+        os.environ["QUADLAB_NUMBA"] = "0"
+        try:
+            quadlab.run(prob, opt, steps=steps, method="iterate", record="log")
+        finally:
+            del os.environ["QUADLAB_NUMBA"]
+
+    fused = kernels.available()
     ts = interleaved({
         "run": lambda: quadlab.run(prob, opt, steps=steps, method="iterate", record="log"),
         "mm": bare,
         "mm_out": bare_out,
+        "run_numpy": run_numpy,
     }, repeat)
     per = {k: med(v) / (steps * R) for k, v in ts.items()}
-    print(f"  quadlab.run                   {per['run'] * 1e6:8.2f} us per (iteration x run)")
+    how = "fused numba step" if fused else "numpy path: numba not installed or QUADLAB_NUMBA=0"
+    print(f"  quadlab.run ({how}) {per['run'] * 1e6:8.2f} us per (iteration x run)")
+    print(f"  quadlab.run, numpy path       {per['run_numpy'] * 1e6:8.2f} us per (iteration x run)   "
+          f"ratio to matmul {ratio(ts['run_numpy'], ts['mm']):.3f}")
     print(f"  batched matmul alone          {per['mm'] * 1e6:8.2f} us per (iteration x run)   "
           f"ratio {ratio(ts['run'], ts['mm']):.3f} (target <= 1.2)")
     print(f"  batched matmul alone, out=    {per['mm_out'] * 1e6:8.2f} us per (iteration x run)   "
