@@ -36,9 +36,13 @@ def available() -> bool:
 
 
 if numba is not None:
-    # error_model="numpy": a zero denominator gives ±inf/NaN as it does in numpy, instead of raising
-    # ZeroDivisionError; the check that Python semantics would need also stops LLVM from vectorising.
-    _jit = numba.njit(nogil=True, error_model="numpy", cache=True)
+    def _jit(f):
+        # error_model="numpy": a zero denominator gives ±inf/NaN as it does in numpy, instead of raising
+        # ZeroDivisionError; the check that Python semantics would need also stops LLVM from vectorising.
+        try:
+            return numba.njit(nogil=True, error_model="numpy", cache=True)(f)
+        except RuntimeError:  # no writable cache location (read-only install, no home): compile per process
+            return numba.njit(nogil=True, error_model="numpy")(f)
 
     @_jit
     def _row_m(x, g, m, v, b1, c, b2, s, e, lr):  # pragma: no cover - compiled

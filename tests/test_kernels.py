@@ -102,3 +102,26 @@ def test_only_the_adam_family_with_per_coordinate_moments_is_fused():
     assert optim.adam().step is not None and optim.rmsprop().step is not None
     assert optim.adam_mini().step is None and optim.gd().step is None
     assert optim.adam(lr=[1e-3, 1e-2]).with_hyper(lr=1e-3).step is not None
+
+
+def test_compiles_without_a_writable_cache(monkeypatch):
+    # numba refuses cache=True when it finds no writable cache location (a read-only install and no home)
+    import importlib
+
+    real = numba.njit
+
+    def njit(*args, cache=False, **kw):
+        if cache:
+            raise RuntimeError("cannot cache function: no locator available")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(numba, "njit", njit)
+    try:
+        mod = importlib.reload(kernels)
+        x, g, v = np.zeros((1, 1, 4)), np.ones((1, 1, 4)), np.zeros((1, 1, 4))
+        P = np.array([[[0.5, 0.0, 1.0, 0.0, 1.0, 0.0]]])  # η = 1/2, v = g², s = 1, e = 0: one sign step
+        mod.adam_step((x,), (g,), (), (v,), P)
+        np.testing.assert_array_equal(x, -0.5)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(kernels)
