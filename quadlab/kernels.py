@@ -3,17 +3,20 @@
 numpy applies an update rule one operation at a time, each a full pass over the (k, R, d) iterate: Adam's
 step is eleven passes, which on the benchmark problem (4 blocks of 500, 8 runs, float64) cost about a
 quarter of the H·e matmul they sit next to.  A compiled loop does the whole step in one pass, row by row
-(a row is one block of one run, d contiguous numbers, vectorised by LLVM), and applies the same IEEE
-operations in the same order as the numpy path, without contraction to fused multiply-adds, so it gives
-the numpy path's results bit for bit.
+(a row is one run's d coordinates in one block, or all n of them when the problem has a single dense or
+diagonal group; contiguous and vectorised by LLVM), and applies the same IEEE operations in the same order
+as the numpy path, without contraction to fused multiply-adds, so it gives the numpy path's results bit
+for bit.
 
-The kernels are used when numba imports and the environment does not set ``QUADLAB_NUMBA=0``; otherwise
-the runner keeps its numpy path, with the same results.  Compiled code is cached on disk (numba's
-``cache=True``), so a process pays the compile (about a second per dtype) only the first time.
+The kernels are used when numba imports, its JIT is on (``NUMBA_DISABLE_JIT`` unset) and the environment
+does not set ``QUADLAB_NUMBA=0``; otherwise the runner keeps its numpy path, with the same results.  numba
+is imported on first use, not with quadlab.  Compiled code is cached on disk (numba's ``cache=True``), so a
+process pays the compile (about a second per dtype) only the first time.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 
@@ -21,22 +24,37 @@ import numpy as np
 
 __all__ = ["available", "adam_step", "ADAM_PARAMS"]
 
-try:  # the optional dependency: everything below degrades to the numpy path without it
-    import numba
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
-
 # per-run parameters of adam_step, in the order of the last axis of its parameter array
 ADAM_PARAMS = ("lr", "b1", "c", "b2", "s", "e")
 
 
+@functools.cache
+def _numba():
+    """The numba module, or None where it is not installed or does not import."""
+    try:
+        import numba
+    except (ImportError, OSError):  # absent, or a broken llvmlite/numpy pairing
+        return None
+    return numba
+
+
 def available() -> bool:
-    """True when the fused kernels can be used: numba is installed and ``QUADLAB_NUMBA`` is not "0"."""
-    return numba is not None and os.environ.get("QUADLAB_NUMBA", "1") != "0"
+    """True when the fused kernels will be used: numba imports, its JIT is on and ``QUADLAB_NUMBA`` is
+    not "0".  (Under ``NUMBA_DISABLE_JIT=1`` the kernels would run as Python loops, 20× slower than numpy.)"""
+    if os.environ.get("QUADLAB_NUMBA", "1") == "0":
+        return False
+    numba = _numba()
+    return numba is not None and not numba.config.DISABLE_JIT
 
 
-if numba is not None:
-    def _jit(f):
+@functools.cache
+def _compiled():
+    """The compiled Adam leaf kernel (built once per process; numba compiles per dtype on first call)."""
+    numba = _numba()
+    if numba is None:
+        raise ImportError("quadlab.kernels needs numba: pip install 'quadlab[fast]' (or numba>=0.60)")
+
+    def jit(f):
         # error_model="numpy": a zero denominator gives ±inf/NaN as it does in numpy, instead of raising
         # ZeroDivisionError; the check that Python semantics would need also stops LLVM from vectorising.
         try:
@@ -44,8 +62,8 @@ if numba is not None:
         except RuntimeError:  # no writable cache location (read-only install, no home): compile per process
             return numba.njit(nogil=True, error_model="numpy")(f)
 
-    @_jit
-    def _row_m(x, g, m, v, b1, c, b2, s, e, lr):  # pragma: no cover - compiled
+    @jit
+    def row_m(x, g, m, v, b1, c, b2, s, e, lr):  # pragma: no cover - compiled
         for j in range(x.shape[0]):
             gj = g[j]
             mj = m[j] * b1 + gj * c
@@ -54,27 +72,56 @@ if numba is not None:
             v[j] = vj
             x[j] = x[j] - (mj / (math.sqrt(vj * s) + e)) * lr
 
-    @_jit
-    def _row_g(x, g, v, b2, s, e, lr):  # pragma: no cover - compiled
+    @jit
+    def row_g(x, g, v, b2, s, e, lr):  # pragma: no cover - compiled
         for j in range(x.shape[0]):
             gj = g[j]
             vj = v[j] * b2 + gj * gj
             v[j] = vj
             x[j] = x[j] - (gj / (math.sqrt(vj * s) + e)) * lr
 
-    @_jit
-    def _adam_leaf(x, g, m, v, p, use_m):  # pragma: no cover - compiled
+    @jit
+    def adam_leaf(x, g, m, v, p, use_m):  # pragma: no cover - compiled
         k, R = x.shape[0], x.shape[1]
         for i in range(k):
             for r in range(R):
                 if use_m:
-                    _row_m(x[i, r], g[i, r], m[i, r], v[i, r], p[0, r, 1], p[0, r, 2], p[0, r, 3], p[0, r, 4],
-                           p[0, r, 5], p[0, r, 0])
+                    row_m(x[i, r], g[i, r], m[i, r], v[i, r], p[0, r, 1], p[0, r, 2], p[0, r, 3], p[0, r, 4],
+                          p[0, r, 5], p[0, r, 0])
                 else:
-                    _row_g(x[i, r], g[i, r], v[i, r], p[0, r, 3], p[0, r, 4], p[0, r, 5], p[0, r, 0])
+                    row_g(x[i, r], g[i, r], v[i, r], p[0, r, 3], p[0, r, 4], p[0, r, 5], p[0, r, 0])
+
+    return adam_leaf
 
 
-def adam_step(E, G, M, V, P) -> None:
+def _check_adam(E, G, M, V, P) -> None:
+    # The compiled loops index without bounds checks: a wrong shape would read or write past an array.
+    if not isinstance(P, np.ndarray) or P.ndim != 3 or P.shape[0] != 1 or P.shape[2] != len(ADAM_PARAMS):
+        raise ValueError(f"adam_step: P must be a numpy array of shape (1, R, {len(ADAM_PARAMS)}), got "
+                         f"{getattr(P, 'shape', type(P).__name__)}")
+    if P.dtype not in (np.float32, np.float64) or not P.flags.c_contiguous:
+        raise ValueError(f"adam_step: P must be C-contiguous float32 or float64, got {P.dtype}")
+    if not (len(G) == len(V) == len(E) and len(M) in (0, len(E))):
+        raise ValueError(f"adam_step: E, G, V (and M unless empty) need one leaf each per group, got "
+                         f"{len(E)}, {len(G)}, {len(V)} (M: {len(M)})")
+    R = P.shape[1]
+    for i, x in enumerate(E):
+        if not isinstance(x, np.ndarray) or x.ndim != 3:
+            raise ValueError(f"adam_step: leaf {i} of E must be a numpy array (k, R, d), got "
+                             f"{getattr(x, 'shape', type(x).__name__)}")
+        if x.shape[1] != R:
+            raise ValueError(f"adam_step: leaf {i} of E holds {x.shape[1]} runs but P has parameters for {R}")
+        leaves = {"E": x, "G": G[i], "V": V[i]} | ({"M": M[i]} if M else {})
+        for name, a in leaves.items():
+            if not isinstance(a, np.ndarray) or a.shape != x.shape:
+                raise ValueError(f"adam_step: leaf {i} of {name} must have E's shape {x.shape}, got "
+                                 f"{getattr(a, 'shape', type(a).__name__)}")
+            if a.dtype != P.dtype or not a.flags.c_contiguous or not a.flags.writeable:
+                raise ValueError(f"adam_step: leaf {i} of {name} must be writeable, C-contiguous and of P's dtype "
+                                 f"{P.dtype}, got {a.dtype}")
+
+
+def adam_step(E, G, M, V, P, *, check: bool = True) -> None:
     """One step of the Adam family on every run, in place, in one pass per leaf.
 
     For each leaf (k, R, d) of the error E = w − w*, gradient G, moments M (or ``()`` when the first moment
@@ -83,8 +130,13 @@ def adam_step(E, G, M, V, P) -> None:
         m ← m·β1 + g·c,   v ← v·β2 + g∘g,   E ← E − (m / (√(v·s_t) + e_t))·η
 
     (with m = g when M is empty).  This is the optimizer's stored form (see ``quadlab.optim``), evaluated in
-    the order the numpy path evaluates it; P has the leaves' dtype and C order.
+    the order the numpy path evaluates it.  Every array is a C-contiguous numpy array of one dtype (float32
+    or float64); ``check=False`` skips verifying that, for callers that built the arrays themselves (the
+    runner's per-step call), since the compiled loops do not check bounds.
     """
+    if check:
+        _check_adam(E, G, M, V, P)
+    leaf = _compiled()
     use_m = len(M) > 0
     for i, (x, g, v) in enumerate(zip(E, G, V, strict=True)):
-        _adam_leaf(x, g, M[i] if use_m else x, v, P, use_m)
+        leaf(x, g, M[i] if use_m else x, v, P, use_m)

@@ -416,7 +416,7 @@ def _adam_like(name, lr, b1, b2, eps, bias_correction, per_block: bool) -> Optim
         s, e_t = _adam_scales(b1_, hp["b2"], hp["eps"], t, options["bias_correction"], mode_of(b1_) != "m")
         P[..., 4] = s if isinstance(s, float) else s[..., 0]
         P[..., 5] = e_t if isinstance(e_t, float) else e_t[..., 0]
-        kernels.adam_step(e, g, m, v, P)
+        kernels.adam_step(e, g, m, v, P, check=t == 1)  # the shapes are the runner's: verified once
         return state
 
     return Optimizer(name, hyper, init, update, options, None, None if per_block else step)
