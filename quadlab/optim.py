@@ -310,6 +310,11 @@ def _adam_scales(b1, b2, eps, t: int, bias_correction: bool, scaled_m: bool):
     return s, q * eps
 
 
+def _column(x):
+    """A shared float, or a per-run (1, R, 1) array as (1, R), for one column of the fused step's (1, R, 6)."""
+    return x if isinstance(x, float) else x[..., 0]
+
+
 def _adam_inplace(g, m, v, scratch, lrs, b1, b2, s, e, mode: str, mean):
     """One Adam step on numpy, in place, into the single buffer ``scratch`` (returned as delta):
 
@@ -407,15 +412,14 @@ def _adam_like(name, lr, b1, b2, eps, bias_correction, per_block: bool) -> Optim
         cols = [hp["lr"], b1_, c, hp["b2"], 0.0, 0.0]
         P = np.empty((1, R, len(kernels.ADAM_PARAMS)), dtype=leaf.dtype)
         for j, x in enumerate(cols):
-            P[..., j] = x if isinstance(x, float) else x[..., 0]
+            P[..., j] = _column(x)
         return P
 
     def step(e, g, state, hp, ctx, t):
         m, v, P = state
         b1_ = hp["b1"]
         s, e_t = _adam_scales(b1_, hp["b2"], hp["eps"], t, options["bias_correction"], mode_of(b1_) != "m")
-        P[..., 4] = s if isinstance(s, float) else s[..., 0]
-        P[..., 5] = e_t if isinstance(e_t, float) else e_t[..., 0]
+        P[..., 4], P[..., 5] = _column(s), _column(e_t)
         kernels.adam_step(e, g, m, v, P, check=t == 1)  # the shapes are the runner's: verified once
         return state
 

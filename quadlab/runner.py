@@ -352,14 +352,14 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
                 E, G = lay.take_runs(E, keep), lay.take_runs(G, keep)
                 state = _take_runs(state, keep, lay)
                 hp = {n: _take_runs(v, keep, lay) for n, v in hp.items()}
-        if fused:
+        if fused:  # e ← e − delta in one compiled pass
             state = opt.step(E, G, state, hp, ctx, k + 1)
-            G = lay.hvp(E, out=G)
-            continue
-        delta, state = opt.update(G, state, hp, ctx, k + 1)
+        else:
+            delta, state = opt.update(G, state, hp, ctx, k + 1)
         if inplace:
-            for e, d in zip(E, delta, strict=True):
-                np.subtract(e, d, out=e)
+            if not fused:
+                for e, d in zip(E, delta, strict=True):
+                    np.subtract(e, d, out=e)
             G = lay.hvp(E, out=G)
         else:
             E = tmap(lambda e, d: e - d, E, delta)
