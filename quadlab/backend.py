@@ -12,13 +12,15 @@ problem, bit for bit before any arithmetic.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-__all__ = ["Backend", "BackendUnavailableError", "get_backend", "host_rng", "DTYPES"]
+__all__ = ["Backend", "BackendUnavailableError", "available_memory", "check_memory", "get_backend", "host_rng",
+           "DTYPES"]
 
 DTYPES = ("float64", "float32")
 
@@ -175,3 +177,58 @@ def host_rng(seed) -> np.random.Generator:
     if seed is None:
         raise ValueError("a seed is required: quadlab never draws unseeded random numbers")
     return np.random.default_rng(seed)
+
+
+#: assumed when the operating system reports nothing usable: small enough that a real machine has it, large
+#: enough that every study's default settings pass
+_FALLBACK_AVAILABLE = 4 * 2**30
+_GIB = 2**30
+
+
+def available_memory() -> int:
+    """Bytes of memory a new allocation can get without swapping, best estimate first.
+
+    Linux: ``MemAvailable`` of /proc/meminfo (free memory plus reclaimable caches, the kernel's own
+    estimate); else ``os.sysconf`` free pages × page size; else 4 GiB.  ``QUADLAB_MEMORY_LIMIT`` (bytes, or
+    with a K/M/G suffix) overrides all of them, for containers whose cgroup limit the kernel does not report
+    here and for tests."""
+    env = os.environ.get("QUADLAB_MEMORY_LIMIT", "").strip()
+    if env:
+        mult = {"K": 2**10, "M": 2**20, "G": 2**30}.get(env[-1].upper(), 1)
+        try:
+            val = float(env[:-1] if mult > 1 else env) * mult
+        except ValueError:
+            raise ValueError(f"QUADLAB_MEMORY_LIMIT={env!r} is not a byte count (e.g. 8G, 512M or 1000000)") from None
+        if not (val > 0 and val < float("inf")):
+            raise ValueError(f"QUADLAB_MEMORY_LIMIT={env!r} must be a positive byte count")
+        return int(val)
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024  # the kernel reports kB
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, OSError, ValueError):
+        return _FALLBACK_AVAILABLE
+
+
+def check_memory(nbytes: int, what: str, hint: str = "use smaller sizes or fewer runs") -> None:
+    """Refuse work whose estimated peak memory ``nbytes`` exceeds what is available (:func:`available_memory`).
+
+    Raises ValueError "this needs about X GiB for <what>, but only Y GiB are available; <hint>" so that a
+    too-large request fails at once with the numbers, instead of growing until the kernel kills the process.
+    ``nbytes`` is the caller's estimate of its largest simultaneous allocation (a rough upper bound is right:
+    the check only has to catch orders of magnitude).  A NaN or negative estimate is a bug of the caller."""
+    try:
+        need = float(nbytes)
+    except (TypeError, ValueError):
+        raise ValueError(f"check_memory: nbytes must be a number of bytes, got {nbytes!r}") from None
+    if not need >= 0:
+        raise ValueError(f"check_memory: nbytes must be a non-negative number of bytes, got {nbytes!r}")
+    have = available_memory()
+    if need > have:
+        raise ValueError(f"this needs about {need / _GIB:.3g} GiB for {what}, but only {have / _GIB:.3g} GiB are "
+                         f"available; {hint}")
