@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .ordered import matmul as fixed_matmul
+from .ordered import sum_first
+
 __all__ = ["multiplier", "evaluate", "Plan"]
 
 def _cexpm1(xp, z):
@@ -180,7 +183,7 @@ class Plan:
         if p is not None:
             z0 = z0 / np.sqrt(p[coords])
         z0b = xp.asarray(np.ascontiguousarray(z0.reshape(r, kb, d).transpose(1, 0, 2)), dtype=f64)
-        c = z0b if V is None else z0b @ V  # (kb, r, d): c_j = v_jᵀ z
+        c = z0b if V is None else fixed_matmul(xp, z0b, V)  # (kb, r, d): c_j = v_jᵀ z, fixed order per run
         mu_b = xp.asarray(mu, dtype=f64)[:, None, :]  # (kb, 1, d)
         inv_sqrt_p = None if p is None else xp.asarray((1.0 / np.sqrt(p[coords])).reshape(kb, d), dtype=f64)[:, None, :]
         pc = _Piece()
@@ -272,8 +275,8 @@ class Plan:
         bounds += [(a, min(a + tc, T)) for a in range(n_first, T, tc)]
         gs, ss = [], []
 
-        def sumsq(a):  # Σ over blocks and modes of a², (kb, r, tc, d) → (r, tc)
-            return xp.sum(xp.vecdot(a, a, axis=-1), axis=0)
+        def sumsq(a):  # Σ over modes, then over blocks one after the other, of a²: (kb, r, tc, d) → (r, tc)
+            return sum_first(xp, xp.vecdot(a, a, axis=-1))
 
         for a0, a1 in bounds:
             kk = ordered[a0:a1]
@@ -293,8 +296,8 @@ class Plan:
                     ss.append(sumsq(phi * agrad0))
                 y = phi * y0 if use_W else None
             if y is not None:
-                u = xp.reshape(y, (kb, r * kk.size, d)) @ pc.W
-                ss.append(xp.sum(xp.reshape(xp.vecdot(u, u, axis=-1), (kb, r, kk.size)), axis=0))
+                u = fixed_matmul(xp, self.backend.contiguous(xp.reshape(y, (kb, r * kk.size, d))), pc.W)
+                ss.append(sum_first(xp, xp.reshape(xp.vecdot(u, u, axis=-1), (kb, r, kk.size))))
         inv = None if n_first == T else xp.asarray(np.argsort(order))
 
         def cat(parts):

@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "adam_step", "ADAM_PARAMS"]
+__all__ = ["available", "adam_step", "matmul_rows", "ADAM_PARAMS"]
 
 # per-run parameters of adam_step, in the order of the last axis of its parameter array
 ADAM_PARAMS = ("lr", "b1", "c", "b2", "s", "e")
@@ -92,6 +92,82 @@ def _compiled():
                     row_g(x[i, r], g[i, r], v[i, r], p[0, r, 3], p[0, r, 4], p[0, r, 5], p[0, r, 0])
 
     return adam_leaf
+
+
+@functools.cache
+def _compiled_matmul():
+    """The compiled fixed-order product (see :func:`matmul_rows`)."""
+    numba = _numba()
+    if numba is None:
+        raise ImportError("quadlab.kernels needs numba: pip install 'quadlab[fast]' (or numba>=0.60)")
+    try:
+        jit = numba.njit(nogil=True, error_model="numpy", cache=True)
+    except RuntimeError:  # no writable cache location
+        jit = numba.njit(nogil=True, error_model="numpy")
+
+    def matmul(X, A, out):  # pragma: no cover - compiled
+        k, R, d = X.shape
+        c = A.shape[2]
+        for b in range(k):
+            a, Xb, Yb = A[b], X[b], out[b]
+            for r in range(R):
+                x0, y = Xb[r, 0], Yb[r]
+                for i in range(c):
+                    y[i] = x0 * a[0, i]
+            # four rows of A per sweep over the runs: each y[i] is loaded and stored once per four terms, and
+            # the terms are still added one at a time in the order of j (the bits of the one-row loop)
+            j = 1
+            while j + 3 < d:
+                a1, a2, a3, a4 = a[j], a[j + 1], a[j + 2], a[j + 3]
+                for r in range(R):
+                    x1, x2, x3, x4, y = Xb[r, j], Xb[r, j + 1], Xb[r, j + 2], Xb[r, j + 3], Yb[r]
+                    for i in range(c):
+                        y[i] = (((y[i] + x1 * a1[i]) + x2 * a2[i]) + x3 * a3[i]) + x4 * a4[i]
+                j += 4
+            while j < d:
+                aj = a[j]
+                for r in range(R):
+                    xj, y = Xb[r, j], Yb[r]
+                    for i in range(c):
+                        y[i] = y[i] + xj * aj[i]
+                j += 1
+
+    try:
+        return jit(matmul)
+    except RuntimeError:
+        return numba.njit(nogil=True, error_model="numpy")(matmul)
+
+
+def matmul_rows(X, A, out, *, check: bool = True) -> None:
+    """out[b, r, :] = X[b, r, :] @ A[b] for X (k, R, d), A (k, d, c), out (k, R, c), in the fixed order
+
+        out[b, r, i] = (…((X[b,r,0]·A[b,0,i] + X[b,r,1]·A[b,1,i]) + X[b,r,2]·A[b,2,i]) + …) + X[b,r,d−1]·A[b,d−1,i]
+
+    with every product rounded before it is added (no fused multiply-add).  Each output row depends on its
+    own input row only, through the same operations whatever R is, so a run's numbers do not depend on the
+    runs beside it (a BLAS matmul picks its kernels and summation order by the batch shape).  This is the
+    order of :func:`quadlab.ordered.matmul`'s numpy loop, bit for bit.  All three arrays must be C-contiguous
+    numpy arrays of one dtype (float32 or float64), ``out`` not overlapping the inputs; checked here because
+    the compiled loop has no bounds checks (``check=False`` skips that, for callers that built the arrays)."""
+    if check:
+        _check_matmul(X, A, out)
+    _compiled_matmul()(X, A, out)
+
+
+def _check_matmul(X, A, out) -> None:
+    arrays = {"X": X, "A": A, "out": out}
+    for name, a in arrays.items():
+        if not isinstance(a, np.ndarray) or a.ndim != 3 or not a.flags.c_contiguous:
+            raise ValueError(f"matmul_rows: {name} must be a C-contiguous 3-D numpy array, got "
+                             f"{getattr(a, 'shape', type(a).__name__)}")
+        if a.dtype != X.dtype or a.dtype not in (np.float32, np.float64):
+            raise ValueError(f"matmul_rows: X, A and out must share one dtype, float32 or float64; got {a.dtype}")
+    k, R, d = X.shape
+    if A.shape[:2] != (k, d) or out.shape != (k, R, A.shape[2]) or d == 0:
+        raise ValueError(f"matmul_rows: shapes X {X.shape}, A {A.shape}, out {out.shape} do not chain as "
+                         "(k, R, d) @ (k, d, c) -> (k, R, c) with d >= 1")
+    if not out.flags.writeable or np.may_share_memory(out, X) or np.may_share_memory(out, A):
+        raise ValueError("matmul_rows: out must be writeable and must not overlap X or A")
 
 
 def _check_adam(E, G, M, V, P) -> None:

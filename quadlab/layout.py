@@ -12,6 +12,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from . import ordered
+
 __all__ = ["Layout", "tmap"]
 
 
@@ -89,26 +91,27 @@ class Layout:
 
     # -- algebra -----------------------------------------------------------------------------------
     def hvp(self, tree, out=None):
-        """H·e for every point, in layout form: one batched matmul per group (H_g symmetric, so rows of
-        X_g times H_g are the products H_b x).  ``out``: numpy only, a tree of the result's shape to write
-        into (saves an allocation per group and step)."""
+        """H·e for every point, in layout form: per group the rows of X_g times H_g (H_g symmetric, so
+        x H_b = H_b x), summed in the fixed per-run order of :func:`quadlab.ordered.matmul` so that a run's
+        product does not depend on the other runs in the batch.  ``out``: numpy only, a tree of the result's
+        shape to write into (saves an allocation per group and step)."""
+        xp = self.xp
         if out is not None:
             if self._diag is not None:
                 return (np.multiply(tree[0], self._diag, out=out[0]),)
-            return tuple(np.matmul(X, H, out=O) for X, H, O in zip(tree, self._H, out, strict=True))
+            return tuple(ordered.matmul(xp, X, H, out=O) for X, H, O in zip(tree, self._H, out, strict=True))
         if self._diag is not None:
             return (tree[0] * self._diag,)
-        return tuple(X @ H for X, H in zip(tree, self._H, strict=True))
+        return tuple(ordered.matmul(xp, X, H) for X, H in zip(tree, self._H, strict=True))
 
     def rowdot(self, a, b):
-        """Σ_i a_i b_i for each of the R points → (R,)."""
+        """Σ_i a_i b_i for each of the R points → (R,): a dot product over each block's d coordinates, then
+        the blocks added one after the other in layout order (:func:`quadlab.ordered.sum_first`), so the
+        order does not depend on R."""
         xp = self.xp
-        # numpy: the ufunc's reduce directly (what np.sum calls), skipping a wrapper that costs a few µs per
-        # step of the iterate loop
-        total_of = (lambda v: np.add.reduce(v, axis=0)) if self._numpy else (lambda v: xp.sum(v, axis=0))
         total = None
         for x, y in zip(a, b, strict=True):
-            s = total_of(xp.vecdot(x, y, axis=-1))
+            s = ordered.sum_first(xp, xp.vecdot(x, y, axis=-1))
             total = s if total is None else total + s
         return total
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas, lapack
 
+from . import ordered
 from .backend import Backend, get_backend
 from .spectra import BlockSpectrum
 
@@ -421,8 +422,9 @@ class BlockQuadratic:
         return W, False
 
     def hvp(self, E):
-        """H·e for each row e of E (shape (R, n) → (R, n)); one batched matmul per group of equal-size
-        blocks."""
+        """H·e for each row e of E (shape (R, n) → (R, n)): per group of equal-size blocks, the rows times H_b
+        in the fixed per-run summation order of :func:`quadlab.ordered.matmul` (H_b is symmetric), so a row's
+        product is the same whatever the other rows are."""
         xp = self.xp
         if self._diag is not None:
             return E * self._diag
@@ -430,12 +432,8 @@ class BlockQuadratic:
         parts = []
         for g in self.groups:
             Eg = E[:, g.start:g.stop] if g.start is not None else xp.take(E, xp.asarray(g.coords), axis=1)
-            if g.k == 1:
-                parts.append(Eg @ g.H[0, ...])
-                continue
-            X = xp.permute_dims(xp.reshape(Eg, (R, g.k, g.size)), (1, 0, 2))
-            # H_b is symmetric, so X_b H_b = (H_b X_bᵀ)ᵀ: rows stay rows.
-            Y = X @ g.H
+            X = self.backend.contiguous(xp.permute_dims(xp.reshape(Eg, (R, g.k, g.size)), (1, 0, 2)))
+            Y = ordered.matmul(xp, X, g.H)
             parts.append(xp.reshape(xp.permute_dims(Y, (1, 0, 2)), (R, g.k * g.size)))
         out = parts[0] if len(parts) == 1 else xp.concat(parts, axis=1)
         return out if self._perm is None else xp.take(out, self._perm, axis=1)
