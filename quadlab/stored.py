@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -81,7 +82,8 @@ def data_path(name: str) -> Path:
 
 
 def save(path, slq: SLQResult, meta: dict) -> Path:
-    """Write ``slq`` and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically."""
+    """Write ``slq`` and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically: a uniquely named
+    temporary file in the same folder, fsynced, then renamed over ``path``."""
     path = Path(path)
     meta = dict(meta, names=list(slq.names), sizes=list(slq.sizes), m=slq.m, probes=slq.probes, seed=slq.seed)
     arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), "meta": np.array(json.dumps(meta))}
@@ -90,9 +92,26 @@ def save(path, slq: SLQResult, meta: dict) -> Path:
         arrays[f"weights_{i}"] = np.asarray(slq.weights[i], dtype=np.float64)
         arrays[f"residuals_{i}"] = np.asarray(slq.residuals[i], dtype=np.float64)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    # A unique temporary name (two builds into one folder never share it), flushed to disk before the rename
+    # so that a crash leaves either the old file or the new one, never a truncated archive.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass  # some filesystems cannot fsync a folder; the file itself is on disk
     return path
 
 
@@ -100,12 +119,51 @@ def _bad(path, why: str) -> ValueError:
     return ValueError(f"{path}: not a quadlab block-spectra file ({why}); rebuild it with `quadlab extract`")
 
 
-def load(name_or_path="gpt2") -> StoredSpectra:
+def _check_meta(path, meta) -> None:
+    """The header's schema: names (distinct strings), sizes (non-negative ints, one per name), m and probes
+    (positive ints), seed (an int), optional quick (a bool) and slq.status/slq.breakdown (one per block)."""
+    if not isinstance(meta, dict):
+        raise _bad(path, f"the meta header is a JSON {type(meta).__name__}, not an object")
+    for key in ("names", "sizes", "m", "probes", "seed"):
+        if key not in meta:
+            raise _bad(path, f"the meta header has no {key!r}")
+    names, sizes = meta["names"], meta["sizes"]
+    if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)
+            and len(set(names)) == len(names)):
+        raise _bad(path, "meta 'names' must be a non-empty list of distinct block names")
+    isint = lambda v: isinstance(v, int) and not isinstance(v, bool)  # noqa: E731
+    if not (isinstance(sizes, list) and len(sizes) == len(names) and all(isint(d) and d >= 0 for d in sizes)):
+        raise _bad(path, f"meta 'sizes' must list one non-negative integer per block ({len(names)} blocks)")
+    for key in ("m", "probes"):
+        if not (isint(meta[key]) and meta[key] >= 1):
+            raise _bad(path, f"meta {key!r} must be a positive integer, got {meta[key]!r}")
+    if not isint(meta["seed"]):
+        raise _bad(path, f"meta 'seed' must be an integer, got {meta['seed']!r}")
+    if not isinstance(meta.get("quick", False), bool):
+        raise _bad(path, f"meta 'quick' must be true or false, got {meta['quick']!r}")
+    slq_meta = meta.get("slq", {})
+    if not isinstance(slq_meta, dict):
+        raise _bad(path, "meta 'slq' must be an object")
+    if "status" in slq_meta and not (isinstance(slq_meta["status"], list) and len(slq_meta["status"]) == len(names)
+                                     and all(isinstance(x, str) for x in slq_meta["status"])):
+        raise _bad(path, "meta slq.status must list one status string per block")
+    if "breakdown" in slq_meta:
+        bd = slq_meta["breakdown"]
+        if not (isinstance(bd, list) and len(bd) == len(names) and all(
+                isinstance(b, list) and len(b) == meta["probes"] and all(x is None or isint(x) for x in b)
+                for b in bd)):
+            raise _bad(path, "meta slq.breakdown must list, per block, one step count or null per probe")
+
+
+def load(name_or_path="gpt2", *, allow_quick: bool = False) -> StoredSpectra:
     """Load shipped spectra by name ("gpt2", "resnet18") or a file written by :func:`save`.
 
-    Raises ValueError naming the problem for a missing file, a file that is not an npz archive, a wrong or
-    missing header, pickled (object) content, or arrays whose shapes disagree with the header."""
-    path = data_path(name_or_path) if name_or_path in _NAMES else Path(name_or_path)
+    Every failure is a ValueError naming the file and the problem: a missing file, a file that is not an npz
+    archive, a member whose CRC does not match (corruption), a wrong or missing header or meta key, pickled
+    (object) content, arrays whose shapes disagree with the header, non-finite or negative weights, a
+    non-finite node that carries weight.  Toy spectra written by ``quadlab extract --quick`` (meta
+    ``quick``) are refused unless ``allow_quick=True``: they look like the real ones but are not."""
+    path = data_path(name_or_path) if isinstance(name_or_path, str) and name_or_path in _NAMES else Path(name_or_path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file" + (" (rebuild the shipped spectra with `quadlab extract`)"
                                                      if name_or_path in _NAMES else ""))
@@ -113,9 +171,16 @@ def load(name_or_path="gpt2") -> StoredSpectra:
         # np.load would take any other bytes for a pickle and say so: name the real problem instead.
         raise _bad(path, "it is not an npz (zip) archive")
     try:
+        with zipfile.ZipFile(path) as zf:
+            broken = zf.testzip()  # reads every member and checks its CRC-32
+    except Exception as exc:  # noqa: BLE001 - any failure to parse an untrusted archive is a bad file
+        raise _bad(path, f"damaged zip archive ({type(exc).__name__}: {exc})") from None
+    if broken is not None:
+        raise _bad(path, f"member {broken!r} is corrupted (CRC-32 mismatch)")
+    try:
         z = np.load(path, allow_pickle=False)
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise _bad(path, f"cannot be read as an npz archive: {exc}") from None
+    except Exception as exc:  # noqa: BLE001
+        raise _bad(path, f"cannot be read as an npz archive: {type(exc).__name__}: {exc}") from None
     if not isinstance(z, np.lib.npyio.NpzFile):
         raise _bad(path, "a single .npy array, not an npz archive")
     with z:
@@ -127,23 +192,34 @@ def load(name_or_path="gpt2") -> StoredSpectra:
             if version != VERSION:
                 raise _bad(path, f"format version {version}, this quadlab reads version {VERSION}")
             meta = json.loads(str(z["meta"][()]))
+            _check_meta(path, meta)
+            if meta.get("quick", False) and not allow_quick:
+                raise ValueError(f"{path}: holds the toy spectra of `quadlab extract --quick`, not a real "
+                                 "build; pass allow_quick=True (command line: --allow-quick) to read it anyway")
             names, sizes = meta["names"], meta["sizes"]
             nodes, weights, resid = [], [], []
             for i in range(len(names)):
                 X, W, R = (np.array(z[f"{k}_{i}"], dtype=np.float64) for k in ("nodes", "weights", "residuals"))
-                if not (X.shape == W.shape == R.shape and X.ndim == 2 and X.shape[0] == meta["probes"]):
+                if not (X.shape == W.shape == R.shape and X.ndim == 2 and X.shape[0] == meta["probes"]
+                        and X.shape[1] >= 1):
                     raise _bad(path, f"block {names[i]!r}: arrays of shapes {X.shape}, {W.shape}, {R.shape}")
                 if (W < 0).any() or not np.isfinite(W).all():
                     raise _bad(path, f"block {names[i]!r}: weights must be finite and non-negative")
+                if not np.isfinite(X[W > 0]).all():
+                    raise _bad(path, f"block {names[i]!r}: a node with positive weight is not finite")
                 for a in (X, W, R):
                     a.setflags(write=False)
                 nodes.append(X), weights.append(W), resid.append(R)
         except (KeyError, json.JSONDecodeError) as exc:  # JSONDecodeError is a ValueError: catch it first
             raise _bad(path, f"missing or malformed entry ({exc})") from None
         except ValueError as exc:
+            if str(exc).startswith(f"{path}:"):
+                raise  # already names the file and the problem
             if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
                 raise _bad(path, "it holds pickled (object) arrays, which quadlab never loads") from None
-            raise
+            raise _bad(path, f"unreadable entry ({exc})") from None
+        except Exception as exc:  # noqa: BLE001 - a damaged member: zlib, zip or npy header errors
+            raise _bad(path, f"unreadable entry ({type(exc).__name__}: {exc})") from None
     slq_meta = meta.get("slq", {})
     status = tuple(slq_meta.get("status", [STATUS_OK] * len(names)))
     breakdown = tuple(tuple(b) for b in slq_meta.get("breakdown", [[None] * meta["probes"]] * len(names)))

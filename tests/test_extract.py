@@ -107,16 +107,25 @@ def test_data_is_deterministic_and_described():
         gpt2_block_names(GPT2Config(layers=2), [9])
 
 
-def test_quick_rebuild_round_trip(tmp_path):
-    """`quadlab extract all --quick` writes loadable files; the same seeds give the same spectra."""
-    assert cli.main(["extract", "all", "--quick", "--out", str(tmp_path), "--quiet"]) == 0
+def test_quick_rebuild_round_trip(tmp_path, monkeypatch):
+    """`quadlab extract all --quick` with default arguments writes loadable toy files to out/spectra-quick and
+    leaves the shipped spectra byte-identical; the same seeds give the same spectra."""
+    import hashlib
+
+    shipped = {n: hashlib.sha256(stored.data_path(n).read_bytes()).hexdigest() for n in ("gpt2", "resnet18")}
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["extract", "all", "--quick", "--quiet"]) == 0
+    assert {n: hashlib.sha256(stored.data_path(n).read_bytes()).hexdigest() for n in shipped} == shipped
+    tmp_path = tmp_path / "out" / "spectra-quick"
     for name in ("gpt2", "resnet18"):
-        st = stored.load(tmp_path / f"{name}_blocks.npz")
+        with pytest.raises(ValueError, match="toy spectra"):
+            stored.load(tmp_path / f"{name}_blocks.npz")
+        st = stored.load(tmp_path / f"{name}_blocks.npz", allow_quick=True)
         assert st.meta["quick"] and st.meta["model"] == name and st.slq.ok
         assert st.meta["data"]["batches_sha256" if name == "gpt2" else "indices_sha256"]
         assert len(st.names) == len(st.meta["blocks"]) >= 2
     q, _ = extract("gpt2", quick=True)
-    again = stored.load(tmp_path / "gpt2_blocks.npz").slq
+    again = stored.load(tmp_path / "gpt2_blocks.npz", allow_quick=True).slq
     for a, b in zip(q.nodes, again.nodes, strict=True):
         np.testing.assert_array_equal(a, b)
 

@@ -54,7 +54,9 @@ def test_quick_sweep_truths_and_resumption(tmp_path, counted, capsys):
     assert sorted(calls) == sorted(hs.S_QUICK)
     data = _read(tmp_path)
     assert (data["computed_points"], data["reused_points"]) == (n - 2, 2)
-    assert (tmp_path / "out" / "heterogeneity_sweep.checkpoint.json").is_file()
+    assert data["checkpoint"].endswith(".checkpoint.jsonl") and len(list((tmp_path / "out").glob(
+        "heterogeneity_sweep.*.checkpoint.jsonl"))) == 1
+    assert (tmp_path / "out" / "heterogeneity_sweep.json").is_file()  # the results land next to the figure
     for ext in ("png", "pdf"):
         assert (tmp_path / "out" / f"heterogeneity_sweep.{ext}").stat().st_size > 0
     assert capsys.readouterr().out == ""  # --quiet prints nothing

@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,28 +89,39 @@ def test_theorem_constant_and_step(quick):
     assert kappa_sweep.theorem_steps(1e4, tol) == pytest.approx(math.log(1 / tol) * 1e4, rel=1e-3)
 
 
-def test_resume_reuses_finished_points_and_new_settings_recompute(quick, tmp_path):
+def test_resume_reuses_finished_points_and_new_settings_recompute(quick, tmp_path, capsys):
     out, res = quick
     n = 2 * len(res["kappas"])
-    ck = json.loads((out / "kappa_sweep.checkpoint.json").read_text())
-    keys = list(ck["points"])
-    assert len(keys) == n
+    ckp = Path(res["checkpoint"])
+    assert ckp.parent == out and ckp.name.startswith("kappa_sweep.") and ckp.name.endswith(".checkpoint.jsonl")
+    header, *recs = [json.loads(line) for line in ckp.read_text().splitlines()]
+    assert header["settings"]["seeds"] == 2 and len(recs) == n
+    keys = [r["key"] for r in recs]
     # an interrupted sweep: one point never finished; mark a finished one to see that it is reused
     gone = json.loads(keys[-1])
-    del ck["points"][keys[-1]]
-    ck["points"][keys[0]]["methods"]["gd_best"]["steps_to_tol"] = -12345
-    (tmp_path / "kappa_sweep.checkpoint.json").write_text(json.dumps(ck))
+    recs[0]["value"]["methods"]["gd_best"]["steps_to_tol"] = -12345
+    mine = tmp_path / ckp.name
+    mine.write_text("".join(json.dumps(x) + "\n" for x in [header, *recs[:-1]]))
     again = _run(tmp_path)
     assert again["reused_points"] == n - 1 and again["computed_points"] == 1
     first = json.loads(keys[0])
     assert again["cases"][first["case"]][0]["methods"]["gd_best"]["steps_to_tol"] == -12345
     # the recomputed point equals the original run's (the study is deterministic)
     assert again["cases"][gone["case"]][-1] == res["cases"][gone["case"]][-1]
-    # another setting (here the number of seeds) invalidates every stored point
+    # the point was appended as one line, not by rewriting the file
+    assert len(mine.read_text().splitlines()) == n + 1
+    kept = mine.read_bytes()
+    # another setting (here the number of seeds) gets its own file and leaves this one untouched
     other = _run(tmp_path, "--cases", "het", "--seeds", "1", "--n-kappa", "2")
     assert other["reused_points"] == 0 and other["computed_points"] == 2
+    assert other["checkpoint"] != again["checkpoint"] and mine.read_bytes() == kept
     assert other["cases"]["het"][0]["methods"]["gd_best"]["steps_to_tol"] != -12345
     assert len(other["cases"]["het"][0]["seeds"]) == 1
+    # an explicit --checkpoint written under other settings is refused, naming --fresh, and kept
+    with pytest.raises(SystemExit) as exc:
+        kappa_sweep.main(["--quick", "--quiet", "--out", str(tmp_path), "--seeds", "1", "--checkpoint", str(mine)])
+    assert exc.value.code == 2 and "--fresh" in capsys.readouterr().err
+    assert mine.read_bytes() == kept
 
 
 def test_bad_options(tmp_path):

@@ -44,9 +44,9 @@ corners and lowers the value inside the ramp (0.30 instead of 0.35 at s = √10)
 s ≥ κ_b the blocks no longer overlap and JS⁰ = ln 2 for every larger s, while the GD/Adam gap keeps growing
 with the scale spread.  The figure therefore shows the ratio against s and against JS⁰.
 
-Resumable: finished s points are kept in OUT/heterogeneity_sweep.checkpoint.json (``common.Checkpoint``,
-keyed by s and guarded by every setting that changes a result); a rerun with the same settings recomputes
-nothing, a run with other settings starts afresh.
+Resumable: finished s points are kept in OUT/heterogeneity_sweep.<settings hash>.checkpoint.jsonl
+(``common.Checkpoint``, keyed by s, one file per hash of every setting that changes a result); a rerun with
+the same settings recomputes nothing, a run with other settings writes its own file, ``--fresh`` starts over.
 """
 
 from __future__ import annotations
@@ -252,11 +252,11 @@ def plot(records, path: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = study_parser(STUDY, __doc__.splitlines()[0], "5 values of s up to 1e3, at most 2 seeds, coarser tuning")
+    ap = study_parser(STUDY, __doc__, "5 values of s up to 1e3, at most 2 seeds, coarser tuning", checkpoint=True)
     args = ap.parse_args(argv)
     check_common(ap, args)
     grid = S_QUICK if args.quick else S_FULL
-    ckpt = Checkpoint(args.out / f"{STUDY}.checkpoint.json", settings(args))
+    ckpt = Checkpoint.in_folder(args.out, STUDY, settings(args), fresh=args.fresh)
     records, computed = [], 0
     for s in progress(grid, total=len(grid), desc="scale factors s", quiet=args.quiet):
         key = Checkpoint.key(s=float(f"{s:.12g}"))
@@ -267,10 +267,9 @@ def main(argv=None) -> int:
     if not args.quiet:
         print_table(records)
         print(f"\n{computed} of {len(grid)} points computed, {len(grid) - computed} reused from {ckpt.path}")
-    plot(records, args.out / STUDY)
     result = {"study": STUDY, "settings": settings(args), "points": records, "computed_points": computed,
               "reused_points": len(grid) - computed, "checkpoint": str(ckpt.path)}
-    return finish(result, args, STUDY)
+    return finish(result, args, STUDY, figure=lambda path: plot(records, path))
 
 
 if __name__ == "__main__":

@@ -32,13 +32,13 @@ limit (GD: η ∈ [0.2, 1]·2/λ_max; Adam theory form: η ∈ [1e-3, 1]·2/μ_m
 theory form's effective step scales with 1/|g_0|, so one lr shared by every start is set by the worst start.
 Every run is capped at ``cap_factor`` × GD's predicted bound (+100); a run that does not reach tol within its
 cap counts as "not reached" (a median is reported only if at least half the seeds reached tol).  The sweep
-is resumable: finished (case, κ) points are kept in a Checkpoint next to the figure and reused by a rerun
-with the same settings (``--fresh`` starts over; other settings start over by themselves).
+is resumable: finished (case, κ) points are kept in a Checkpoint next to the figure, one file per settings
+hash, and reused by a rerun with the same settings (``--fresh`` starts over; other settings get their own
+file, so they never destroy this one).
 """
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -47,8 +47,9 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import (Checkpoint, median_steps, progress, run_status, save_figure, steps_per_seed,
-                                    write_json_atomic)
+from quadlab.studies.common import (Checkpoint, check_common, check_output_file, comma_choices, fail, finish,
+                                    finite_float, int_in, median_steps, progress, run_status, save_figure,
+                                    steps_per_seed, study_parser)
 from quadlab.tune import tune_lr
 
 CASES = {
@@ -316,49 +317,47 @@ def kappa_grid(lo: float, hi: float, n: int) -> list[float]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kappa-min", type=float, default=125.0, help="smallest κ (the simple cases need κ > 103)")
-    ap.add_argument("--kappa-max", type=float, default=1e5)
-    ap.add_argument("--n-kappa", type=int, default=None, help="κ grid points (default 10, 3 with --quick)")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--tol", type=float, default=1e-6)
-    ap.add_argument("--cases", default="het,hom", help="comma-separated subset of het,hom")
-    ap.add_argument("--cap-factor", type=float, default=1.25,
-                    help="run cap = this × GD's predicted steps at its best step (+100)")
-    ap.add_argument("--backend", default="numpy")
-    ap.add_argument("--quick", action="store_true", help="3 κ points up to 1e4, 2 seeds, coarse tuning")
-    ap.add_argument("--out", type=Path, default=Path("out/kappa_sweep"))
-    ap.add_argument("--json", type=Path, default=None)
+    ap = study_parser("kappa_sweep", __doc__, "3 κ points up to 1e4, 2 seeds, coarse tuning", checkpoint=True,
+                      backend=True)
+    ap.add_argument("--kappa-min", type=finite_float(103, 1e7, lo_open=True), default=125.0,
+                    help="smallest κ, in (103, 1e7] (the simple cases need κ > 103)")
+    ap.add_argument("--kappa-max", type=finite_float(103, 1e7, lo_open=True), default=1e5,
+                    help="largest κ, in (103, 1e7] (GD's step cap grows like κ)")
+    ap.add_argument("--n-kappa", type=int_in(1, 200), default=None,
+                    help="κ grid points, 1 to 200 (default 10, 3 with --quick)")
+    ap.add_argument("--cases", type=comma_choices(CASES), default=list(CASES),
+                    help="comma-separated subset of het,hom")
+    ap.add_argument("--cap-factor", type=finite_float(1, 100), default=1.25,
+                    help="run cap = this × GD's predicted steps at its best step (+100), in [1, 100]: below 1 "
+                         "even GD at its best step cannot reach tol")
     ap.add_argument("--checkpoint", type=Path, default=None,
-                    help="finished points are kept here (default: OUT/kappa_sweep.checkpoint.json)")
-    ap.add_argument("--fresh", action="store_true", help="ignore (and overwrite) an existing checkpoint")
-    ap.add_argument("--quiet", action="store_true")
+                    help="finished points are kept here (default: OUT/kappa_sweep.<settings hash>.checkpoint.jsonl)")
     args = ap.parse_args(argv)
     if args.quick:
-        args.seeds = min(args.seeds, 2)
         args.kappa_max = min(args.kappa_max, 1e4)
     n_points = args.n_kappa if args.n_kappa is not None else (3 if args.quick else 10)
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    bad = [c for c in cases if c not in CASES]
-    if bad or not cases:
-        ap.error(f"--cases takes a comma-separated subset of {','.join(CASES)}, got {args.cases!r}")
-    if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
-    if n_points < 1:
-        ap.error("--n-kappa must be at least 1")
-    if not args.kappa_min > 103 or args.kappa_max < args.kappa_min:
-        ap.error("need 103 < --kappa-min <= --kappa-max (the simple cases need κ > 103)")
-    if not 0 < args.tol < 1:
-        ap.error("--tol must lie in (0, 1)")
+    cases = args.cases
+    if args.kappa_max < args.kappa_min:
+        fail(ap, f"need --kappa-min <= --kappa-max, got {args.kappa_min:g} > {args.kappa_max:g}"
+                 + (" (--quick caps --kappa-max at 1e4)" if args.quick else ""))
+    check_common(ap, args)
+    if args.checkpoint is not None:
+        try:
+            args.checkpoint = check_output_file(args.checkpoint, "--checkpoint")
+        except ValueError as exc:
+            fail(ap, str(exc))
     kappas = kappa_grid(args.kappa_min, args.kappa_max, n_points)
     # everything that changes a point's numbers; the κ grid is not in it (each point is keyed by its κ)
     cfg = {"study": "kappa_sweep", "version": CHECKPOINT_VERSION, "seeds": args.seeds, "tol": args.tol,
            "points": 6 if args.quick else 8, "refine": 1, "cap_factor": args.cap_factor, "backend": args.backend}
-    args.out.mkdir(parents=True, exist_ok=True)
-    ck_path = args.checkpoint or args.out / "kappa_sweep.checkpoint.json"
-    if args.fresh:
-        ck_path.unlink(missing_ok=True)
-    ck = Checkpoint(ck_path, cfg)
+    if args.checkpoint is None:
+        ck = Checkpoint.in_folder(args.out, "kappa_sweep", cfg, fresh=args.fresh)
+    else:
+        try:
+            ck = Checkpoint(args.checkpoint, cfg, fresh=args.fresh)
+        except ValueError as exc:
+            fail(ap, str(exc))
+    ck_path = ck.path
     todo = [(c, k) for c in cases for k in kappas]
     reused = sum(Checkpoint.key(case=c, kappa=k) in ck for c, k in todo)
     points: dict[str, list[dict]] = {c: [] for c in cases}
@@ -366,17 +365,13 @@ def main(argv=None) -> int:
         points[case].append(ck.compute(Checkpoint.key(case=case, kappa=kappa),
                                        lambda case=case, kappa=kappa: sweep_point(case, kappa, cfg)))
     slopes = summarize(points)
-    plot(points, args.tol, args.out / "kappa_sweep")
     result = {"study": "kappa_sweep", "settings": cfg, "quick": args.quick, "kappas": kappas, "cases": points,
               "slopes": slopes, "reused_points": reused, "computed_points": len(todo) - reused,
               "checkpoint": str(ck_path)}
-    if args.json is not None:
-        write_json_atomic(result, args.json)
     if not args.quiet:
         print_table(points, slopes, args.tol)
         print(f"\n{len(todo) - reused} points computed, {reused} reused from {ck_path}")
-        print(f"figure: {args.out / 'kappa_sweep.png'} (and .pdf)")
-    return 0
+    return finish(result, args, "kappa_sweep", figure=lambda path: plot(points, args.tol, path))
 
 
 if __name__ == "__main__":
