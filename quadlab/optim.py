@@ -25,7 +25,6 @@ themselves as ``e_{t+1} = A(e_t)`` in the preconditioned eigenbasis (``linear``)
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
@@ -47,6 +46,7 @@ __all__ = [
     "blockwise_gd",
     "jacobi_gd",
     "SPECTRA_SOURCES",
+    "AdamScalars",
 ]
 
 SPECTRA_SOURCES = ("exact", "lanczos")
@@ -108,8 +108,8 @@ class Optimizer:
 _LIMITS = {  # name: (lo, hi, lo_open, hi_open)
     "lr": (0.0, np.inf, True, True),
     "momentum": (0.0, 1.0, False, False),
-    "b1": (0.0, 1.0, False, False),
-    "b2": (0.0, 1.0, False, False),
+    "b1": (0.0, 1.0, False, True),  # β1 < 1: the bias correction divides by 1 − β1^t
+    "b2": (0.0, 1.0, True, False),  # β2 > 0: β2 = 0 keeps no second moment (v = g², sign descent)
     "eps": (0.0, np.inf, False, True),
 }
 
@@ -288,26 +288,61 @@ def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
 
 
 # -- adaptive (nonlinear) ---------------------------------------------------------------------------
-def _adam_scales(b1, b2, eps, t: int, bias_correction: bool, scaled_m: bool):
-    """(s_t, e_t) with η m̂/(√v̂ + ε) = η m_s/(√(s_t v') + e_t), v' = v/(1−β2), for the stored first moment
-    m_s = m (``scaled_m`` false) or m_s = m/(1−β1) (true; β1 a shared float below 1).
+class AdamScalars:
+    """The per-step scalars of the Adam family, s_t and e_t, for every run, from host float64 arithmetic only.
 
-    With c1 = 1−β1^t, c2 = 1−β2^t (both 1 without bias correction) and q = c1 (or c1/(1−β1) for m_s =
-    m/(1−β1)): s_t = q² (1−β2)/c2, e_t = q ε.  Python floats (every run shares the value) are evaluated on
-    the host in IEEE double, where a zero c2 (β2 = 1) gives NaN as it does on arrays; per-run arrays stay on
-    the backend (no host round trip)."""
-    if isinstance(b1, float) and isinstance(b2, float):
-        c1 = 1.0 - b1**t if bias_correction else 1.0
-        c2 = 1.0 - b2**t if bias_correction else 1.0
-        q = c1 / (1.0 - b1) if scaled_m else c1
-        num = q * q * (1.0 - b2)
-        s = num / c2 if c2 != 0.0 else (math.nan if num == 0.0 else math.inf)  # c2 ≥ 0, num ≥ 0
-    else:
-        c1 = 1 - b1**t if bias_correction else 1.0
-        c2 = 1 - b2**t if bias_correction else 1.0
-        q = c1 / (1 - b1) if scaled_m else c1
-        s = q * q * (1 - b2) / c2
-    return s, q * eps
+    With c1 = 1−β1^t, c2 = 1−β2^t (both 1 without bias correction) and q = c1/(1−β1):
+
+        s_t = q²(1−β2)/c2,    e_t = q·ε,    so that η m̂/(√v̂ + ε) = η m_s/(√(s_t v') + e_t)
+
+    for the stored moments m_s = m/(1−β1) and v' = v/(1−β2) (see :func:`_adam_like`).  The values are
+    computed for each distinct (β1, β2, ε) of the batch, 256 steps at a time, by the same numpy operations
+    whatever the batch holds, so a run's scalars are the same bits alone or in any grid.  :meth:`at` returns
+    Python floats where every run shares them (the update then broadcasts a scalar, which is faster) and
+    per-run (R,) arrays otherwise; both carry the same values (a float is cast to the iterate's dtype exactly
+    as a per-run array is).  β2 = 1 with bias correction gives c2 = 0 and s_t = 0/0 = NaN, the textbook
+    update's own 0/0, and the run is flagged as diverged."""
+
+    block = 256
+
+    def __init__(self, b1, b2, eps, bias_correction: bool):
+        combos = np.stack([np.asarray(x, dtype=np.float64).reshape(-1) for x in (b1, b2, eps)], axis=1)
+        self.values, self.which = np.unique(combos, axis=0, return_inverse=True)
+        self.which = self.which.reshape(-1)
+        self.bias_correction = bias_correction
+        self._t0, self._s, self._e = None, None, None
+
+    def take_runs(self, keep: np.ndarray) -> AdamScalars:
+        """The scalars of the runs ``keep`` (host indices) only; values are unchanged."""
+        out = object.__new__(AdamScalars)
+        out.values, out.which, out.bias_correction = self.values, self.which[keep], self.bias_correction
+        out._t0, out._s, out._e = self._t0, self._s, self._e
+        return out
+
+    @property
+    def shared(self) -> bool:
+        return bool((self.which == self.which[0]).all())
+
+    def _fill(self, t: int) -> None:
+        b1, b2, eps = (self.values[:, j][None, :] for j in range(3))
+        ts = np.arange(t, t + self.block, dtype=np.float64)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c1 = 1.0 - b1**ts if self.bias_correction else np.ones_like(ts * b1)
+            c2 = 1.0 - b2**ts if self.bias_correction else np.ones_like(ts * b2)
+            q = c1 / (1.0 - b1)
+            self._s = q * q * (1.0 - b2) / c2
+            self._e = q * eps
+        self._t0 = t
+
+    def at(self, t: int):
+        """(s_t, e_t) for step t ≥ 1: floats when every run shares them, else (R,) host arrays."""
+        if self._t0 is None or not self._t0 <= t < self._t0 + self.block:
+            self._fill(t)
+        i = t - self._t0
+        if self.shared:
+            u = self.which[0]
+            return float(self._s[i, u]), float(self._e[i, u])
+        return self._s[i, self.which], self._e[i, self.which]
 
 
 def _column(x):
@@ -315,31 +350,25 @@ def _column(x):
     return x if isinstance(x, float) else x[..., 0]
 
 
-def _adam_inplace(g, m, v, scratch, lrs, b1, b2, s, e, mode: str, mean):
+def _adam_inplace(g, m, v, scratch, lrs, b1, b2, s, e, mean):
     """One Adam step on numpy, in place, into the single buffer ``scratch`` (returned as delta):
 
-        m ← m·β1 + g·(1−β1)  (mode "m")  or  m ← m·β1 + g  (mode "scaled")  or  none (mode "g": m = g)
+        m ← m·β1 + g  (m = () when every β1 is 0: then m is g itself),
         v' ← v'·β2 + g∘g,    w ← √(v'·s) + e,    w ← (m / w)·η
 
-    At most eleven passes over the iterate and no allocation.  Every operation is the functional path's
+    At most nine passes over the iterate and no allocation.  Every operation is the functional path's
     (``_adam_like``), with the same operands in the same order, so both give identical bits."""
     mul, add, div, sqrt = np.multiply, np.add, np.divide, np.sqrt
-    if mode == "m":
-        c = 1 - b1
-        for mi, gi, w in zip(m, g, scratch):
-            mul(mi, b1, out=mi)
-            add(mi, mul(gi, c, out=w), out=mi)
-    elif mode == "scaled":
-        for mi, gi in zip(m, g):
-            mul(mi, b1, out=mi)
-            add(mi, gi, out=mi)
+    for mi, gi in zip(m, g):
+        mul(mi, b1, out=mi)
+        add(mi, gi, out=mi)
     for gi, w in zip(g, scratch):
         mul(gi, gi, out=w)
     g2 = scratch if mean is None else mean(scratch)
     for vi, y in zip(v, g2):
         mul(vi, b2, out=vi)
         add(vi, y, out=vi)
-    for a, vi, w, lr in zip(g if mode == "g" else m, v, scratch, lrs):
+    for a, vi, w, lr in zip(m or g, v, scratch, lrs):
         sqrt(mul(vi, s, out=w), out=w)  # w held g∘g until v absorbed it above
         add(w, e, out=w)
         mul(div(a, w, out=w), lr, out=w)
@@ -347,79 +376,77 @@ def _adam_inplace(g, m, v, scratch, lrs, b1, b2, s, e, mode: str, mean):
 
 
 def _adam_like(name, lr, b1, b2, eps, bias_correction, per_block: bool) -> Optimizer:
-    """Adam, RMSprop and Adam-mini, in the form that costs the fewest passes over the iterate.
+    """Adam, RMSprop and Adam-mini, in one arithmetic form for every run, whatever the grid.
 
-    With v' = v/(1−β2) (so v'_t = β2 v'_{t−1} + g_t∘g_t, no division that β2 = 1 could break),
-    c1 = 1−β1^t and c2 = 1−β2^t,
+    With the stored moments m_s = m/(1−β1) and v' = v/(1−β2) (so m_s,t = β1 m_s,t−1 + g_t and v'_t = β2 v'_t−1
+    + g_t∘g_t: no factor (1−β1) or (1−β2) per step, and no division that β2 = 1 could break),
 
-        η m̂/(√v̂ + ε) = η (m/c1)/(√((1−β2) v'/c2) + ε) = η m/(√(s_t v') + e_t),  s_t = c1²(1−β2)/c2,  e_t = c1 ε,
+        η m̂/(√v̂ + ε) = η (m/c1)/(√((1−β2) v'/c2) + ε) = η m_s/(√(s_t v') + e_t),
+        s_t = q²(1−β2)/c2,  e_t = q ε,  q = c1/(1−β1),  c1 = 1−β1^t,  c2 = 1−β2^t,
 
-    equal to the textbook update in exact arithmetic (c1 ≥ 0), degenerate cases included (β1 = 1 with bias
-    correction gives 0/0 as before).  When every run shares β1 < 1 the stored moment is m/(1−β1), updated by
-    m ← β1 m + g, and the factor 1−β1 moves into s_t and e_t (see ``_adam_scales``); with β1 = 0 that moment
-    is g itself and is not stored.  s_t, e_t come from the host when the runs share β1, β2 and ε."""
+    equal to the textbook update in exact arithmetic (c1, c2 = 1 without bias correction).  β1 ∈ [0, 1) keeps
+    q finite.  With β1 = 0 the stored moment is 0·m + g = g; when every run has β1 = 0 it is not stored at
+    all (the same bits).  s_t, e_t come from :class:`AdamScalars` (host float64, the same for a run alone
+    and in any batch)."""
     hyper = _hyper(lr=lr, b1=b1, b2=b2, eps=eps)
     options = {"bias_correction": bool(bias_correction)}
 
-    def mode_of(b1_):
-        if isinstance(b1_, float) and b1_ < 1.0:
-            return "g" if b1_ == 0.0 else "scaled"
-        return "m"
-
     def init(g0, hp, ctx):
-        m = () if mode_of(hp["b1"]) == "g" else _zeros(g0)
+        no_m = isinstance(hp["b1"], float) and hp["b1"] == 0.0
+        m = () if no_m else _zeros(g0)
         v = ctx.layout.block_mean(_zeros(g0)) if per_block else _zeros(g0)
+        host = ctx.host_hp
+        scalars = AdamScalars(host["b1"], host["b2"], host["eps"], options["bias_correction"])
         if ctx.fused:
-            return (m, v, fused_params(g0[0], hp))
+            return (m, v, fused_params(g0[0], hp), scalars)
         if not ctx.inplace:
-            return (m, v, (), ())
+            return (m, v, (), (), scalars)
         # numpy: one buffer reused every step, and a per-run lr laid out at each leaf's full shape, because a
         # (1, R, 1) operand broadcast over (k, R, d) runs at about half the speed of a contiguous one
         scratch = tmap(np.empty_like, g0)
         lr_ = hp["lr"]
         lr_full = () if isinstance(lr_, float) else tmap(lambda x: np.ascontiguousarray(np.broadcast_to(lr_, x.shape)), g0)
-        return (m, v, scratch, lr_full)
+        return (m, v, scratch, lr_full, scalars)
+
+    def per_step(scalars, ctx, t):
+        s, e = scalars.at(t)
+        if isinstance(s, float):
+            return s, e
+        return ctx.layout.per_run(s), ctx.layout.per_run(e)
 
     def update(g, state, hp, ctx, t):
-        m, v, scratch, lr_full = state
-        b1_, b2_, lr_, eps_ = hp["b1"], hp["b2"], hp["lr"], hp["eps"]
-        mode = mode_of(b1_)
-        s, e = _adam_scales(b1_, b2_, eps_, t, options["bias_correction"], mode != "m")
+        m, v, scratch, lr_full, scalars = state
+        b1_, b2_, lr_ = hp["b1"], hp["b2"], hp["lr"]
+        s, e = per_step(scalars, ctx, t)
         mean = ctx.layout.block_mean if per_block else None
         if ctx.inplace:
-            delta = _adam_inplace(g, m, v, scratch, lr_full or (lr_,) * len(g), b1_, b2_, s, e, mode, mean)
+            delta = _adam_inplace(g, m, v, scratch, lr_full or (lr_,) * len(g), b1_, b2_, s, e, mean)
             return delta, state
         # the functional path: the operations of _adam_inplace, in the same order
         sqrt = ctx.xp.sqrt
-        if mode == "m":
-            m = tuple(m_ * b1_ + g_ * (1 - b1_) for m_, g_ in zip(m, g, strict=True))
-        elif mode == "scaled":
+        if m:
             m = tuple(m_ * b1_ + g_ for m_, g_ in zip(m, g, strict=True))
         g2 = tuple(g_ * g_ for g_ in g)
         if mean is not None:
             g2 = mean(g2)
         v = tuple(v_ * b2_ + y for v_, y in zip(v, g2, strict=True))
-        num = g if mode == "g" else m
-        delta = tuple((a / (sqrt(v_ * s) + e)) * lr_ for a, v_ in zip(num, v, strict=True))
-        return delta, (m, v, scratch, lr_full)
+        delta = tuple((a / (sqrt(v_ * s) + e)) * lr_ for a, v_ in zip(m or g, v, strict=True))
+        return delta, (m, v, scratch, lr_full, scalars)
 
     def fused_params(leaf, hp):
-        # (1, R, 6) per-run (η, β1, c, β2, s_t, e_t), in the leaves' dtype as numpy would cast Python floats;
-        # c = 1−β1 for a per-run β1 (stored m), else 1 (g·1 = g exactly, the stored m/(1−β1) form)
+        # (1, R, 6) per-run (η, β1, c, β2, s_t, e_t) in the leaves' dtype, as numpy casts Python floats;
+        # c = 1: the stored moment is updated as m_s·β1 + g·1 = m_s·β1 + g exactly
         R = leaf.shape[1]
-        b1_ = hp["b1"]
-        c = 1 - b1_ if mode_of(b1_) == "m" else 1.0
-        cols = [hp["lr"], b1_, c, hp["b2"], 0.0, 0.0]
+        cols = [hp["lr"], hp["b1"], 1.0, hp["b2"], 0.0, 0.0]
         P = np.empty((1, R, len(kernels.ADAM_PARAMS)), dtype=leaf.dtype)
         for j, x in enumerate(cols):
             P[..., j] = _column(x)
         return P
 
     def step(e, g, state, hp, ctx, t):
-        m, v, P = state
-        b1_ = hp["b1"]
-        s, e_t = _adam_scales(b1_, hp["b2"], hp["eps"], t, options["bias_correction"], mode_of(b1_) != "m")
-        P[..., 4], P[..., 5] = _column(s), _column(e_t)
+        m, v, P, scalars = state
+        s, e_t = scalars.at(t)
+        P[..., 4], P[..., 5] = s, e_t
         kernels.adam_step(e, g, m, v, P, check=t == 1)  # the shapes are the runner's: verified once
         return state
 

@@ -116,8 +116,10 @@ def record_steps(record, steps: int) -> np.ndarray:
 class _Context:
     """What an optimizer may ask of the problem, in the runner's layout."""
 
-    def __init__(self, problem, layout: Layout | None, g0_host: np.ndarray, w0_host: np.ndarray):
+    def __init__(self, problem, layout: Layout | None, g0_host: np.ndarray, w0_host: np.ndarray,
+                 host_hp: dict | None = None):
         self.problem = problem
+        self.host_hp = host_hp or {}  # name → host float64 (R,) per-run hyperparameters, as configured
         self.w0_host = w0_host
         self.layout = layout
         self.xp = problem.xp
@@ -178,13 +180,67 @@ class _Context:
             )
 
 
+def _check_steps(steps) -> int:
+    """A step count must be a finite integer ≥ 1 (an integral float such as 1e4 is accepted)."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, float, np.integer, np.floating)):
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    if not np.isfinite(steps) or int(steps) != steps or steps < 1:
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+    return int(steps)
+
+
+def _check_seeds(seeds) -> list[int]:
+    """Seeds are non-negative integers (numpy's generators take no negative seed, and a fractional seed
+    would silently be truncated to another run's)."""
+    if seeds is None:
+        return [0]
+    arr = np.atleast_1d(np.asarray(seeds, dtype=object))
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
+    out = []
+    for s in arr:
+        ok = isinstance(s, (int, np.integer)) and not isinstance(s, bool)
+        if isinstance(s, (float, np.floating)) and np.isfinite(s) and float(s).is_integer():
+            ok, s = True, int(s)
+        if not ok or s < 0:
+            raise ValueError(f"seeds must be non-negative integers, got {s!r} in {seeds!r}")
+        out.append(int(s))
+    return out
+
+
+#: bytes per (run × coordinate) of the iterate path's working set: e, g, the optimizer's state (Adam: m, v,
+#: a scratch buffer and the per-run lr) and the starting points on the host, each 8 bytes
+_ITERATE_BYTES = 8 * 8
+
+
+def _check_size(problem, R: int, T: int, optimizer, use_closed: bool) -> None:
+    from .backend import check_memory
+
+    n = problem.n
+    if use_closed:
+        # one eigendecomposition per preconditioner class (the Adam theory form: one per run) plus the
+        # per-run, per-mode amplitudes, and the recorded (R, T) arrays
+        per_class = max(problem.block_sizes) ** 2 if problem.is_block_diagonal else n * n
+        classes = R if optimizer.name == "adam_theory" else 1
+        need = 8 * (classes * (per_class + 6 * n) + 2 * R * T + R * n)
+    else:
+        need = _ITERATE_BYTES * R * n + 8 * 2 * R * T
+    check_memory(need, f"{R} runs of dimension {n} with {T} recorded steps",
+                 "use fewer configurations or seeds per call, a sparser record=, or smaller blocks")
+
+
 def _starts(problem, w0, seeds, C: int):
     n = problem.n
     if w0 is None:
         E0s = np.stack([np.random.default_rng(int(s)).standard_normal(n) for s in seeds])
         return np.tile(E0s, (C, 1))
-    W = np.asarray(problem.backend.to_numpy(w0) if not isinstance(w0, (list, tuple)) else w0, dtype=np.float64)
+    W = np.asarray(problem.backend.to_numpy(w0) if not isinstance(w0, (list, tuple)) else w0)
+    if W.dtype.kind not in "biuf":
+        raise ValueError(f"w0 must be real numbers, got dtype {W.dtype}")
+    W = W.astype(np.float64)
     R = C * len(seeds)
+    if not np.isfinite(W).all():
+        raise ValueError("w0 must be finite: it has NaN or infinite entries")
     if W.shape == (n,):
         return np.tile(W - problem.optimum_host, (R, 1))
     if W.shape == (R, n):
@@ -220,9 +276,7 @@ def run(
     """
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"optimizer must be built by quadlab.optim (e.g. quadlab.optim.adam(...)), got {optimizer!r}")
-    if isinstance(steps, bool) or int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    steps = int(steps)
+    steps = _check_steps(steps)
     if tol is not None and not (np.isfinite(tol) and 0 < tol < 1):
         raise ValueError(f"tol is relative to ||grad f(w0)|| and must lie in (0, 1), got {tol!r}")
     if method not in ("auto", "iterate", "closed_form"):
@@ -233,9 +287,7 @@ def run(
             "use method='iterate' or 'auto'. Closed forms exist for gd, heavy_ball, nesterov, adam_theory, "
             "blockwise_gd and jacobi_gd."
         )
-    seeds = [0] if seeds is None else [int(s) for s in np.atleast_1d(seeds)]
-    if not seeds:
-        raise ValueError("seeds must not be empty")
+    seeds = _check_seeds(seeds)
     if w0 is not None and len(seeds) > 1 and np.ndim(w0) == 1:
         raise ValueError("seeds only draw starting points; with a single given w0 leave seeds at its default")
     grid = optimizer.grid()
@@ -245,6 +297,7 @@ def run(
     config["seed"] = np.tile(np.asarray(seeds, dtype=np.int64), C)
     E0 = _starts(problem, w0, seeds, C)
     rec = record_steps(record, steps)
+    _check_size(problem, R, rec.size, optimizer, use_closed=optimizer.is_linear and method != "iterate")
     use_closed = optimizer.is_linear and method != "iterate"
     b = problem.backend
     # Overflow in a diverging run is expected and reported through its status, not as warnings.
@@ -305,7 +358,8 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
     inplace = ctx.inplace
     if inplace:  # split may return views of E0, which the in-place steps must not touch
         E = tuple(np.array(x, copy=True) for x in E)
-    hp = {k: _hyperparameter(v, lay) for k, v in config.items() if k != "seed"}
+    ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
+    hp = {k: _hyperparameter(v, lay) for k, v in ctx.host_hp.items()}
     fused = ctx.fused = inplace and opt.step is not None and kernels.available()
     state = opt.init(G, hp, ctx)
     g0n = np.linalg.norm(g0_host, axis=1)
@@ -347,11 +401,13 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
             if done.all() or k == steps:
                 break
             if done.any():
-                keep = xp.asarray(np.flatnonzero(~done))
+                keep_host = np.flatnonzero(~done)
+                keep = xp.asarray(keep_host)
                 rows = rows[~done]
                 E, G = lay.take_runs(E, keep), lay.take_runs(G, keep)
-                state = _take_runs(state, keep, lay)
-                hp = {n: _take_runs(v, keep, lay) for n, v in hp.items()}
+                state = _take_runs(state, keep, keep_host, lay)
+                hp = {n: _take_runs(v, keep, keep_host, lay) for n, v in hp.items()}
+                ctx.host_hp = {n: v[keep_host] for n, v in ctx.host_hp.items()}
         if fused:  # e ← e − delta in one compiled pass
             state = opt.step(E, G, state, hp, ctx, k + 1)
         else:
@@ -367,12 +423,15 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
     return gap, gnorm, to_tol, stop, status.astype(str)
 
 
-def _take_runs(obj, keep, lay):
-    """Keep the runs ``keep`` in every array of a nested tuple; Python scalars are shared by all runs."""
+def _take_runs(obj, keep, keep_host, lay):
+    """Keep the runs ``keep`` (backend indices; ``keep_host`` on the host) in every array of a nested tuple;
+    Python scalars are shared by all runs, objects with ``take_runs`` (host per-run data) select their own."""
     if isinstance(obj, tuple):
-        return tuple(_take_runs(o, keep, lay) for o in obj)
+        return tuple(_take_runs(o, keep, keep_host, lay) for o in obj)
     if isinstance(obj, (int, float)):
         return obj
+    if hasattr(obj, "take_runs") and not hasattr(obj, "shape"):
+        return obj.take_runs(keep_host)
     return lay.take_runs((obj,), keep)[0]
 
 

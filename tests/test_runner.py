@@ -122,8 +122,8 @@ def test_iterate_matches_single_run_loop(opt, rotation):
 
 
 ADAPTIVE = [
-    optim.adam(lr=[1e-3, 1e-2], b1=[0.0, 0.9]),  # per-run β1: the unscaled first moment
-    optim.adam(lr=[1e-3, 1e-2]),  # shared β1: the first moment stored as m/(1−β1)
+    optim.adam(lr=[1e-3, 1e-2], b1=[0.0, 0.9]),  # per-run β1 (one arithmetic form with the shared case)
+    optim.adam(lr=[1e-3, 1e-2]),  # shared β1
     optim.adam(lr=[1e-3, 1e-2], b2=[0.99, 0.999], eps=[0.0, 1e-8], bias_correction=False),
     optim.rmsprop(lr=[1e-3, 2e-3]),  # β1 = 0: no first moment
     optim.adam_mini(lr=[1e-3, 1e-2]),
@@ -276,7 +276,7 @@ def test_bad_input_messages():
     prob = mixed_problem()
     with pytest.raises(ValueError, match="lr must be positive, got -0.1"):
         optim.gd(lr=[0.1, -0.1])
-    with pytest.raises(ValueError, match=r"b1 must be in \[0, 1\], got 1.5"):
+    with pytest.raises(ValueError, match=r"b1 must be in \[0, 1\), got 1.5"):
         optim.adam(b1=1.5)
     with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\]"):
         optim.heavy_ball(momentum=-0.1)
