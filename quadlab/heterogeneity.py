@@ -13,7 +13,7 @@ the limit.  Variants (``variant=``):
 * "distance":   √JS in the chosen base (a metric).
 * "grid_sum":   Σ_i f(p_i, q_i), the sum over grid points without the spacing factor, i.e. JS/Δt on a
   uniform grid.  The paper's table (ResNet18 0.10 … ViT-base 286.41) exceeds ln 2, so its scaling is
-  unknown; this is the guess of THEORY.md §6, offered for comparison only.  Its size depends on the grid.
+  unknown; this is the guess of docs/THEORY.md §6, offered for comparison only.  Its size depends on the grid.
 
 JS⁰ = the mean of JS over all unordered pairs of distinct blocks (L ≥ 2).
 

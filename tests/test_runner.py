@@ -19,7 +19,7 @@ def mixed_problem(rotation="block", seed=0, xp="numpy", optimum="random"):
 
 
 def reference(prob, w0, name, hp, steps, block_steps=None):
-    """Textbook single-run loop (the spec in THEORY.md §2, written as plainly as possible).
+    """Textbook single-run loop (the spec in docs/THEORY.md §2, written as plainly as possible).
 
     Gradients come from the problem one point at a time: Adam with β1 = 0 is close to sign descent and
     amplifies any change in the rounding of H·e, so both sides must form H·e the same way."""

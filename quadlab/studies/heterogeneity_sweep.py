@@ -19,7 +19,7 @@ nothing new; with L = 2 the spread is s itself and GD's count grows across the w
 Optimizers, per s (learning rates tuned on all seeds at once by ``quadlab.tune.tune_lr``, worst seed scores):
 * GD, w ← w − η∇f, tuned on [¼η*, η*], η* = 2/(λ_min + λ_max) (a longer step only slows the slowest mode).
   Cap: ‖∇f(w_k)‖ ≤ ρ*^k ‖∇f(w_0)‖ with ρ* = (κ−1)/(κ+1) at η*, so ln(1/tol)/ln(1/ρ*) steps always suffice.
-* Adam theory form, w ← w − η ∇f/|∇f(w_0)| (THEORY.md §2), tuned around the best constant step of its
+* Adam theory form, w ← w − η ∇f/|∇f(w_0)| (docs/THEORY.md §2), tuned around the best constant step of its
   preconditioned matrix M = D^{-1/2}HD^{-1/2}, D = diag|∇f(w_0)|: η_M = 2/(μ_min + μ_max) per seed.
   Cap from ‖∇f_k‖/‖∇f_0‖ ≤ √cond(D)·ρ_M^k, widened by the spread of η_M over seeds.
 * Adam theory form at the theorem's step η = min_l C_{l,1} (bound max_l (1 − 1/(r̃κ_l))² per step).

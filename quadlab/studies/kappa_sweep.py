@@ -3,7 +3,7 @@
     python studies/kappa_sweep.py [--kappa-min 125] [--kappa-max 1e5] [--n-kappa 10] [--seeds 5]
                                   [--cases het,hom] [--quick] [--out out/kappa_sweep] [--json PATH] [--quiet]
 
-Cases (THEORY.md §5): "het" = simple heterogeneous {1,2,3}, {99,100,101}, {κ−2,κ−1,κ} (max_l κ_l = 3 for
+Cases (docs/THEORY.md §5): "het" = simple heterogeneous {1,2,3}, {99,100,101}, {κ−2,κ−1,κ} (max_l κ_l = 3 for
 every κ), "hom" = simple homogeneous, the same nine numbers rearranged (max_l κ_l = κ − 2).  Every block is
 Haar-rotated; seed s draws the rotations and the standard Gaussian start w_0.  A run has converged at the
 first k with ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖ (tol = 1e-6).
