@@ -2,7 +2,7 @@
 blockwise-spectrum figure: each block's SLQ density of λ/λ₁₀ (λ₁₀: the block's 10th largest eigenvalue, as
 the paper normalises) on a log frequency axis.
 
-    quadlab block-spectra [--data DIR] [--out paper_figs/out] [--sigma 0.01]
+    quadlab block-spectra [--data DIR [--allow-quick]] [--out paper_figs/out] [--sigma 0.01] [--quiet]
 
 Reads the spectra shipped in quadlab/data (or --data DIR from `quadlab extract --out DIR`); recomputes every
 density from the stored Ritz nodes and weights, with no Hessian-vector product.
@@ -10,7 +10,6 @@ density from the stored Ritz nodes and weights, with no Hessian-vector product.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -22,7 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from quadlab import heterogeneity, plots, stored  # noqa: E402
-from quadlab.studies.common import save_figure  # noqa: E402
+from quadlab.studies.common import check_output_dir, fail, finite_float, new_parser, save_figure  # noqa: E402
 
 PANELS = {"gpt2": stored.GPT2_CASE_BLOCKS, "resnet18": stored.RESNET18_CASE_BLOCKS}
 TITLES = {"gpt2": "GPT2 (Transformer)", "resnet18": "ResNet18 (CNN)"}
@@ -33,24 +32,32 @@ def _short(name: str) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = new_parser("block_spectra", __doc__)
     ap.add_argument("--data", help="folder with gpt2_blocks.npz and resnet18_blocks.npz (default: shipped)")
-    ap.add_argument("--out", default="paper_figs/out", help="folder for block_spectra.png and .pdf")
-    ap.add_argument("--quiet", action="store_true")
-    ap.add_argument("--sigma", type=float, default=0.01, help="kernel width, relative to each block's range")
+    ap.add_argument("--allow-quick", action="store_true",
+                    help="read toy spectra written by `quadlab extract --quick` (refused otherwise)")
+    ap.add_argument("--out", type=Path, default=Path("paper_figs/out"), help="folder for block_spectra.png and .pdf")
+    ap.add_argument("--quiet", action="store_true", help="print nothing")
+    ap.add_argument("--sigma", type=finite_float(0, 1, lo_open=True), default=0.01,
+                    help="kernel width relative to each block's range, in (0, 1]")
     args = ap.parse_args(argv)
+    if args.data is not None and not Path(args.data).is_dir():
+        fail(ap, f"--data {args.data} is not a folder; pass the folder `quadlab extract --out DIR` wrote")
+    try:
+        check_output_dir(args.out, "--out")
+    except ValueError as exc:
+        fail(ap, str(exc))
     fig, axes = plt.subplots(2, 4, figsize=(13, 5.6), constrained_layout=True)
     for row, (model, blocks) in enumerate(PANELS.items()):
         try:
-            st = stored.load(Path(args.data) / stored.data_path(model).name if args.data else model)
+            st = stored.load(Path(args.data) / stored.data_path(model).name if args.data else model,
+                             allow_quick=args.allow_quick)
         except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+            fail(ap, str(exc))
         keep = [b for b in blocks if b in st.names]
         missing = sorted(set(blocks) - set(keep))
         if missing:
-            print(f"error: {model}: blocks {missing} are not stored", file=sys.stderr)
-            return 2
+            fail(ap, f"{model}: blocks {missing} are not stored in {st.source}")
         dens = st.slq.density(sigma=args.sigma, normalize="kth_largest", k=10)
         rep = heterogeneity.analyze(st.slq, source="slq", normalize="max_abs")
         for col, name in enumerate(keep):

@@ -37,7 +37,6 @@ Adam β1 = 0.9.
 
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 from pathlib import Path
@@ -46,7 +45,9 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import median_steps, progress, run_status, save_figure, steps_per_seed, write_json_atomic
+from quadlab.backend import check_memory
+from quadlab.studies.common import (check_common, comma_choices, fail, finish, finite_float, int_in, median_steps,
+                                    progress, run_status, save_figure, steps_per_seed, study_parser)
 from quadlab.tune import tune_lr
 
 LABELS = {
@@ -224,43 +225,36 @@ def plot(records, traces, path: Path, tol: float) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--kappa", type=float, default=5000.0)
-    ap.add_argument("--n-blocks", type=int, default=4, help="blocks of the scaled case")
-    ap.add_argument("--block-size", type=int, default=25, help="block size of the scaled case")
-    ap.add_argument("--block-kappa", type=float, default=10.0, help="κ_l of every block of the scaled case")
-    ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--tol", type=float, default=1e-6)
-    ap.add_argument("--adam-steps", type=int, default=None,
+    ap = study_parser("blockwise_lrs", __doc__, "2 seeds, coarse tuning, short Adam runs", backend=True)
+    ap.add_argument("--kappa", type=finite_float(103, 1e5, lo_open=True), default=5000.0,
+                    help="condition number of both cases, in (103, 1e5]; GD's step cap grows like κ")
+    ap.add_argument("--n-blocks", type=int_in(2, 1000), default=4, help="blocks of the scaled case, 2 to 1000")
+    ap.add_argument("--block-size", type=int_in(1, 10_000), default=25,
+                    help="block size of the scaled case, 1 to 10000")
+    ap.add_argument("--block-kappa", type=finite_float(1), default=10.0,
+                    help="κ_l of every block of the scaled case, >= 1 and <= --kappa")
+    ap.add_argument("--adam-steps", type=int_in(1, 10**7), default=None,
                     help="step cap of the nonlinear (Adam-type) methods (default 20000, 3000 with --quick)")
     ap.add_argument("--momentum", action="store_true",
                     help="add heavy ball, Adam β1=0.9 and Adam-mini β1=0.9 (compared with heavy ball)")
-    ap.add_argument("--cases", default="het,scaled")
-    ap.add_argument("--backend", default="numpy")
-    ap.add_argument("--quick", action="store_true", help="2 seeds, coarse tuning, short Adam runs")
-    ap.add_argument("--out", type=Path, default=Path("out/blockwise_lrs"))
-    ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--cases", type=comma_choices(("het", "scaled")), default=["het", "scaled"],
+                    help="comma-separated subset of het,scaled")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.seeds = min(args.seeds, 2)
     if args.adam_steps is None:
         args.adam_steps = 3000 if args.quick else 20_000
-    if args.seeds < 1:
-        ap.error("--seeds must be at least 1")
-    if args.n_blocks < 2 or args.block_size < 1 or not args.block_kappa >= 1:
-        ap.error("need --n-blocks >= 2, --block-size >= 1 and --block-kappa >= 1")
-    if not args.kappa > 103 or args.kappa < args.block_kappa:
-        ap.error("need --kappa > 103 (the simple case) and --kappa >= --block-kappa")
-    if not 0 < args.tol < 1:
-        ap.error("--tol must lie in (0, 1)")
-    if args.adam_steps < 1:
-        ap.error("--adam-steps must be at least 1")
+    if args.kappa < args.block_kappa:
+        fail(ap, f"need --kappa >= --block-kappa, got {args.kappa:g} < {args.block_kappa:g}")
+    check_common(ap, args)
+    # the figure keeps every run's trace (gap and ‖∇f‖ per step): up to 8 methods × seeds runs of the longer cap
+    cap = max(args.adam_steps, int(1.25 * math.log(1.0 / args.tol) * args.kappa / 2) + 100)
+    n = max(9, args.n_blocks * args.block_size)
+    try:
+        check_memory(8 * args.seeds * ((cap + 1) * 16 + 8 * n * n),
+                     f"{8 * args.seeds} runs of up to {cap} steps on n = {n}", "lower --kappa, --seeds or sizes")
+    except ValueError as exc:
+        fail(ap, str(exc))
     specs = case_spectra(args)
-    cases = [c.strip() for c in args.cases.split(",") if c.strip()]
-    if not cases or any(c not in specs for c in cases):
-        ap.error(f"--cases takes a comma-separated subset of {','.join(specs)}, got {args.cases!r}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    cases = args.cases
     records, traces = [], {}
     for c in cases:
         rec, tr = run_case(c, *specs[c], args)
@@ -268,16 +262,12 @@ def main(argv=None) -> int:
         traces[c] = tr
         if not args.quiet:
             print_table(rec)
-    plot(records, traces, args.out / "blockwise_lrs", args.tol)
     result = {"study": "blockwise_lrs", "kappa": args.kappa, "tol": args.tol, "seeds": args.seeds,
               "quick": args.quick, "momentum": args.momentum, "adam_steps": args.adam_steps, "cases": records}
-    if args.json is not None:
-        write_json_atomic(result, args.json)
     if not args.quiet:
         print("\nshare = ln(S_GD/S_m)/ln(S_GD/S_Adam) (heavy ball in place of GD against Adam β1=0.9): "
               "0 = no better than GD, 1 = as fast as Adam, > 1 = faster than Adam")
-        print(f"figure: {args.out / 'blockwise_lrs.png'} (and .pdf)")
-    return 0
+    return finish(result, args, "blockwise_lrs", figure=lambda path: plot(records, traces, path, args.tol))
 
 
 if __name__ == "__main__":

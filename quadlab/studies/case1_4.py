@@ -1,6 +1,7 @@
 """The paper's quadratic experiment: GD against Adam on the four cases (paper numbering), κ = 5000.
 
-    python studies/case1_4.py [--kappa 5000] [--seeds 5] [--quick] [--out out/case1_4] [--json PATH]
+    quadlab case1_4 [--kappa 5000] [--seeds 5] [--cases 1,2,3,4] [--backend numpy] [--quick] [--out DIR]
+                    [--json PATH] [--quiet]
 
 Case 1: GPT2-sampled, 2: ResNet18-sampled (both need the stored network spectra), 3: simple heterogeneous
 {1,2,3},{99,100,101},{κ−2,κ−1,κ}, 4: simple homogeneous (the same nine numbers rearranged).  Every block is
@@ -18,7 +19,9 @@ import numpy as np
 
 import quadlab
 from quadlab import checks, optim, spectra, theory
-from quadlab.studies.common import check_common, finish, progress, save_figure, seed_record, study_parser
+from quadlab.backend import check_memory
+from quadlab.studies.common import (check_common, comma_choices, fail, finish, finite_float, progress, save_figure,
+                                    seed_record, study_parser)
 from quadlab.tune import tune_lr
 
 CASES = {
@@ -212,14 +215,27 @@ def plot(records, traces, missing, path: Path, tol: float) -> None:
 
 
 def main(argv=None) -> int:
-    ap = study_parser("case1_4", __doc__.splitlines()[0], "2 seeds, coarser tuning, shorter caps")
-    ap.add_argument("--kappa", type=float, default=5000.0)
-    ap.add_argument("--backend", default="numpy")
-    ap.add_argument("--cases", default="1,2,3,4")
+    ap = study_parser("case1_4", __doc__, "2 seeds, coarser tuning, shorter caps", backend=True)
+    ap.add_argument("--kappa", type=finite_float(1, 1e5, lo_open=True), default=5000.0,
+                    help="condition number κ of every case, in (1, 1e5] (Cases 3-4 need κ > 103); GD's step "
+                         "cap grows like κ")
+    ap.add_argument("--cases", type=comma_choices(CASES, convert=int), default=list(CASES),
+                    help="comma-separated subset of 1,2,3,4 (1: GPT2-sampled, 2: ResNet18-sampled, 3: simple "
+                         "heterogeneous, 4: simple homogeneous)")
     args = ap.parse_args(argv)
+    if args.kappa <= 103 and {3, 4} & set(args.cases):
+        fail(ap, f"--kappa {args.kappa:g}: Cases 3 and 4 need κ > 103 (their middle block is {{99, 100, 101}})")
     check_common(ap, args)
+    # Memory: the figure keeps every run's trace (gap and ‖∇f‖ per step) of 8 optimizers × seeds runs of up to
+    # the linear step cap, which grows like ln(1/tol)·κ; refuse before the first run rather than after hours.
+    cap = max(20_000, int(np.log(1.0 / args.tol) * args.kappa))
+    try:
+        check_memory(8 * args.seeds * (cap + 1) * 16, f"the traces of {8 * args.seeds} runs of up to {cap} steps",
+                     "lower --kappa or --seeds, or raise --tol")
+    except ValueError as exc:
+        fail(ap, str(exc))
     records, traces, missing = [], {}, {}
-    for case in (int(c) for c in args.cases.split(",")):
+    for case in args.cases:
         spec = case_spectrum(case, args.kappa)
         if spec is None:
             missing[case] = ("needs the stored GPT2/ResNet18 block spectra\n(quadlab.stored), "
@@ -232,10 +248,9 @@ def main(argv=None) -> int:
         traces[case] = tr
         if not args.quiet:
             print_table(rec)
-    plot(records, traces, missing, args.out / "case1_4", args.tol)
     result = {"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "cases": records,
               "missing": {str(k): v.replace("\n", " ") for k, v in missing.items()}}
-    return finish(result, args, "case1_4")
+    return finish(result, args, "case1_4", figure=lambda path: plot(records, traces, missing, path, args.tol))
 
 
 if __name__ == "__main__":

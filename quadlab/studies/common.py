@@ -502,23 +502,25 @@ def check_common(ap: argparse.ArgumentParser, args) -> None:
             fail(ap, f"--backend {args.backend}: {exc}")
 
 
-def finish(result: dict, args, stem: str, figure: Callable[[Path], object] | None = None) -> int:
+def finish(result: dict, args, stem: str, figure: Callable[[Path], object] | None = None,
+           figure_stem: str | None = None) -> int:
     """Write the results first (<out>/<stem>.json and --json, atomically), then draw the figure with
-    ``figure(<out>/<stem>)``.  A failing figure is reported in one line and gives exit status 1; the results
-    are on disk by then."""
+    ``figure(<out>/<figure_stem or stem>)``.  A failing figure is reported in one line and gives exit status 1;
+    the results are on disk by then."""
+    fig_stem = figure_stem or stem
     write_json_atomic(result, args.out / f"{stem}.json")
     if args.json is not None:
         write_json_atomic(result, args.json)
     if figure is not None:
         try:
-            figure(args.out / stem)
+            figure(args.out / fig_stem)
         except Exception as exc:  # the figure is secondary: the results above are already written
             where = args.json if args.json is not None else args.out / f"{stem}.json"
             print(f"{_prog(args)}: error: the figure failed ({type(exc).__name__}: {_one_line(exc)}); the "
                   f"results are in {where}", file=sys.stderr)
             return 1
     if not args.quiet:
-        print(f"\nfigure: {args.out / (stem + '.png')} (and .pdf); results: {args.out / (stem + '.json')}")
+        print(f"\nfigure: {args.out / (fig_stem + '.png')} (and .pdf); results: {args.out / (stem + '.json')}")
     return 0
 
 

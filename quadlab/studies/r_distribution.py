@@ -1,7 +1,7 @@
 """How large is the theorem's r for random starts?  The distribution of r_tilde and r_paper = r_tilde².
 
-    python studies/r_distribution.py [--kappa 5000] [--starts 1000] [--seed 0] [--problem-seed 0]
-                                     [--threshold 1000] [--out out/r_distribution] [--json PATH] [--quiet]
+    quadlab r-distribution [--kappa 5000] [--starts 1000] [--seed 0] [--problem-seed 0]
+                           [--threshold 1000] [--out out/r_distribution] [--json PATH] [--quiet]
 
 On the simple heterogeneous case {1,2,3}, {99,100,101}, {κ−2,κ−1,κ} with a Haar rotation per block, draw
 standard Gaussian starts w0 = w* + ξ (w* = 0), compute r_tilde = max_l C_{l,2} / min_l C_{l,1} and
@@ -12,7 +12,6 @@ over GD at its best step that they predict.  Compares with the thesis's claim "r
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -20,23 +19,31 @@ import numpy as np
 
 import quadlab
 from quadlab import plots, spectra, theory
-from quadlab.studies.common import save_figure, write_json_atomic
+from quadlab.studies.common import check_common, finish, finite_float, int_in, new_parser, save_figure
 
 THESIS_SHARE = 2.0 / 3.0
 THESIS_SPEEDUP = 5.0
 
 
 def parse(argv):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--kappa", type=float, default=5000.0)
-    ap.add_argument("--starts", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0, help="seed of the starts")
-    ap.add_argument("--problem-seed", type=int, default=0, help="seed of the per-block rotations")
-    ap.add_argument("--threshold", type=float, default=1000.0)
-    ap.add_argument("--out", default="out/r_distribution")
-    ap.add_argument("--json", default=None, help="write the summary as JSON here (atomically)")
-    ap.add_argument("--quiet", action="store_true")
-    return ap.parse_args(argv)
+    ap = new_parser("r_distribution", __doc__)
+    ap.set_defaults(study="r_distribution")
+    ap.add_argument("--kappa", type=finite_float(103, 1e12, lo_open=True), default=5000.0,
+                    help="condition number of the simple heterogeneous case, in (103, 1e12]")
+    ap.add_argument("--starts", type=int_in(1, 10**9), default=1000,
+                    help="random Gaussian starts (memory: about 1.2 KB each; refused beyond the available memory)")
+    ap.add_argument("--seed", type=int_in(0), default=0, help="seed of the starts (a non-negative integer)")
+    ap.add_argument("--problem-seed", type=int_in(0), default=0,
+                    help="seed of the per-block rotations (a non-negative integer)")
+    ap.add_argument("--threshold", type=finite_float(1), default=1000.0,
+                    help="report the share of starts with r <= this (>= 1, since r >= 1)")
+    ap.add_argument("--out", type=Path, default=Path("out/r_distribution"),
+                    help="folder for r_histogram.png/.pdf and r_distribution.json")
+    ap.add_argument("--json", type=Path, default=None, help="also write the summary as JSON here (atomically)")
+    ap.add_argument("--quiet", action="store_true", help="no table")
+    a = ap.parse_args(argv)
+    check_common(ap, a)
+    return a
 
 
 def comparison(s: theory.RStatistics) -> str:
@@ -86,20 +93,14 @@ def main(argv=None) -> int:
     a = parse(sys.argv[1:] if argv is None else argv)
     problem = quadlab.BlockQuadratic(spectra.simple_heterogeneous(a.kappa), rotation="block", seed=a.problem_seed)
     s = theory.r_statistics(problem, a.starts, seed=a.seed, threshold=a.threshold)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    fig = out / "r_histogram"
-    histogram(s, fig)
+    fig = a.out / "r_histogram"
     if not a.quiet:
         print(s.table())
         print()
         print(comparison(s))
-        print(f"\nhistogram: {fig}.png (and .pdf)")
-    if a.json:
-        write_json_atomic({**s.as_dict(), "problem_seed": a.problem_seed,
-                                         "histogram": str(fig), "thesis": {"share": THESIS_SHARE,
-                                                                            "speedup": THESIS_SPEEDUP}}, Path(a.json))
-    return 0
+    result = {**s.as_dict(), "problem_seed": a.problem_seed, "histogram": str(fig),
+              "thesis": {"share": THESIS_SHARE, "speedup": THESIS_SPEEDUP}}
+    return finish(result, a, "r_distribution", figure=lambda _: histogram(s, fig), figure_stem="r_histogram")
 
 
 if __name__ == "__main__":

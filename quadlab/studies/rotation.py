@@ -1,6 +1,6 @@
 """Rotation: Adam's advantage over GD needs H to be (block-)diagonal; one global rotation removes it.
 
-    python studies/rotation.py [--seeds 5] [--tol 1e-6] [--quick] [--out out/rotation] [--json PATH] [--quiet]
+    quadlab rotation [--seeds 5] [--tol 1e-6] [--quick] [--out out/rotation] [--json PATH] [--quiet]
 
 The same eigenvalues, two arrangements (``BlockQuadratic(spec, rotation=...)``):
 * "block":  H = blockdiag(Q_1Λ_1Q_1ᵀ, …, Q_LΛ_LQ_Lᵀ), one Haar Q_l per block;
@@ -227,7 +227,7 @@ def plot(all_recs, all_traces, path: Path, tol: float) -> None:
 
 
 def main(argv=None) -> int:
-    ap = study_parser(STUDY, __doc__.splitlines()[0], "at most 2 seeds, coarser tuning, shorter caps")
+    ap = study_parser(STUDY, __doc__, "at most 2 seeds, coarser tuning, shorter caps")
     args = ap.parse_args(argv)
     check_common(ap, args)
     recs, traces = {c: {} for c in CASES}, {c: {} for c in CASES}
@@ -237,10 +237,9 @@ def main(argv=None) -> int:
     if not args.quiet:
         for case in CASES:
             print_table(case, recs[case])
-    plot(recs, traces, args.out / STUDY, args.tol)
     result = {"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds, "quick": args.quick,
               "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES}}
-    return finish(result, args, STUDY)
+    return finish(result, args, STUDY, figure=lambda path: plot(recs, traces, path, args.tol))
 
 
 if __name__ == "__main__":

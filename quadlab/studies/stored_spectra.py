@@ -1,7 +1,7 @@
 """What the stored GPT2 and ResNet18 block spectra say: block scales, JS⁰ under declared variants, and the
 sign question of THEORY.md §8.2 (how an indefinite network spectrum becomes a positive definite quadratic).
 
-    quadlab stored-report [--data DIR] [--kappa 5000] [--seeds 8] [--out report.md]
+    quadlab stored-report [--data DIR [--allow-quick]] [--kappa 5000] [--seeds 8] [--out report.md]
 
 Prints a Markdown report (also written to --out).  Reads the shipped files by default; --data points at
 another folder written by `quadlab extract --out DIR`.
@@ -9,7 +9,6 @@ another folder written by `quadlab extract --out DIR`.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -17,14 +16,14 @@ import numpy as np
 
 import quadlab
 from quadlab import heterogeneity, stored, theory
-from quadlab.studies.common import write_text_atomic
+from quadlab.studies.common import check_output_file, fail, finite_float, int_in, new_parser, write_text_atomic
 
 MODELS = {"gpt2": stored.GPT2_CASE_BLOCKS, "resnet18": stored.RESNET18_CASE_BLOCKS}
 TRANSFORMS = ("abs", "positive", "signed")
 
 
-def _load(name: str, data: str | None):
-    return stored.load(Path(data) / stored.data_path(name).name if data else name)
+def _load(name: str, data: str | None, allow_quick: bool = False):
+    return stored.load(Path(data) / stored.data_path(name).name if data else name, allow_quick=allow_quick)
 
 
 def scales_table(st) -> list[str]:
@@ -73,17 +72,27 @@ def sign_table(name: str, st, kappa: float, seeds: int) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = new_parser("stored_spectra", __doc__)
     ap.add_argument("--data", help="folder with gpt2_blocks.npz / resnet18_blocks.npz (default: shipped)")
-    ap.add_argument("--kappa", type=float, default=5000.0)
-    ap.add_argument("--seeds", type=int, default=8, help="random starts for the theorem's r")
-    ap.add_argument("--out", help="also write the report to this file")
+    ap.add_argument("--allow-quick", action="store_true",
+                    help="read toy spectra written by `quadlab extract --quick` (refused otherwise)")
+    ap.add_argument("--kappa", type=finite_float(1, 1e12, lo_open=True), default=5000.0,
+                    help="condition number of the sampled cases, in (1, 1e12]")
+    ap.add_argument("--seeds", type=int_in(1, 100_000), default=8,
+                    help="random starts for the theorem's r, 1 to 100000")
+    ap.add_argument("--out", type=Path, help="also write the report to this file")
     args = ap.parse_args(argv)
+    if args.data is not None and not Path(args.data).is_dir():
+        fail(ap, f"--data {args.data} is not a folder; pass the folder `quadlab extract --out DIR` wrote")
+    if args.out is not None:
+        try:
+            check_output_file(args.out, "--out")
+        except ValueError as exc:
+            fail(ap, str(exc))
     try:
-        sts = {n: _load(n, args.data) for n in MODELS}
+        sts = {n: _load(n, args.data, args.allow_quick) for n in MODELS}
     except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        fail(ap, str(exc))
     out = ["# The stored network block spectra", ""]
     for n, st in sts.items():
         m = st.meta

@@ -10,32 +10,38 @@ the exact rate, the theorem's bound, and whether observed ≤ exact ≤ bound ho
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
 
 import quadlab
 from quadlab import optim, theory
 from quadlab.studies.case1_4 import CASES, case_spectrum
-from quadlab.studies.common import write_json_atomic
+from quadlab.backend import check_memory
+from quadlab.studies.common import check_output_file, fail, finite_float, int_in, new_parser, write_json_atomic
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="quadlab theory", description=__doc__.splitlines()[0])
-    ap.add_argument("--case", type=int, default=3, choices=sorted(CASES))
-    ap.add_argument("--kappa", type=float, default=5000.0)
-    ap.add_argument("--seeds", type=int, default=4)
-    ap.add_argument("--steps", type=int, default=20_000)
-    ap.add_argument("--json", default=None)
-    ap.add_argument("--quiet", action="store_true")
+    ap = new_parser("theory_report", __doc__)
+    ap.add_argument("--case", type=int, default=3, choices=sorted(CASES),
+                    help="1: GPT2-sampled, 2: ResNet18-sampled, 3: simple heterogeneous, 4: simple homogeneous")
+    ap.add_argument("--kappa", type=finite_float(1, 1e12, lo_open=True), default=5000.0,
+                    help="condition number, > 1 (Cases 3-4: > 103)")
+    ap.add_argument("--seeds", type=int_in(1, 1000), default=4, help="random starts, 1 to 1000")
+    ap.add_argument("--steps", type=int_in(2, 10**8), default=20_000, help="steps of every run, 2 to 1e8")
+    ap.add_argument("--json", type=Path, default=None, help="also write the reports here (atomically)")
+    ap.add_argument("--quiet", action="store_true", help="print nothing")
     args = ap.parse_args(argv)
-    if args.seeds < 1 or args.steps < 2:
-        ap.error("--seeds must be >= 1 and --steps >= 2")
     try:
+        if args.json is not None:
+            check_output_file(args.json, "--json")
+        # every run keeps the gap and ‖∇f‖ of each step for each seed
+        check_memory(16 * args.seeds * (args.steps + 1) * 2, f"{args.seeds} runs of {args.steps} steps",
+                     "lower --steps or --seeds")
         spec = case_spectrum(args.case, args.kappa)
     except ValueError as exc:
-        ap.error(str(exc))
+        fail(ap, str(exc))
     if spec is None:
-        ap.error(f"case {args.case} needs the stored network spectra (quadlab.stored)")
+        fail(ap, f"case {args.case} needs the stored network spectra (quadlab.stored)")
     prob = quadlab.BlockQuadratic(spec, rotation="block", seed=0)
     hb = theory.heavy_ball_optimum(prob)
     opts = [optim.gd(lr="optimal"), optim.heavy_ball(lr=hb.lr, momentum=hb.momentum), optim.adam_theory(),
