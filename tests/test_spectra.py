@@ -65,7 +65,7 @@ def test_scaled_blocks_knob():
     assert hom.kappa == pytest.approx(10)
 
 
-@settings(max_examples=50, deadline=None)
+@settings(max_examples=50, deadline=None, derandomize=True, database=None)
 @given(
     st.lists(st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=6), min_size=1, max_size=5),
     st.floats(1.5, 1e8),

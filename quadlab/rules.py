@@ -1,0 +1,138 @@
+"""The one place where block extremes and the named step rules are resolved.
+
+Everything that needs a block's extreme eigenvalues or a step named by a rule ("optimal", "theorem",
+"oracle", heavy ball's optimum) asks this module: the runner when it starts a run, :func:`quadlab.report`
+when it rates a run, the studies when they label a run.  Nothing recomputes a rule on its own, so the step a
+report rates is the step the run took.
+
+Block extremes
+--------------
+For a partition of the coordinates into blocks B_1 … B_L, the extremes of block l are λ_min and λ_max of
+the diagonal block H[B_l, B_l] of H as stored.  Two partitions are used:
+
+* ``"nominal"``: the spectrum's blocks, as coordinate ranges (``problem.block_slices``).  This is what a
+  per-block step acts on (blockwise GD's oracle).  Under rotation ``"block"`` or ``"none"``
+  H[B_l, B_l] = Q_l Λ_l Q_lᵀ, so its extremes are the smallest and largest eigenvalue of the spectrum's
+  block l.  Under ``"global"`` H = Q Λ Qᵀ with one Haar Q over all coordinates; H[B_l, B_l] is then a mixed
+  diagonal block whose eigenvalues lie inside [λ_min(H), λ_max(H)] and are not the spectrum's block l
+  (on Case 3, block "low" {1, 2, 3} becomes a block with extremes near 350 and 1540).
+* ``"theorem"``: the blocks the theorem may use.  It needs H block diagonal, so these are the nominal
+  blocks when H is (``"block"``, ``"none"``) and all of H as one block when it is not (``"global"``:
+  L = 1, extremes λ_min(H), λ_max(H)).
+
+``source="exact"`` reads the spectrum where the extremes are known by construction and otherwise
+computes the eigenvalues of H[B_l, B_l] (``eigvalsh``, float64).  ``source="lanczos"`` estimates them by
+Lanczos on H[B_l, B_l] (on all of H for the one theorem block under ``"global"``) and widens the Ritz values
+by their residuals and a relative ``margin`` (default 1%), so that λ_max is over- and λ_min
+under-estimated (see :func:`quadlab.lanczos.block_extremes`): steps derived from them err on the safe side.
+
+The whole-H extremes (λ_min(H), λ_max(H)) are the min and max over the theorem partition.
+
+Step rules
+----------
+* ``"optimal"`` (GD): η* = 2/(λ_min(H) + λ_max(H)).
+* ``"theorem"`` (Adam theory form): η = min_l C_{l,1}, C_{l,1} = min_{i∈B_l} |∇f(w_0)_i| / λ_max(H[B_l, B_l])
+  over the theorem partition, one step per start (:func:`quadlab.theory.adam_constants`).
+* ``"oracle"`` (blockwise GD): η_l = 2/(λ_min(H[B_l,B_l]) + λ_max(H[B_l,B_l])) over the nominal partition.
+* heavy ball's optimum (:func:`quadlab.theory.heavy_ball_optimum`): η = 4/(√λ_min + √λ_max)²,
+  β = ((√κ − 1)/(√κ + 1))² with the whole-H extremes.
+
+The formulas live in :mod:`quadlab.theory`; this module decides which extremes and which starts they get.
+"""
+
+from __future__ import annotations
+
+
+import numpy as np
+
+__all__ = ["PARTITIONS", "SOURCES", "RULES", "block_extremes", "whole_extremes", "gd_optimal_lr", "theorem_lr",
+           "oracle_block_steps", "partition_blocks", "resolve_lr"]
+
+PARTITIONS = ("nominal", "theorem")
+SOURCES = ("exact", "lanczos")
+RULES = ("optimal", "theorem")
+
+
+def _check(source: str, partition: str) -> None:
+    if source not in SOURCES:
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
+    if partition not in PARTITIONS:
+        raise ValueError(f"partition must be one of {PARTITIONS}, got {partition!r}")
+
+
+def partition_blocks(problem, partition: str = "nominal") -> tuple[np.ndarray, ...]:
+    """The coordinate sets B_l of a partition (see the module docstring), host int arrays."""
+    _check("exact", partition)
+    if partition == "theorem" and not problem.is_block_diagonal:
+        return (np.arange(problem.n),)
+    return tuple(np.arange(s.start, s.stop) for s in problem.block_slices)
+
+
+def block_extremes(problem, source: str = "exact", partition: str = "nominal", *, margin: float | None = None):
+    """(L, 2) host float64 array of (λ_min, λ_max) of H[B_l, B_l] per block of ``partition`` (module docstring).
+
+    ``margin`` (source="lanczos" only): the relative widening, default 0.01."""
+    _check(source, partition)
+    whole = partition == "theorem" and not problem.is_block_diagonal
+    if source == "exact":
+        if whole:
+            lam = problem.eigenvalues
+            return np.array([[lam.min(), lam.max()]], dtype=np.float64)
+        if problem.is_block_diagonal:
+            return np.array([[b.min(), b.max()] for b in problem.spectrum.blocks], dtype=np.float64)
+        b = problem.backend
+        ev = [np.linalg.eigvalsh(np.asarray(b.to_numpy(problem.block(l)), dtype=np.float64))
+              for l in range(problem.spectrum.n_blocks)]
+        return np.array([[e[0], e[-1]] for e in ev], dtype=np.float64)
+    from . import lanczos
+
+    kw = {} if margin is None else {"margin": margin}
+    if whole:
+        lo, hi = lanczos.whole_extremes(problem, **kw)
+        return np.array([[lo, hi]], dtype=np.float64)
+    ex = lanczos.block_extremes(problem, source="lanczos", **kw)
+    return np.stack([np.asarray(ex.lo), np.asarray(ex.hi)], axis=1).astype(np.float64)
+
+
+def whole_extremes(problem, source: str = "exact", *, margin: float | None = None) -> tuple[float, float]:
+    """(λ_min(H), λ_max(H)): the extremes over the theorem partition."""
+    ex = block_extremes(problem, source, "theorem", margin=margin)
+    return float(ex[:, 0].min()), float(ex[:, 1].max())
+
+
+def gd_optimal_lr(problem, source: str = "exact") -> float:
+    """GD's best constant step η* = 2/(λ_min(H) + λ_max(H)) (:func:`quadlab.theory.gd_rates`)."""
+    from .theory import gd_rates
+
+    return float(gd_rates(problem, source=source).best_lr)
+
+
+def theorem_lr(problem, w0, source: str = "exact") -> np.ndarray:
+    """The theorem's step η = min_l C_{l,1} for each start (rows of ``w0``, (R, n) or (n,)): host (R,)."""
+    from .theory import adam_constants
+
+    return np.atleast_1d(np.asarray(adam_constants(problem, w0, source=source, spectra=False).eta, dtype=np.float64))
+
+
+def oracle_block_steps(problem, source: str = "exact") -> np.ndarray:
+    """Blockwise GD's oracle steps η_l = 2/(λ_min + λ_max) of H[B_l, B_l] over the nominal blocks: (L,)."""
+    ex = block_extremes(problem, source, "nominal")
+    return 2.0 / (ex[:, 0] + ex[:, 1])
+
+
+def resolve_lr(problem, options: dict, w0, lr=None) -> np.ndarray:
+    """The step of every run, host (R,): the configured ``lr`` (per run) when the optimizer has no rule, else
+    its rule ("optimal", "theorem") resolved for the starts ``w0`` (R, n) with ``options["spectra"]``."""
+    rule = options.get("lr")
+    W = np.atleast_2d(np.asarray(w0, dtype=np.float64))
+    R = W.shape[0]
+    if rule is None:
+        if lr is None:
+            raise ValueError("resolve_lr: the optimizer has no step rule, so the per-run lr must be given")
+        return np.broadcast_to(np.asarray(lr, dtype=np.float64), (R,)).copy()
+    source = options.get("spectra", "exact")
+    if rule == "optimal":
+        return np.full(R, gd_optimal_lr(problem, source))
+    if rule == "theorem":
+        return theorem_lr(problem, W, source)
+    raise ValueError(f"unknown step rule {rule!r}: quadlab knows {RULES}")
