@@ -17,16 +17,36 @@ Block l's stored measure μ_l = Σ_i w_i δ_{θ_i} (all probes pooled, each prob
 distribution function F_l.  ``sample_block`` draws d eigenvalues as the quantiles F_l⁻¹((j − ½)/d),
 j = 1 … d ("quantile", deterministic), or as F_l⁻¹(u_j) for sorted uniform u_j from a seeded generator
 ("random"); ``smooth=True`` replaces the step function F_l by the piecewise-linear interpolation of its
-mid-steps, so that the draws fill the gaps between Ritz values instead of repeating them.
+mid-steps, so that the draws fill the gaps between Ritz values instead of repeating them.  ``q < 1`` draws
+only from the top fraction q of the mass: the levels u become 1 − q + q·u.
 
-The sign question (THEORY.md §8.2).  Network blocks are indefinite and the quadratic needs a positive
-definite H.  ``transform`` says what happens before one joint affine map x ↦ 1 + (κ − 1)(x − x_min)/(x_max −
-x_min) over all chosen blocks sends the smallest value to 1 and the largest to κ:
+Readings of "scaled and shifted to [1, κ]" (THEORY.md, "Cases 1–2: readings"; ``quadlab readings``).  The
+paper samples Case 1's blocks from GPT2 (Case 2's from ResNet18), then "scaled and shifted to guarantee strong
+convexity and κ = 5000, while preserving the relative range and heterogeneity across blocks".  Network blocks
+are indefinite with a near-zero bulk, so that sentence has several honest readings.  Each ``reading`` below
+gives a positive definite spectrum with min λ = 1 and max λ = κ exactly.  Notation: x_l are block l's d
+draws from the reading's measure, a_l = min x_l, b_l = max x_l, m = min_l a_l, M = max_l b_l.
 
-* "abs" (default): |λ|.  Keeps each block's scale (max |λ| spans decades between blocks) and its spread.
-* "positive": the positive part max(λ, 0).
-* "signed": the literal map of the signed eigenvalues (the paper's "scaled and shifted").  Small-scale blocks
-  collapse to nearly one point where 0 lands.
+* "abs": draws of |θ|, then one joint affine map λ = 1 + (κ − 1)(x − m)/(M − m).  Lower edge 1 + (κ − 1)(a_l −
+  m)/(M − m): ≈ 1 for every block whose near-zero bulk is drawn.  κ_l is then about the block's own top; a
+  small-scale block is squeezed into [1, 1 + (κ − 1)b_l/M] (κ_l → 1).  quadlab's reading before issue 14.
+* "signed": the same joint affine map of the signed θ.  0 lands at z = 1 + (κ − 1)(−m)/(M − m).  A block of
+  scale s_l ≪ M − m collapses to within (κ − 1)s_l/(M − m) of z: κ_l → 1 and its lower edge ≈ z, far above 1.
+* "positive": draws of max(θ, 0), then the joint affine map.  Every block that draws its negative or zero part
+  has lower edge exactly 1, so κ_l equals its mapped top.
+* "top": draws of |θ| from the top fraction q of each block's mass only (default ``TOP_Q``), then the joint
+  affine map.  The bulk is dropped, which raises the lower edge from F_l⁻¹(1/(2d)) to F_l⁻¹(1 − q + q/(2d)) ≥
+  F_l⁻¹(1 − q), so κ_l falls.  q = 1 is "abs".
+* "log": draws of v = max(|θ|, ``LOG_FLOOR``·s_l), s_l = max |θ| of the block's measure, then the affine map
+  of ln v: λ = (v/m)^p with p = ln κ / ln(M/m).  κ_l = (b_l/a_l)^p: every block's own ratio max/min and every
+  ratio of block scales is raised to the same power, so relative ranges and the order of scales survive on
+  a log axis.  Lower edge (a_l/m)^p.  The floor only lifts values that the stored float32 products cannot
+  tell from 0.
+* "block_shift": each block's signed draws are shifted by their own lower edge, then scaled jointly:
+  λ = 1 + (κ − 1)(x − a_l)/max_k(b_k − a_k).  Lower edge exactly 1 for every block, and κ_l = 1 + (κ − 1)
+  (b_l − a_l)/max_k(b_k − a_k): the spreads keep their ratios, so a small-scale block has κ_l → 1.
+
+``transform=`` ("abs", "positive", "signed") is the deprecated name of the first three readings.
 """
 
 from __future__ import annotations
@@ -45,6 +65,7 @@ from .spectra import BlockSpectrum
 
 __all__ = ["FORMAT", "GPT2_CASE_BLOCKS", "RESNET18_CASE_BLOCKS", "StoredSpectra", "data_path", "from_paper_json",
            "gpt2_case", "load", "resnet18_case",
+           "DEFAULT_READING", "LOG_FLOOR", "READINGS", "TOP_Q",
            "sample_block", "save", "sampled_spectrum"]
 
 FORMAT = "quadlab-block-spectra"
@@ -275,8 +296,32 @@ def from_paper_json(values, weights, sizes=None) -> StoredSpectra:
 # ================================================================================================
 # Sampling block spectra for the quadratic cases
 # ================================================================================================
-_TRANSFORMS = ("abs", "positive", "signed")
+_TRANSFORMS = ("abs", "positive", "signed")  # the deprecated ``transform=`` names, each now a reading
 _METHODS = ("quantile", "random")
+
+#: The readings of "scaled and shifted to [1, κ]" (module docstring), each with one line on what it does to
+#: κ_l and to a block's lower edge; ``quadlab readings`` compares them.
+READINGS = {
+    "abs": "joint affine map of |λ| to [1, κ]; blocks drawing their near-zero bulk reach down to ≈ 1, so κ_l ≈ "
+           "the block's mapped top (small-scale blocks squeezed to κ_l ≈ 1)",
+    "signed": "joint affine map of the signed λ; small-scale blocks collapse where 0 lands (κ_l → 1, lower edge "
+              "far above 1)",
+    "positive": "joint affine map of max(λ, 0); blocks drawing λ ≤ 0 have lower edge exactly 1, κ_l = their top",
+    "top": "only the top fraction q of each block's |λ| mass, then the joint affine map; the lower edge rises "
+           "to the block's (1 − q) quantile, κ_l falls",
+    "log": "affine map of ln|λ|: λ ↦ (|λ|/m)^p; κ_l = (block's own max/min)^p, lower edge (a_l/m)^p, ratios "
+           "within and across blocks kept on a log axis",
+    "block_shift": "each block's signed λ shifted by its own lower edge, one joint scale; lower edge exactly 1 "
+                   "for every block, κ_l − 1 ∝ the block's spread",
+}
+#: The reading Cases 1–2 use unless told otherwise (the evidence: ``quadlab readings``, THEORY.md).
+DEFAULT_READING = "abs"
+#: The fraction of each block's mass that the "top" reading keeps, unless ``q`` is given.
+TOP_Q = 0.1
+#: The "log" reading lifts |θ| below LOG_FLOOR·(the block's max |θ|) to that value: the stored spectra come from
+#: float32 Hessian-vector products, whose relative resolution is 2⁻²³, so smaller Ritz values are numerically 0
+#: and their logarithm would be noise (ResNet18's zero bulk sits anywhere from 1e-8 to 1e-12).
+LOG_FLOOR = 2.0**-23
 
 #: The blocks of Cases 1–2 (4 × 25 by default): for GPT2 the embedding and three layer-0 blocks of different
 #: kinds (attention query and value, MLP fc), for ResNet18 the first convolution of each stage.
@@ -286,23 +331,84 @@ RESNET18_CASE_BLOCKS = ("stages.0.0.conv1.weight", "stages.1.0.conv1.weight", "s
                         "stages.3.0.conv1.weight")
 
 
-def _transform(x: np.ndarray, transform: str) -> np.ndarray:
-    if transform == "abs":
+def _transform(x: np.ndarray, transform: str, floor: float = 0.0) -> np.ndarray:
+    """The values a reading draws from: |θ| ("abs", "top"), max(|θ|, floor) ("log"), max(θ, 0) ("positive")
+    or θ itself ("signed", "block_shift")."""
+    if transform in ("abs", "top"):
         return np.abs(x)
+    if transform == "log":
+        return np.maximum(np.abs(x), floor)
     if transform == "positive":
         return np.maximum(x, 0.0)
     return x
 
 
-def sample_block(nodes, weights, d: int, *, method: str = "quantile", smooth: bool = True, seed=0) -> np.ndarray:
+def _check_kappa(kappa) -> float:
+    kappa = float(kappa)
+    if not np.isfinite(kappa) or kappa < 1:
+        raise ValueError(f"kappa must be a finite number >= 1, got {kappa!r}")
+    return kappa
+
+
+def _flat(blocks, kappa: float, what: str) -> list[np.ndarray]:
+    # every map sends the extremes apart; with nothing to spread, only κ = 1 is reachable
+    if kappa != 1:
+        raise ValueError(f"{what}: the draws have no spread, so no map can reach [1, {kappa:g}]; draw more "
+                         "eigenvalues per block (d) or choose other blocks")
+    return [np.ones_like(b) for b in blocks]
+
+
+def _log_map(blocks: list[np.ndarray], kappa: float) -> list[np.ndarray]:
+    """λ = (v/m)^p, p = ln κ / ln(M/m), for positive draws v (m, M: the smallest and largest of all blocks),
+    with the extremes pinned to exactly 1 and κ."""
+    m = min(float(b.min()) for b in blocks)
+    M = max(float(b.max()) for b in blocks)
+    if not m > 0:
+        raise ValueError("the log reading needs positive draws (got a draw <= 0)")
+    if M == m:
+        return _flat(blocks, kappa, "log reading")
+    p = np.log(kappa) / np.log(M / m)
+    out = []
+    for b in blocks:
+        v = np.exp(p * np.log(b / m))
+        v[b == m], v[b == M] = 1.0, kappa  # exp/log rounding must not move the extremes off 1 and κ
+        out.append(v)
+    return out
+
+
+def _shift_map(blocks: list[np.ndarray], kappa: float) -> list[np.ndarray]:
+    """λ = 1 + (κ − 1)(x − a_l)/max_k(b_k − a_k) per block l (a_l, b_l: the block's smallest and largest draw),
+    with each lower edge pinned to 1 and the widest block's top to κ."""
+    spread = [float(b.max() - b.min()) for b in blocks]
+    widest = max(spread)
+    if widest == 0:
+        return _flat(blocks, kappa, "block_shift reading")
+    out = []
+    for b, s in zip(blocks, spread, strict=True):
+        v = 1.0 + (kappa - 1.0) * ((b - b.min()) / widest)
+        v[b == b.min()] = 1.0
+        if s == widest:
+            v[b == b.max()] = kappa
+        out.append(v)
+    return out
+
+
+def sample_block(nodes, weights, d: int, *, method: str = "quantile", smooth: bool = True, seed=0,
+                 q: float = 1.0) -> np.ndarray:
     """d eigenvalues (ascending) drawn from the discrete measure Σ_i w_i δ_{x_i} by its inverse distribution
     function: at the quantiles (j − ½)/d ("quantile") or at d sorted uniforms from ``default_rng(seed)``
     ("random").  ``smooth``: interpolate F⁻¹ linearly between the mid-steps (C_i − w_i/2, x_i) of the
-    cumulative weights C_i, so draws fall between nodes in proportion to the weights around them."""
+    cumulative weights C_i, so draws fall between nodes in proportion to the weights around them.
+
+    ``q`` in (0, 1]: draw from the top fraction q of the mass only, i.e. at the levels 1 − q + q·u instead of
+    u (the measure conditioned on its upper q-quantile range, the atom at the cut split); q = 1 is the whole
+    measure."""
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d (eigenvalues per block) must be a positive integer, got {d!r}")
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    if isinstance(q, bool) or not isinstance(q, (int, float, np.integer, np.floating)) or not 0 < q <= 1:
+        raise ValueError(f"q (the top fraction of the mass to draw from) must lie in (0, 1], got {q!r}")
     x, w = np.asarray(nodes, dtype=np.float64).ravel(), np.asarray(weights, dtype=np.float64).ravel()
     if x.shape != w.shape or x.size == 0:
         raise ValueError(f"nodes and weights must be non-empty and of one shape, got {x.shape} and {w.shape}")
@@ -317,24 +423,47 @@ def sample_block(nodes, weights, d: int, *, method: str = "quantile", smooth: bo
         u = (np.arange(d) + 0.5) / d
     else:
         u = np.sort(np.random.default_rng(seed).random(d))
+    if q < 1:
+        u = (1.0 - q) + q * u
     if smooth:
         return np.interp(u, C - w / 2, x)
     return x[np.minimum(np.searchsorted(C, u, side="left"), x.size - 1)]
 
 
-def sampled_spectrum(source, blocks=None, d: int = 25, kappa: float = 5000.0, *, transform: str = "abs",
-                     method: str = "quantile", smooth: bool = True, seed: int = 0) -> BlockSpectrum:
+def sampled_spectrum(source, blocks=None, d: int = 25, kappa: float = 5000.0, *, reading: str | None = None,
+                     q: float | None = None, method: str = "quantile", smooth: bool = True, seed: int = 0,
+                     transform: str | None = None) -> BlockSpectrum:
     """A :class:`~quadlab.spectra.BlockSpectrum` for a quadratic case: per chosen block, d eigenvalues sampled
-    (:func:`sample_block`) from the block's stored measure after ``transform`` ("abs", "positive" or
-    "signed"; see the module docstring), then one joint affine map of all blocks to [1, κ].
+    (:func:`sample_block`) from the block's stored measure, read into [1, κ] by ``reading`` (a key of
+    ``READINGS``, default ``DEFAULT_READING``; the module docstring gives each one's map and what it does to κ_l
+    and to a block's lower edge).  Every reading returns min λ = 1 and max λ = κ exactly.
 
-    ``source``: a :class:`StoredSpectra` or a shipped name; ``blocks``: names (default: all); ``d``: an int or
-    one int per block; with ``method="random"`` block l uses the seed ``SeedSequence(seed).spawn(L)[l]``."""
+    ``q``: the top fraction of each block's mass that the "top" reading draws from (default ``TOP_Q``; an
+    error for the other readings).  ``transform`` ("abs", "positive", "signed"): deprecated alias of
+    ``reading``.  ``source``: a :class:`StoredSpectra` or a shipped name; ``blocks``: names (default: all);
+    ``d``: an int or one int per block; with ``method="random"`` block l uses the seed
+    ``SeedSequence(seed).spawn(L)[l]``."""
+    if transform is not None:
+        import warnings
+
+        if transform not in _TRANSFORMS:
+            raise ValueError(f"transform must be one of {_TRANSFORMS}, got {transform!r} (it is the deprecated "
+                             f"name of reading=, which takes {sorted(READINGS)})")
+        if reading is not None and reading != transform:
+            raise ValueError(f"transform={transform!r} and reading={reading!r} disagree; pass reading= only")
+        warnings.warn("sampled_spectrum(transform=...) is deprecated; pass reading= (same names)",
+                      DeprecationWarning, stacklevel=2)
+        reading = transform
+    reading = DEFAULT_READING if reading is None else reading
+    if reading not in READINGS:
+        raise ValueError(f"reading must be one of {sorted(READINGS)}, got {reading!r}")
+    if q is not None and reading != "top":
+        raise ValueError(f"q (the top fraction of the mass) belongs to reading='top', not reading={reading!r}")
+    q = TOP_Q if q is None else q
+    kappa = _check_kappa(kappa)
     st = load(source) if isinstance(source, (str, os.PathLike)) else source
     if not isinstance(st, StoredSpectra):
         raise ValueError(f"source must be a StoredSpectra or a shipped name, got {type(source).__name__}")
-    if transform not in _TRANSFORMS:
-        raise ValueError(f"transform must be one of {_TRANSFORMS}, got {transform!r}")
     names = list(st.names if blocks is None else blocks)
     if not names:
         raise ValueError("choose at least one block")
@@ -345,7 +474,19 @@ def sampled_spectrum(source, blocks=None, d: int = 25, kappa: float = 5000.0, *,
     out = []
     for name, dl, ss in zip(names, sizes, seeds, strict=True):
         x, w = st.measure(name)  # ValueError names the block if it is not stored
-        out.append(sample_block(_transform(x, transform), w, dl, method=method, smooth=smooth, seed=ss))
+        floor = 0.0
+        if reading == "log":
+            scale = float(np.max(np.abs(x[w > 0]))) if (w > 0).any() else 0.0
+            if not scale > 0:
+                raise ValueError(f"block {name!r}: its measure is all zero, so the log reading has no scale; "
+                                 "choose another reading or other blocks")
+            floor = LOG_FLOOR * scale
+        out.append(sample_block(_transform(x, reading, floor), w, dl, method=method, smooth=smooth, seed=ss,
+                                q=q if reading == "top" else 1.0))
+    if reading == "log":
+        return BlockSpectrum.from_blocks(_log_map(out, kappa), names)
+    if reading == "block_shift":
+        return BlockSpectrum.from_blocks(_shift_map(out, kappa), names)
     from .spectra import rescale
 
     return rescale(out, kappa, names=names)
@@ -353,10 +494,12 @@ def sampled_spectrum(source, blocks=None, d: int = 25, kappa: float = 5000.0, *,
 
 def gpt2_case(kappa: float = 5000.0, blocks=GPT2_CASE_BLOCKS, d: int = 25, **kw) -> BlockSpectrum:
     """Case 1 (heterogeneous, Transformer-type): GPT2 blocks sampled from the shipped spectra; see
-    :func:`sampled_spectrum` for ``transform``, ``method``, ``smooth`` and ``seed``."""
+    :func:`sampled_spectrum` for ``reading`` (default ``DEFAULT_READING``), ``q``, ``method``, ``smooth`` and
+    ``seed``."""
     return sampled_spectrum("gpt2", blocks, d, kappa, **kw)
 
 
 def resnet18_case(kappa: float = 5000.0, blocks=RESNET18_CASE_BLOCKS, d: int = 25, **kw) -> BlockSpectrum:
-    """Case 2 (homogeneous, CNN-type): ResNet18 convolution blocks sampled from the shipped spectra."""
+    """Case 2 (homogeneous, CNN-type): ResNet18 convolution blocks sampled from the shipped spectra; options as
+    :func:`gpt2_case`."""
     return sampled_spectrum("resnet18", blocks, d, kappa, **kw)
