@@ -75,6 +75,7 @@ STUDIES = {
     "rotation": ("rotation", "per-block vs global rotation of one spectrum"),
     "kappa-sweep": ("kappa_sweep", "steps against κ and r·max κ_l with the theory's slopes"),
     "blockwise-lrs": ("blockwise_lrs", "one learning rate per block: oracle blockwise GD and Adam-mini"),
+    "readings": ("readings", "Cases 1–2 under every reading of “scaled and shifted to [1, κ]”, and the default"),
 }
 
 
