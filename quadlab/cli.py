@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--quiet", action="store_true", help="no progress bar")
     ex.add_argument("--debug", action="store_true", help="show the full traceback of an error")
     ex.set_defaults(func=_extract)
+    parser.subcommands = sub.choices  # so that main() can report a subcommand's stray arguments in its name
     return parser
 
 
@@ -125,7 +126,10 @@ def main(argv=None) -> int:
             return importlib.import_module(f"quadlab.studies.{STUDIES[command][0]}").main(argv[1:])
 
         return run_command(command, study, debug=debug)
-    args = build_parser().parse_args([a for a in argv if a != "--debug"] if argv[:1] != ["extract"] else argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args([a for a in argv if a != "--debug"] if argv[:1] != ["extract"] else argv)
+    if extra:
+        parser.subcommands[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     return run_command(args.command, lambda: args.func(args), debug=debug)
 
 
