@@ -42,7 +42,7 @@ LABELS = {
 }
 
 
-def case_spectrum(case: int, kappa: float):
+def case_spectrum(case: int, kappa: float, reading: str | None = None):
     if case == 3:
         return spectra.simple_heterogeneous(kappa)
     if case == 4:
@@ -52,7 +52,7 @@ def case_spectrum(case: int, kappa: float):
     except ImportError:
         return None
     preset = stored.gpt2_case if case == 1 else stored.resnet18_case
-    return preset(kappa=kappa)
+    return preset(kappa=kappa, reading=reading)  # reading None: stored.DEFAULT_READING
 
 
 def problem_for(spec, seed: int, backend: str):
@@ -161,7 +161,8 @@ def print_table(rec: dict, out=None) -> None:
     out = sys.stdout if out is None else out  # resolved per call, so redirected or captured stdout is honoured
     p = rec["predicted_rate"]
     js = "n/a" if rec["js0"] is None else f"{rec['js0']:.4f}"
-    print(f"\nCase {rec['case']}: {rec['name']}  (κ = {rec['kappa']:g}, max κ_l = {rec['max_block_kappa']:.4g}, "
+    reading = f", reading {rec['reading']}" if rec.get("reading") else ""
+    print(f"\nCase {rec['case']}: {rec['name']}{reading}  (κ = {rec['kappa']:g}, max κ_l = {rec['max_block_kappa']:.4g}, "
           f"JS⁰ = {js} nats, median r̃ = {rec['r_tilde_median']:.3g}, r_paper = {rec['r_paper_median']:.3g}, "
           f"bound favours Adam on {100 * rec['favours_adam_share']:.0f}% of seeds)", file=out)
     o = {k: "n/a" if v is None else f"{v:.6f}" for k, v in rec["observed_rate"].items()}
@@ -192,7 +193,8 @@ def plot(records, traces, missing, path: Path, tol: float) -> None:
     by_case = {r["case"]: r for r in records}
     shown = ["gd", "heavy_ball", "adam_theory", "adam_beta1_0", "adam", "blockwise_gd"]
     for ax, case in zip(axes.ravel(), (1, 2, 3, 4)):
-        ax.set_title(f"Case {case}: {CASES[case][0]}")
+        reading = by_case.get(case, {}).get("reading")
+        ax.set_title(f"Case {case}: {CASES[case][0]}" + (f" (reading {reading})" if reading else ""))
         ax.set_xlabel("iteration k")
         ax.set_ylabel("log10 ‖∇f(w_k)‖")
         if case not in by_case:
@@ -222,6 +224,12 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", type=comma_choices(CASES, convert=int), default=list(CASES),
                     help="comma-separated subset of 1,2,3,4 (1: GPT2-sampled, 2: ResNet18-sampled, 3: simple "
                          "heterogeneous, 4: simple homogeneous)")
+    from quadlab import stored
+
+    ap.add_argument("--reading", choices=list(stored.READINGS), default=stored.DEFAULT_READING,
+                    help="how Cases 1-2 map the network block spectra to [1, κ] (default "
+                         f"{stored.DEFAULT_READING}; `quadlab readings` compares them): "
+                         + "; ".join(f"{k}: {v}" for k, v in stored.READINGS.items()))
     args = ap.parse_args(argv)
     if args.kappa <= 103 and {3, 4} & set(args.cases):
         fail(ap, f"--kappa {args.kappa:g}: Cases 3 and 4 need κ > 103 (their middle block is {{99, 100, 101}})")
@@ -236,7 +244,7 @@ def main(argv=None) -> int:
         fail(ap, str(exc))
     records, traces, missing = [], {}, {}
     for case in args.cases:
-        spec = case_spectrum(case, args.kappa)
+        spec = case_spectrum(case, args.kappa, args.reading)
         if spec is None:
             missing[case] = ("needs the stored GPT2/ResNet18 block spectra\n(quadlab.stored), "
                              "which are not shipped yet")
@@ -244,11 +252,12 @@ def main(argv=None) -> int:
                 print(f"\nCase {case}: {CASES[case][0]} skipped: {missing[case].replace(chr(10), ' ')}")
             continue
         rec, tr = run_case(case, spec, args)
+        rec["reading"] = args.reading if case in (1, 2) else None
         records.append(rec)
         traces[case] = tr
         if not args.quiet:
             print_table(rec)
-    result = {"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "cases": records,
+    result = {"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "reading": args.reading, "cases": records,
               "missing": {str(k): v.replace("\n", " ") for k, v in missing.items()}}
     return finish(result, args, "case1_4", figure=lambda path: plot(records, traces, missing, path, args.tol))
 
