@@ -1,9 +1,19 @@
 """Learning-rate search for one (problem, optimizer) pair.
 
-The score of a learning rate is the number of steps every seed needs to reach ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖
-(the worst seed counts; a seed that never gets there scores ``steps + 1``), ties broken by the final
-gradient norm.  A log grid is scanned as one batched run; then a finer log grid around the best value
-(between its two neighbours) is scanned, ``refine`` times.
+How the choice is made.  The score of a learning rate is the number of steps every seed needs to reach
+‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖ (the worst seed counts; a seed that never gets there scores ``steps + 1``), ties
+broken by the final gradient norm.  A log grid is scanned as one batched run; then a finer log grid around
+the best value (between its two neighbours) is scanned, ``refine`` times.  The best score wins.
+
+What is reported is true of a fresh run.  Runs are batch independent (:mod:`quadlab.ordered`): an lr scored
+inside a grid behaves bit for bit as it does alone, so ``best_steps`` is what ``quadlab.run`` gives for
+``best_lr`` (the search re-runs it alone, with the full cap, to return its Result).
+
+Fragile choices are flagged, not hidden.  Adam with β2 < 1 and a constant step can stall with ‖∇f‖ hovering
+just above the tolerance, where a tiny change of the step decides whether it ever gets below: the best lr
+may then be an island.  After the search, the lrs ``best_lr·(1 ± neighbourhood)`` are run too (fresh, full
+cap, the same seeds); if either misses the tolerance on some seed, or needs more than twice ``best_steps``,
+the result says ``fragile=True`` with the neighbours' step counts in ``note``.
 """
 
 from __future__ import annotations
@@ -20,10 +30,11 @@ __all__ = ["tune_lr", "TuneResult"]
 
 @dataclass(frozen=True, eq=False)
 class TuneResult:
-    """best_lr; best_steps (−1 if no lr reached tol); the whole response curve: lrs (sorted), steps (−1 where
-    some seed never reached tol), score and final ‖∇f‖ per lr; the Result of the best lr.  ``caps``: the step
-    cap each lr was run with (``steps`` everywhere unless ``race=True``; steps = −1 and final ‖∇f‖ then refer to
-    that cap)."""
+    """best_lr; best_steps (−1 if no lr reached tol; the worst seed's steps of a fresh run of best_lr); the whole
+    response curve: lrs (sorted), steps (−1 where some seed never reached tol), score and final ‖∇f‖ per lr;
+    the Result of the best lr.  ``caps``: the step cap each lr was run with (``steps`` everywhere unless
+    ``race=True``; steps = −1 and final ‖∇f‖ then refer to that cap).  ``fragile``, ``note``, ``neighbours``
+    (lr → worst-seed steps, −1 = missed): the neighbourhood check of the module docstring."""
 
     best_lr: float
     best_steps: int
@@ -33,6 +44,9 @@ class TuneResult:
     diverged: np.ndarray
     best: Result | list[Result]
     caps: np.ndarray | None = None
+    fragile: bool = False
+    note: str = ""
+    neighbours: dict | None = None
 
     @property
     def reached(self) -> bool:
@@ -51,7 +65,7 @@ def _score(results: list[Result], n_lr: int, max_steps: int):
 
 def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 24, refine: int = 2,
             refine_points: int = 8, seeds=(0,), steps: int = 10_000, tol: float = 1e-6,
-            method: str = "auto", race: bool = False) -> TuneResult:
+            method: str = "auto", race: bool = False, neighbourhood: float | None = 0.02) -> TuneResult:
     """Search the learning rate of ``optimizer`` (its other hyperparameters are kept) on ``problem``.
 
     ``problem`` may be a list of problems (e.g. one per rotation seed); each is then run with the seed at the
@@ -61,7 +75,11 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     ``race=True`` finds the same best lr with fewer steps: the first grid runs under caps steps/64, steps/16, …
     until some lr reaches tol (an lr that needs more than the cap cannot beat one that reached it within the
     cap), and each refinement runs only up to the best worst-seed step count found so far.  The response curve
-    then says "not reached" for lrs that lost the race (see ``caps``)."""
+    then says "not reached" for lrs that lost the race (see ``caps``).
+
+    ``neighbourhood``: the relative offset of the fragility check (module docstring); None skips it."""
+    if neighbourhood is not None and not (np.isfinite(neighbourhood) and 0 < neighbourhood < 1):
+        raise ValueError(f"neighbourhood must lie in (0, 1) or be None, got {neighbourhood!r}")
     many = isinstance(problem, (list, tuple))
     problems = list(problem) if many else [problem]
     if many and len(seeds) != len(problems):
@@ -120,9 +138,24 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     steps_arr = np.where(steps_arr > caps, -1, steps_arr)
     best_res = [run(p, optimizer.with_hyper(lr=best), seeds=s, steps=steps, tol=tol, method=method) for p, s in pairs]
     bs = np.concatenate([r.steps_to_tol for r in best_res])
-    best_res = best_res if many else best_res[0]
+    best_steps = int(bs.max()) if (bs >= 0).all() else -1
+    fragile, note, neigh = False, "", None
+    if neighbourhood is not None and best_steps >= 0:
+        near = np.array([best * (1 - neighbourhood), best * (1 + neighbourhood)])
+        res = [run(p, optimizer.with_hyper(lr=near), seeds=s, steps=steps, tol=tol, method=method) for p, s in pairs]
+        stt = np.concatenate([r.steps_to_tol.reshape(2, -1) for r in res], axis=1)
+        worst = np.where((stt < 0).any(axis=1), -1, stt.max(axis=1))
+        neigh = {float(lr): int(w) for lr, w in zip(near, worst, strict=True)}
+        bad = (worst < 0) | (worst > 2 * max(best_steps, 1))
+        if bad.any():
+            fragile = True
+            note = (f"fragile: at lr {best:.6g} every seed reaches tol in {best_steps} steps, but at "
+                    + " and ".join(f"{lr:.6g} ({'misses tol' if w < 0 else f'{w} steps'})"
+                                   for lr, w in neigh.items())
+                    + f" (±{neighbourhood:g}); the count depends on the exact step")
     return TuneResult(
-        best_lr=float(best), best_steps=int(bs.max()) if (bs >= 0).all() else -1, lrs=lrs[order],
+        best_lr=float(best), best_steps=best_steps, lrs=lrs[order],
         steps=steps_arr, final_grad_norm=np.concatenate(all_fin)[order],
-        diverged=np.concatenate(all_div)[order], best=best_res, caps=caps,
+        diverged=np.concatenate(all_div)[order], best=best_res if many else best_res[0], caps=caps,
+        fragile=fragile, note=note, neighbours=neigh,
     )
