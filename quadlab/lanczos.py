@@ -616,7 +616,7 @@ class SLQResult:
 
 
 def slq(op, m: int = 100, probes: int = 10, seed: int = 0, *, n=None, xp=None, reorth: bool = True,
-        check_symmetric: bool = False, symmetry_rtol: float | None = None,
+        check_symmetric: bool = True, symmetry_rtol: float | None = None,
         breakdown_factor: float = BREAKDOWN_FACTOR) -> SLQResult:
     """Stochastic Lanczos quadrature of every block of ``op``.
 
@@ -630,8 +630,10 @@ def slq(op, m: int = 100, probes: int = 10, seed: int = 0, *, n=None, xp=None, r
     steps with full reorthogonalisation done twice (``reorth=False`` gives the plain three-term recurrence, as in
     the paper's public code, for comparison).  A probe whose Krylov space becomes invariant stops with the exact
     shorter quadrature; non-finite operator output stops that block with status "nonfinite" and a message naming
-    the step.  ``check_symmetric=True`` first spends one matmat with two random vectors per block and raises
-    ValueError when |yᵀAx − xᵀAy| exceeds ``symmetry_rtol`` (default 100·√d·eps) relative to ‖Ax‖‖y‖.
+    the step.  By default (``check_symmetric=True``) slq first spends one matmat with two random vectors per
+    block and raises ValueError when |yᵀAx − xᵀAy| exceeds ``symmetry_rtol`` (default 100·√d·eps) relative to
+    ‖Ax‖‖y‖: Lanczos on a non-symmetric operator returns meaningless Ritz values without any sign of trouble.
+    ``check_symmetric=False`` skips the probe (for operators symmetric by construction).
 
     Raises ValueError for m < 1, probes < 1, a negative seed or an operator quadlab cannot use.
     """

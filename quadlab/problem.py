@@ -25,7 +25,7 @@ import numpy as np
 from scipy.linalg import blas, lapack
 
 from . import ordered
-from .backend import Backend, get_backend
+from .backend import Backend, check_memory, get_backend
 from .spectra import BlockSpectrum
 
 __all__ = ["BlockQuadratic", "Group", "ROTATIONS"]
@@ -219,8 +219,22 @@ class BlockQuadratic:
         self._seeds = np.random.SeedSequence(int(seed)).spawn(spectrum.n_blocks + 2)
         self._offsets = np.concatenate([[0], np.cumsum(spectrum.sizes)]).astype(np.int64)
         self._diag = None
+        check_memory(self._build_bytes(), f"the Hessian blocks of n = {spectrum.n} ({rotation!r} rotation, "
+                     f"largest block {max(spectrum.sizes)})",
+                     "use smaller blocks" + (" or rotation='block'" if rotation == "global" else ""))
         self._build_groups()
         self._set_optimum(optimum)
+
+    def _build_bytes(self) -> int:
+        """Estimated peak bytes of building H: the stacked d_l×d_l blocks (one n×n matrix for a global
+        rotation) plus the work arrays, about three of the largest block on the host path and four more
+        stacks on the array-API path (rotations, scaled copy, product, symmetrised copy)."""
+        sizes = [self.spectrum.n] if self.rotation == "global" else list(self.spectrum.sizes)
+        if self.rotation == "none":
+            return 8 * 4 * self.spectrum.n
+        stack = 8 * sum(d * d for d in sizes)
+        big = max(sizes)
+        return stack + 8 * 3 * big * big if self._on_host(big) else 5 * stack
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
@@ -236,6 +250,8 @@ class BlockQuadratic:
         names = [f"block{l}" for l in range(len(blocks))] if names is None else list(names)
         mats, eigs = [], []
         for l, (B, name) in enumerate(zip(blocks, names, strict=True)):
+            if np.iscomplexobj(B):
+                raise ValueError(f"block {name!r} (index {l}) is complex; a quadratic needs a real symmetric block")
             A = np.array(B, dtype=np.float64)
             if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
                 raise ValueError(f"block {name!r} (index {l}) must be a non-empty square matrix, got shape {A.shape}")
@@ -349,8 +365,10 @@ class BlockQuadratic:
                 raise ValueError(f"optimum must be None, 'random' or an array of shape ({n},), got {optimum!r}")
             w = np.random.default_rng(self._seeds[-1]).standard_normal(n)
         else:
-            w = np.asarray(self.backend.to_numpy(optimum) if not isinstance(optimum, (list, tuple)) else optimum,
-                           dtype=np.float64)
+            w = self.backend.to_numpy(optimum) if not isinstance(optimum, (list, tuple)) else optimum
+            if np.iscomplexobj(w):
+                raise ValueError("optimum w* is complex; pass a real array")
+            w = np.asarray(w, dtype=np.float64)
             if w.shape != (n,):
                 raise ValueError(f"optimum w* must have shape ({n},), got {w.shape}")
             if not np.isfinite(w).all():
@@ -412,6 +430,8 @@ class BlockQuadratic:
     # -- linear algebra --------------------------------------------------------------------------
     def _as_batch(self, W):
         xp = self.xp
+        if np.iscomplexobj(W) if isinstance(W, (np.ndarray, list, tuple)) else "complex" in str(getattr(W, "dtype", "")):
+            raise ValueError("points must be real: got a complex array (its imaginary part would be dropped)")
         W = self.backend.asarray(W)
         if W.ndim == 1:
             if W.shape[0] != self.n:

@@ -36,6 +36,9 @@ __all__ = [
 
 
 def _check_block(values, name: str, positive: bool = True) -> np.ndarray:
+    if np.iscomplexobj(values):
+        # float64 conversion would drop the imaginary part silently: eigenvalues of a symmetric H are real
+        raise ValueError(f"block {name!r}: eigenvalues are complex; a symmetric Hessian has real eigenvalues")
     a = np.asarray(values, dtype=np.float64)
     if a.ndim != 1:
         raise ValueError(f"block {name!r}: eigenvalues must be a 1-D array, got shape {a.shape}")
