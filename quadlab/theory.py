@@ -200,7 +200,7 @@ def _extreme_eigvecs(problem):
 
 
 def gd_worst_start(problem, gap: float = 1.0) -> np.ndarray:
-    """The start w0 = w* + √(gap/2)·(v_min/√λ_min + v_max/√λ_max) (host float64, (n,)), with v_min, v_max unit
+    """The start w0 = w* + √gap·(v_min/√λ_min + v_max/√λ_max) (host float64, (n,)), with v_min, v_max unit
     eigenvectors of λ_min and λ_max.  Its gap is f(w0) − f* = ``gap``, split equally between the two extreme
     modes, so for every step η and every k ≥ 0
 

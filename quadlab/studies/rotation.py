@@ -18,7 +18,7 @@ Spectra (κ = 5000 both):
 * GPT2-like: four blocks of 25, ``spectra.scaled_blocks(base, 4, 10)`` with base =
   ``spectra.bulk_outliers(25, 1, 2, 3, 5)`` (a bulk of 22 on [1, 2] and three outliers up to 5, the
   shape of a network Hessian block at initialisation), so κ_l = 5 and the block scales are 1, 10, 100, 1000
-  (three decades; the GPT2 blocks of THEORY.md §8.1 span about 4.4).
+  (three decades; the GPT2 blocks of docs/THEORY.md §8.1 span about 4.5).
 
 Optimizers (learning rates tuned on all seeds at once by ``quadlab.tune.tune_lr``, worst seed scores; seed k
 draws the rotation(s) and w_0 ~ N(0, I)):
