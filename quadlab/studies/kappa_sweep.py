@@ -47,6 +47,7 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
+from quadlab.backend import check_memory
 from quadlab.studies.common import (Checkpoint, check_common, check_output_file, comma_choices, fail, finish,
                                     finite_float, int_in, median_steps, progress, run_status, save_figure,
                                     steps_per_seed, study_parser)
@@ -341,6 +342,14 @@ def main(argv=None) -> int:
         fail(ap, f"need --kappa-min <= --kappa-max, got {args.kappa_min:g} > {args.kappa_max:g}"
                  + (" (--quick caps --kappa-max at 1e4)" if args.quick else ""))
     check_common(ap, args)
+    # Memory: a point keeps 4 methods × seeds runs, each recording gap and ‖∇f‖ per step up to the cap
+    # cap_factor·ln(1/tol)/ln((κ+1)/(κ−1)) + 100 ≤ cap_factor·ln(1/tol)·κ/2 + 100 at the largest κ.
+    cap = int(args.cap_factor * math.log(1.0 / args.tol) * args.kappa_max / 2) + 101
+    try:
+        check_memory(4 * args.seeds * (cap + 1) * 16, f"the runs of one point ({4 * args.seeds} runs of up to "
+                     f"{cap} steps at κ = {args.kappa_max:g})", "lower --kappa-max, --seeds or --cap-factor")
+    except ValueError as exc:
+        fail(ap, str(exc))
     if args.checkpoint is not None:
         try:
             args.checkpoint = check_output_file(args.checkpoint, "--checkpoint")
