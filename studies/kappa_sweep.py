@@ -3,7 +3,8 @@ quadlab/studies/kappa_sweep.py."""
 
 import sys
 
-from quadlab.studies.kappa_sweep import main
+# through the command's one error path: a bad argument is one line and exit status 2, not a traceback
+from quadlab.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["kappa-sweep", *sys.argv[1:]]))
