@@ -170,3 +170,23 @@ def test_two_concurrent_runs_into_one_folder_both_succeed(tmp_path):
         assert json.loads((tmp_path / f"r{k}.json").read_text())["seed"] == k
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["r_distribution.json", "r_histogram.pdf", "r_histogram.png"]
+
+
+def test_a_crash_after_a_finished_case_keeps_it(tmp_path, monkeypatch):
+    """case1_4 without a checkpoint: the cases finished before a crash are on disk, marked partial."""
+    from quadlab.studies import case1_4
+
+    real = case1_4.run_case
+
+    def run_case(case, spec, args):
+        if case == 4:
+            raise MemoryError("killed")
+        return real(case, spec, args)
+
+    monkeypatch.setattr(case1_4, "run_case", run_case)
+    with pytest.raises(MemoryError):
+        case1_4.main(["--quick", "--quiet", "--seeds", "1", "--cases", "3,4", "--out", str(tmp_path),
+                      "--json", str(tmp_path / "r.json")])
+    for path in (tmp_path / "case1_4.json", tmp_path / "r.json"):
+        rec = json.loads(path.read_text())
+        assert rec["partial"] is True and [c["case"] for c in rec["cases"]] == [3]

@@ -47,7 +47,7 @@ import quadlab
 from quadlab import optim, spectra, theory
 from quadlab.backend import check_memory
 from quadlab.studies.common import (check_common, comma_choices, fail, finish, finite_float, int_in, median_steps,
-                                    progress, run_status, save_figure, steps_per_seed, study_parser)
+                                    progress, run_status, save_figure, save_partial, steps_per_seed, study_parser)
 from quadlab.tune import tune_lr
 
 LABELS = {
@@ -260,6 +260,8 @@ def main(argv=None) -> int:
         rec, tr = run_case(c, *specs[c], args)
         records.append(rec)
         traces[c] = tr
+        save_partial({"study": "blockwise_lrs", "kappa": args.kappa, "tol": args.tol, "seeds": args.seeds,
+                      "cases": records}, args, "blockwise_lrs")  # a later case's crash keeps this one
         if not args.quiet:
             print_table(rec)
     result = {"study": "blockwise_lrs", "kappa": args.kappa, "tol": args.tol, "seeds": args.seeds,

@@ -21,7 +21,7 @@ import quadlab
 from quadlab import checks, optim, rules, spectra, theory
 from quadlab.backend import check_memory
 from quadlab.studies.common import (check_common, comma_choices, fail, finish, finite_float, progress, save_figure,
-                                    seed_record, study_parser)
+                                    save_partial, seed_record, study_parser)
 from quadlab.tune import tune_lr
 
 CASES = {
@@ -265,6 +265,8 @@ def main(argv=None) -> int:
         rec["reading"] = args.reading if case in (1, 2) else None
         records.append(rec)
         traces[case] = tr
+        save_partial({"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "reading": args.reading,
+                      "cases": records}, args, "case1_4")  # a later case's crash keeps this one
         if not args.quiet:
             print_table(rec)
     result = {"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "reading": args.reading, "cases": records,

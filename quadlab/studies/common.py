@@ -26,7 +26,8 @@ Atomic writes: a result file is written to a uniquely named temporary file in th
 disk (``os.fsync``) and renamed over the target (``os.replace`` is atomic on POSIX), so an interrupted study
 never leaves a half-written file and two runs writing into one folder never share a temporary file.
 :func:`finish` writes the results (``--json`` and ``<out>/<stem>.json``) BEFORE drawing the figure, so a
-failing figure never loses a finished result.
+failing figure never loses a finished result; studies without a checkpoint call :func:`save_partial` after
+each finished part (marked ``"partial": true``), so a crash loses only the part in progress.
 
 Resumable sweeps: :class:`Checkpoint` keeps the finished points of a sweep in an append-only JSON-lines file
 (a header line with the settings' fingerprint, then one fsynced line per finished point, keyed by the point's
@@ -62,8 +63,8 @@ import numpy as np
 __all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "check_common", "check_output_dir",
            "check_output_file", "comma_choices", "command_name", "default_out", "describe", "fail", "finish",
            "finite_float", "int_in", "median_steps", "new_parser", "positive_int", "progress", "run_command",
-           "run_status", "save_figure", "seed_record", "steps_bound", "steps_per_seed", "study_parser",
-           "write_json_atomic", "write_text_atomic"]
+           "run_status", "save_figure", "save_partial", "seed_record", "steps_bound", "steps_per_seed",
+           "study_parser", "write_json_atomic", "write_text_atomic"]
 
 BACKENDS = ("numpy", "cupy", "array_api_strict")
 
@@ -522,6 +523,16 @@ def finish(result: dict, args, stem: str, figure: Callable[[Path], object] | Non
     if not args.quiet:
         print(f"\nfigure: {args.out / (fig_stem + '.png')} (and .pdf); results: {args.out / (stem + '.json')}")
     return 0
+
+
+def save_partial(result: dict, args, stem: str) -> None:
+    """Write the results finished so far, marked ``"partial": true``, where :func:`finish` will write the
+    complete ones (<out>/<stem>.json and --json): a study without a checkpoint calls this after each finished
+    part (a case, a rotation), so a crash or a kill later loses only the part in progress."""
+    rec = {**result, "partial": True}
+    write_json_atomic(rec, args.out / f"{stem}.json")
+    if args.json is not None:
+        write_json_atomic(rec, args.json)
 
 
 def _prog(args) -> str:

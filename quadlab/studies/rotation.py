@@ -49,7 +49,8 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import check_common, finish, progress, save_figure, seed_record, steps_bound, study_parser
+from quadlab.studies.common import (check_common, finish, progress, save_figure, save_partial, seed_record, steps_bound,
+                                    study_parser)
 from quadlab.tune import tune_lr
 
 STUDY = "rotation"
@@ -234,6 +235,8 @@ def main(argv=None) -> int:
     jobs = [(c, r) for c in CASES for r in ROTATIONS]
     for case, rot in progress(jobs, total=len(jobs), desc="spectrum × rotation", quiet=args.quiet):
         recs[case][rot], traces[case][rot] = run_rotation(case_spectrum(case), rot, args)
+        save_partial({"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds, "quick": args.quick,
+                      "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES if recs[c]}}, args, STUDY)
     if not args.quiet:
         for case in CASES:
             print_table(case, recs[case])
