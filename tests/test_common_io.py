@@ -190,3 +190,17 @@ def test_a_crash_after_a_finished_case_keeps_it(tmp_path, monkeypatch):
     for path in (tmp_path / "case1_4.json", tmp_path / "r.json"):
         rec = json.loads(path.read_text())
         assert rec["partial"] is True and [c["case"] for c in rec["cases"]] == [3]
+
+
+def test_checkpoint_recovers_from_a_torn_header_and_fresh_skips_the_old_format(tmp_path):
+    path = tmp_path / "c.jsonl"
+    path.write_text('{"fingerprint": "ab')  # a crash while the first line was written
+    ck = common.Checkpoint(path, {"s": 1})
+    assert len(ck) == 0
+    ck.put("a", 1)
+    assert common.Checkpoint(path, {"s": 1}).points == {"a": 1}
+    import hashlib
+
+    fp = hashlib.sha256(json.dumps({"s": 1}, sort_keys=True).encode()).hexdigest()
+    (tmp_path / "sw.checkpoint.json").write_text(json.dumps({"fingerprint": fp, "points": {"x": 7}}))
+    assert len(common.Checkpoint.in_folder(tmp_path, "sw", {"s": 1}, fresh=True)) == 0

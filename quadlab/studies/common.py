@@ -350,11 +350,12 @@ class Checkpoint:
         self.settings = settings
         self.fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
         self.points: dict[str, object] = {}
+        self._has_header = False
         if fresh:
             self.path.unlink(missing_ok=True)
         if self.path.is_file():
             self._read()
-        elif legacy is not None:
+        elif legacy is not None and not fresh:
             self._import_legacy(Path(legacy))
 
     @classmethod
@@ -390,6 +391,7 @@ class Checkpoint:
                              "replace it, or another checkpoint path to keep it")
         if header is None and self.points:
             raise ValueError(f"checkpoint {self.path} has no settings header; pass --fresh to replace it")
+        self._has_header = header is not None
 
     def _import_legacy(self, legacy: Path) -> None:
         try:
@@ -420,16 +422,16 @@ class Checkpoint:
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             size = os.fstat(fd).st_size
-            head = ""
-            if size == 0:
-                head = json.dumps({"fingerprint": self.fingerprint, "settings": self.settings}, sort_keys=True,
-                                  allow_nan=False) + "\n"
-            elif not self._ends_with_newline(size):
-                head = "\n"  # close a torn line so that this record starts a line of its own
+            # close a torn line (a crash mid-append) so that this record starts a line of its own
+            head = "" if size == 0 or self._ends_with_newline(size) else "\n"
+            if size == 0 or not self._has_header:  # a new file, or one whose header line was torn
+                head += json.dumps({"fingerprint": self.fingerprint, "settings": self.settings}, sort_keys=True,
+                                   allow_nan=False) + "\n"
             os.write(fd, (head + line).encode("utf-8"))  # one write: appends of whole lines do not interleave
             os.fsync(fd)
         finally:
             os.close(fd)
+        self._has_header = True
         self.points[key] = value
 
     def _ends_with_newline(self, size: int) -> bool:
