@@ -184,6 +184,9 @@ def load(name_or_path="gpt2", *, allow_quick: bool = False) -> StoredSpectra:
     (object) content, arrays whose shapes disagree with the header, non-finite or negative weights, a
     non-finite node that carries weight.  Toy spectra written by ``quadlab extract --quick`` (meta
     ``quick``) are refused unless ``allow_quick=True``: they look like the real ones but are not."""
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise ValueError(f"load() takes a shipped name ({', '.join(sorted(_NAMES))}) or a file path, "
+                         f"not {type(name_or_path).__name__}")
     path = data_path(name_or_path) if isinstance(name_or_path, str) and name_or_path in _NAMES else Path(name_or_path)
     if not path.is_file():
         raise ValueError(f"{path}: no such file" + (" (rebuild the shipped spectra with `quadlab extract`)"

@@ -93,6 +93,11 @@ def test_schema_and_content_errors_name_the_file(valid, tmp_path, change, match)
         stored.load(bad)
 
 
+def test_load_names_a_wrong_argument_type():
+    with pytest.raises(ValueError, match="shipped name .* or a file path, not int"):
+        stored.load(5)
+
+
 def test_zero_weight_nodes_may_be_nan(valid, tmp_path):
     # the paper-JSON import pads short probes with NaN nodes of weight 0: those carry nothing and are kept
     def pad(a):
