@@ -82,7 +82,7 @@ STUDIES = {
 def build_parser() -> argparse.ArgumentParser:
     from .studies.common import StudyParser, int_in
 
-    parser = StudyParser(prog="quadlab", description=__doc__.splitlines()[0],
+    parser = StudyParser(prog="quadlab", description=__doc__.replace("``", ""),
                          formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (_, help_) in STUDIES.items():
