@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from .. import lanczos
+from ..backend import check_memory
 from .data import digit_batches, text_batches
 from .hvp import BlockHessian
 from .models import GPT2, GPT2Config, ResNet18, ResNet18Config, gpt2_block_names, resnet18_block_names
@@ -121,6 +122,14 @@ def extract(model: str, quick: bool = False, *, progress: bool = False, threads:
         net, batches, data, names = _build(cfg)
         H = BlockHessian(net, lambda mod, b: mod.loss(b), batches, names, mode=cfg.mode)
         ops, sizes = H.operators()
+        # Lanczos with full reorthogonalisation keeps probes × m_l basis vectors of length d_l per block (and
+        # equal-size blocks advance together): refuse now, with the estimate, rather than after an hour.
+        by_size: dict = {}
+        for d in sizes.values():
+            by_size[d] = by_size.get(d, 0) + 1
+        check_memory(max(2 * 8 * cfg.probes * min(cfg.m, d) * d * k for d, k in by_size.items()),
+                     f"the Lanczos bases of {cfg.model} (m = {cfg.m}, {cfg.probes} probes, largest block "
+                     f"{max(sizes.values())})", "lower --m or --probes")
         bar = None
         if progress:
             ops, bar = _with_bar(ops, sizes, cfg.m)
