@@ -134,3 +134,11 @@ def test_flush_denormals_is_restored():
     with _flush_denormals():
         assert torch.tensor([1e-40], dtype=torch.float32).item() == 0.0
     assert torch.tensor([1e-40], dtype=torch.float32).item() != 0.0
+
+
+def test_extract_refuses_lanczos_bases_that_cannot_fit(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("QUADLAB_MEMORY_LIMIT", "1M")
+    assert cli.main(["extract", "gpt2", "--quick", "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("quadlab extract: error: this needs about")
+    assert "lower --m or --probes" in err[0] and not list(tmp_path.iterdir())
