@@ -29,7 +29,7 @@ draws from the reading's measure, a_l = min x_l, b_l = max x_l, m = min_l a_l, M
 
 * "abs": draws of |θ|, then one joint affine map λ = 1 + (κ − 1)(x − m)/(M − m).  Lower edge 1 + (κ − 1)(a_l −
   m)/(M − m): ≈ 1 for every block whose near-zero bulk is drawn.  κ_l is then about the block's own top; a
-  small-scale block is squeezed into [1, 1 + (κ − 1)b_l/M] (κ_l → 1).  quadlab's reading before issue 14.
+  small-scale block is squeezed into [1, 1 + (κ − 1)b_l/M] (κ_l → 1).  quadlab's default before issue 14.
 * "signed": the same joint affine map of the signed θ.  0 lands at z = 1 + (κ − 1)(−m)/(M − m).  A block of
   scale s_l ≪ M − m collapses to within (κ − 1)s_l/(M − m) of z: κ_l → 1 and its lower edge ≈ z, far above 1.
 * "positive": draws of max(θ, 0), then the joint affine map.  Every block that draws its negative or zero part
@@ -37,11 +37,11 @@ draws from the reading's measure, a_l = min x_l, b_l = max x_l, m = min_l a_l, M
 * "top": draws of |θ| from the top fraction q of each block's mass only (default ``TOP_Q``), then the joint
   affine map.  The bulk is dropped, which raises the lower edge from F_l⁻¹(1/(2d)) to F_l⁻¹(1 − q + q/(2d)) ≥
   F_l⁻¹(1 − q), so κ_l falls.  q = 1 is "abs".
-* "log": draws of v = max(|θ|, ``LOG_FLOOR``·s_l), s_l = max |θ| of the block's measure, then the affine map
-  of ln v: λ = (v/m)^p with p = ln κ / ln(M/m).  κ_l = (b_l/a_l)^p: every block's own ratio max/min and every
-  ratio of block scales is raised to the same power, so relative ranges and the order of scales survive on
-  a log axis.  Lower edge (a_l/m)^p.  The floor only lifts values that the stored float32 products cannot
-  tell from 0.
+* "log" (the default, ``DEFAULT_READING``): draws of v = max(|θ|, ``LOG_FLOOR``·s_l), s_l = max |θ| of the
+  block's measure, then the affine map of ln v: λ = (v/m)^p with p = ln κ / ln(M/m).  κ_l = (b_l/a_l)^p:
+  every block's own ratio max/min and every ratio of block scales is raised to the same power, so relative
+  ranges and the order of scales survive on a log axis.  Lower edge (a_l/m)^p.  The floor only lifts values
+  that the stored float32 products cannot tell from 0.
 * "block_shift": each block's signed draws are shifted by their own lower edge, then scaled jointly:
   λ = 1 + (κ − 1)(x − a_l)/max_k(b_k − a_k).  Lower edge exactly 1 for every block, and κ_l = 1 + (κ − 1)
   (b_l − a_l)/max_k(b_k − a_k): the spreads keep their ratios, so a small-scale block has κ_l → 1.
@@ -317,8 +317,11 @@ READINGS = {
     "block_shift": "each block's signed λ shifted by its own lower edge, one joint scale; lower edge exactly 1 "
                    "for every block, κ_l − 1 ∝ the block's spread",
 }
-#: The reading Cases 1–2 use unless told otherwise (the evidence: ``quadlab readings``, THEORY.md).
-DEFAULT_READING = "abs"
+#: The reading Cases 1–2 use unless told otherwise.  Chosen by ``quadlab readings`` (THEORY.md §7): of the readings,
+#: "log" alone keeps every block's whole measure (its relative range, on a log axis), keeps Case 1's JS⁰ above Case
+#: 2's (heterogeneity across blocks) and makes Case 1 behave like Case 3 and Case 2 like Case 4.  "abs", quadlab's
+#: default before issue 14, stays one argument away.
+DEFAULT_READING = "log"
 #: The fraction of each block's mass that the "top" reading keeps, unless ``q`` is given.
 TOP_Q = 0.1
 #: The "log" reading lifts |θ| below LOG_FLOOR·(the block's max |θ|) to that value: the stored spectra come from
