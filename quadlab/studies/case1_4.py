@@ -182,6 +182,8 @@ def print_table(rec: dict, out=None) -> None:
     for key, o in rec["optimizers"].items():
         lr = "" if o["lr"] is None else f"{o['lr']:.4g}"
         st = "—" if o["steps_to_tol"] is None else str(o["steps_to_tol"])
+        if o.get("seeds_reached", o.get("seeds")) != o.get("seeds"):
+            st += f" ({o['seeds_reached']}/{o['seeds']})"
         flag = "  (fragile: ±2% of this lr misses tol or needs >2× the steps)" if o.get("fragile") else ""
         print(f"  {LABELS[key]:<34}{lr:>12}{st:>14}  {o['status']}{flag}", file=out)
     ratio = rec["gd_over_adam_theory"]

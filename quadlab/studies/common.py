@@ -570,12 +570,15 @@ def median_steps(per_seed) -> int | None:
 
 
 def seed_record(results, lr, cap: int) -> dict:
-    """The JSON record of one tuned optimizer over seeds: its lr, the median steps to tolerance (None unless
-    every seed reached it), the per-seed steps, the status and the step cap."""
+    """The JSON record of one tuned optimizer over seeds: its lr, the steps to tolerance as every study reports
+    them (:func:`median_steps`: the median over seeds with a seed that missed the cap counted as +∞, None when
+    that median is +∞), how many seeds reached it, the per-seed steps, the status and the step cap."""
     per = steps_per_seed(results)
     return {
         "lr": lr,
-        "steps_to_tol": int(np.median(per)) if all(s is not None for s in per) else None,
+        "steps_to_tol": median_steps(per),
+        "seeds_reached": sum(s is not None for s in per),
+        "seeds": len(per),
         "steps_to_tol_per_seed": per,
         "status": run_status(results),
         "max_steps": int(cap),
