@@ -130,17 +130,17 @@ def test_sampled_spectrum_transforms():
     st = _fake([("big", [-2.0, 1.0, 5.0, 10.0]), ("small", [-1e-3, 1e-4, 2e-3, 3e-3])])
     kappa = 1000.0
     for transform in ("abs", "positive", "signed"):
-        s = stored.sampled_spectrum(st, d=4, kappa=kappa, transform=transform, smooth=False)
+        s = stored.sampled_spectrum(st, d=4, kappa=kappa, reading=transform, smooth=False)
         assert s.lambda_min == 1.0 and s.lambda_max == kappa and s.sizes == (4, 4)
-    signed = stored.sampled_spectrum(st, d=4, kappa=kappa, transform="signed", smooth=False)
+    signed = stored.sampled_spectrum(st, d=4, kappa=kappa, reading="signed", smooth=False)
     # literal map: 0 lands at 1 + (κ−1)·2/12, and the small block collapses around it
     assert np.ptp(signed.blocks[1]) < 1.0 and signed.blocks[0][0] == 1.0
-    a = stored.sampled_spectrum(st, d=4, kappa=kappa, transform="abs", smooth=False)
+    a = stored.sampled_spectrum(st, d=4, kappa=kappa, reading="abs", smooth=False)
     np.testing.assert_allclose(a.blocks[0], 1 + (kappa - 1) * (np.array([1, 2, 5, 10.0]) - 1e-4) / (10 - 1e-4))
-    p = stored.sampled_spectrum(st, d=4, kappa=kappa, transform="positive", smooth=False)
+    p = stored.sampled_spectrum(st, d=4, kappa=kappa, reading="positive", smooth=False)
     assert p.blocks[1][0] == 1.0 and p.blocks[0][0] == 1.0  # both negative values become 0, the global min
-    with pytest.raises(ValueError, match="transform"):
-        stored.sampled_spectrum(st, transform="square")
+    with pytest.raises(ValueError, match="reading"):
+        stored.sampled_spectrum(st, reading="square")
     with pytest.raises(ValueError, match="no block named"):
         stored.sampled_spectrum(st, blocks=["big", "huge"])
     with pytest.raises(ValueError, match="entries"):

@@ -54,10 +54,10 @@ def js_table(sts: dict) -> list[str]:
 
 
 def sign_table(name: str, st, kappa: float, seeds: int) -> list[str]:
-    rows = ["| transform | κ_l per block | max κ_l | median r̃ | median r̃·max κ_l | GD iters (best lr) | "
+    rows = ["| reading | κ_l per block | max κ_l | median r̃ | median r̃·max κ_l | GD iters (best lr) | "
             "Adam-theory iters (theorem step) | Adam-theory iters (best step) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for transform in TRANSFORMS:
-        spec = stored.sampled_spectrum(st, MODELS[name], 25, kappa, transform=transform)
+        spec = stored.sampled_spectrum(st, MODELS[name], 25, kappa, reading=transform)
         p = quadlab.BlockQuadratic(spec, rotation="block", seed=0)
         w0 = np.random.default_rng(0).standard_normal((seeds, p.n)) + p.optimum_host
         c = theory.adam_constants(p, w0)
