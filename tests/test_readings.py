@@ -7,23 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from quadlab import cli, lanczos, stored
+from quadlab import cli, stored
 from quadlab.studies import readings as study
 
 EPS = np.finfo(np.float64).eps
 KAPPA = 1000.0
 
 
-def _fake(blocks):
-    """A StoredSpectra whose block l has the nodes given (one probe, equal weights)."""
-    names = [n for n, _ in blocks]
-    X = [np.atleast_2d(np.asarray(v, float)) for _, v in blocks]
-    W = [np.full_like(x, 1.0 / x.shape[1]) for x in X]
-    q = lanczos.SLQResult(tuple(names), tuple(x.shape[1] for x in X), tuple(X), tuple(W),
-                          tuple(np.zeros_like(x) for x in X), 4, (4,) * len(X), 1, 0, ((None,),) * len(X),
-                          ("ok",) * len(X), ("",) * len(X))
-    return stored.StoredSpectra(q, {}, "test")
-
+from test_stored import _fake  # noqa: E402  a StoredSpectra whose block l has the nodes given
 
 # Four equal-weight nodes and d = 4 unsmoothed quantiles at (j − ½)/4: the draws are the sorted nodes themselves.
 BIG = [-2.0, 1.0, 5.0, 10.0]

@@ -62,7 +62,7 @@ import numpy as np
 
 __all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "check_common", "check_output_dir",
            "check_output_file", "comma_choices", "command_name", "default_out", "describe", "fail", "finish",
-           "finite_float", "int_in", "median_steps", "new_parser", "positive_int", "progress", "run_command",
+           "finite_float", "int_in", "median_steps", "new_parser", "open_checkpoint", "positive_int", "progress", "run_command",
            "run_status", "save_figure", "save_partial", "seed_record", "steps_bound", "steps_per_seed",
            "study_parser", "write_json_atomic", "write_text_atomic"]
 
@@ -86,6 +86,19 @@ def _one_line(text) -> str:
 def fail(ap: argparse.ArgumentParser, message: str):
     """A bad setting found after parsing: the one error line of ``ap`` and exit status 2."""
     ap.error(message)
+
+
+def open_checkpoint(ap: argparse.ArgumentParser, args, study: str, settings: dict) -> Checkpoint:
+    """The study's checkpoint: ``--checkpoint PATH`` when the study offers it and it was given, else the one
+    keyed by ``settings`` in ``--out`` (:meth:`Checkpoint.in_folder`); a checkpoint that cannot be used is the
+    one error line of ``ap``."""
+    try:
+        path = getattr(args, "checkpoint", None)
+        if path is None:
+            return Checkpoint.in_folder(args.out, study, settings, fresh=args.fresh)
+        return Checkpoint(path, settings, fresh=args.fresh)
+    except ValueError as exc:
+        fail(ap, str(exc))
 
 
 def command_name(study: str) -> str:

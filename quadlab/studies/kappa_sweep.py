@@ -49,8 +49,8 @@ import quadlab
 from quadlab import optim, spectra, theory
 from quadlab.backend import check_memory
 from quadlab.studies.common import (Checkpoint, check_common, check_output_file, comma_choices, fail, finish,
-                                    finite_float, int_in, median_steps, progress, run_status, save_figure,
-                                    steps_per_seed, study_parser)
+                                    finite_float, int_in, median_steps, open_checkpoint, progress, run_status,
+                                    save_figure, steps_per_seed, study_parser)
 from quadlab.tune import tune_lr
 
 CASES = {
@@ -359,13 +359,7 @@ def main(argv=None) -> int:
     # everything that changes a point's numbers; the κ grid is not in it (each point is keyed by its κ)
     cfg = {"study": "kappa_sweep", "version": CHECKPOINT_VERSION, "seeds": args.seeds, "tol": args.tol,
            "points": 6 if args.quick else 8, "refine": 1, "cap_factor": args.cap_factor, "backend": args.backend}
-    if args.checkpoint is None:
-        ck = Checkpoint.in_folder(args.out, "kappa_sweep", cfg, fresh=args.fresh)
-    else:
-        try:
-            ck = Checkpoint(args.checkpoint, cfg, fresh=args.fresh)
-        except ValueError as exc:
-            fail(ap, str(exc))
+    ck = open_checkpoint(ap, args, "kappa_sweep", cfg)
     ck_path = ck.path
     todo = [(c, k) for c in cases for k in kappas]
     reused = sum(Checkpoint.key(case=c, kappa=k) in ck for c, k in todo)

@@ -55,8 +55,8 @@ import numpy as np
 import quadlab
 from quadlab import heterogeneity, optim, spectra, stored, theory
 from quadlab.studies.common import (Checkpoint, check_common, check_output_file, comma_choices, fail, finish,
-                                    finite_float, int_in, median_steps, progress, run_status, save_figure,
-                                    steps_per_seed, study_parser)
+                                    finite_float, int_in, median_steps, open_checkpoint, progress, run_status,
+                                    save_figure, steps_per_seed, study_parser)
 from quadlab.tune import tune_lr
 
 MODELS = {"gpt2": ("Case 1", "GPT2", stored.GPT2_CASE_BLOCKS), "resnet18": ("Case 2", "ResNet18",
@@ -387,13 +387,7 @@ def main(argv=None) -> int:
            "seeds": args.seeds, "d": args.d, "starts": starts, "quick": args.quick, "backend": args.backend,
            "points": 5 if args.quick else 16, "refine": 0 if args.quick else 2,
            "caps": caps(args.kappa, args.tol, args.quick)}
-    if args.checkpoint is None:
-        ck = Checkpoint.in_folder(args.out, "readings", cfg, fresh=args.fresh)
-    else:
-        try:
-            ck = Checkpoint(args.checkpoint, cfg, fresh=args.fresh)
-        except ValueError as exc:
-            fail(ap, str(exc))
+    ck = open_checkpoint(ap, args, "readings", cfg)
     todo = [(m, r, q) for m in MODELS for r in args.readings for q in (qs if r == "top" else [None])]
     if not args.no_references:
         todo += [(m, None, None) for m in REFERENCES]
