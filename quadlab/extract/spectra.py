@@ -1,0 +1,510 @@
+"""Block spectra of any torch model: ``block_spectra(model, loss_fn, batches, blocks)`` → an :class:`SLQResult`.
+
+The Hessian
+-----------
+For fixed batches B_1 … B_K and ``loss_fn(model, B_k)`` = L_k(θ), the Hessian is the mean
+
+    H = (1/K) Σ_k ∇²L_k(θ).
+
+A block is a set S of coordinates of θ (one tensor, several tensors, or a slice of one tensor), and its block
+Hessian is the principal submatrix H_S = P_S H P_Sᵀ, where P_S ∈ {0, 1}^{|S|×n} picks the coordinates of S.
+Its product with v ∈ R^{|S|} is computed without forming H: let T be the tensors that S touches and
+g_k = ∇_T L_k (built once per batch with its graph, ``create_graph=True``); then
+
+    H_S v = P_S (1/K) Σ_k ∇_T ⟨g_k, P_Sᵀ v⟩
+
+(Pearlmutter's double backward): v is scattered into zero tensors shaped like T, the double backward gives the
+product of the whole T×T Hessian with that vector, and only the coordinates of S are kept.  A sub-tensor block
+(rows, heads, tokens) therefore costs as much per product as its whole tensor, and the graphs g_k of one tensor
+serve all of its sub-blocks.
+
+Sub-tensor partitions (Adam-mini's)
+-----------------------------------
+``rows(pattern)``, ``heads(pattern, n)`` and ``tokens(pattern)`` split a tensor along its first dimension, which
+is the output neuron of a ``Linear`` weight (out, in), the output channel of a convolution weight
+(out, in, k, k) and the token of an ``Embedding`` weight (vocab, width).  Rows r₀ … r₁ − 1 of a C-ordered tensor
+are the contiguous flat range [r₀·c, r₁·c) with c the size of a row, so every such block is one slice.
+``heads(pattern, n)`` groups the rows into n equal consecutive groups (a query/key weight (H·d_h, in) per head);
+``start``/``stop`` restrict to a row range first (the query third of a packed ``in_proj_weight``), and
+``select`` keeps only some groups (a partition's blocks are independent, so taking a few saves their cost).
+
+Where it runs
+-------------
+On the CPU (the default for a CPU model) the Lanczos vectors live in host numpy and each product goes through
+torch on the host: the same path, bit for bit, as the shipped GPT2/ResNet18 extraction.  On another device
+(a CUDA model, or ``on_device=True``) quadlab's one Lanczos loop (:func:`quadlab.lanczos.slq`) runs with torch as
+its array namespace on that device: the probes are drawn on the host from the same seeds and moved there once,
+products, reorthogonalisation and basis stay there, and only α_j and β_j (two float64 numbers per probe per
+step) come back to the host, where the tridiagonals and their Gauss quadratures are formed as always.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import lanczos
+from ..backend import Backend, check_memory
+
+__all__ = ["Split", "block_spectra", "heads", "resolve_blocks", "rows", "tokens", "estimate"]
+
+
+# ================================================================================================
+# Block selections
+# ================================================================================================
+@dataclass(frozen=True)
+class Split:
+    """A tensor (or each tensor whose name matches ``pattern``) split along its first dimension into blocks.
+
+    kind "rows": one block per row (``size`` rows per block if given); "heads": ``groups`` equal consecutive
+    row groups; "tokens": one block per row, labelled as tokens.  ``start``/``stop``: the row range split
+    (default all rows); ``select``: indices of the groups kept (default all)."""
+
+    pattern: str
+    kind: str = "rows"
+    groups: int | None = None
+    size: int = 1
+    start: int = 0
+    stop: int | None = None
+    select: tuple | None = None
+
+    def ranges(self, name: str, shape: tuple) -> list[tuple[str, int, int]]:
+        """(label, flat start, flat stop) per kept group of the tensor ``name`` of shape ``shape``."""
+        if len(shape) == 0:
+            raise ValueError(f"{name}: a 0-d parameter has no rows to split; select it whole instead")
+        nrows = int(shape[0])
+        rowlen = int(math.prod(shape[1:]))
+        stop = nrows if self.stop is None else self.stop
+        if not (0 <= self.start < stop <= nrows):
+            raise ValueError(f"{name}: row range [{self.start}, {stop}) is not inside its {nrows} rows")
+        span = stop - self.start
+        if self.kind == "heads":
+            if not self.groups or span % self.groups:
+                raise ValueError(f"{name}: {span} rows cannot be split into {self.groups} equal heads; pass the "
+                                 "number of heads that divides the rows (and start/stop for a packed weight)")
+            size, label = span // self.groups, "head"
+        else:
+            if self.size < 1 or span % self.size:
+                raise ValueError(f"{name}: {span} rows cannot be split into groups of {self.size}")
+            size, label = self.size, "token" if self.kind == "tokens" else "row"
+        count = span // size
+        keep = range(count) if self.select is None else list(self.select)
+        bad = [g for g in keep if not (isinstance(g, (int, np.integer)) and 0 <= g < count)]
+        if bad:
+            raise ValueError(f"{name}: select={bad} out of range; it has {count} {label}s (0 … {count - 1})")
+        out = []
+        for g in keep:
+            r0 = self.start + int(g) * size
+            out.append((f"{label} {int(g)}", r0 * rowlen, (r0 + size) * rowlen))
+        return out
+
+
+def _check_pattern(pattern) -> re.Pattern:
+    if not isinstance(pattern, str) or not pattern:
+        raise ValueError(f"a block selection must be a non-empty parameter name or regex, got {pattern!r}")
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
+
+
+def rows(pattern: str, *, size: int = 1, start: int = 0, stop: int | None = None, select=None) -> Split:
+    """One block per output row (neuron / channel), or per ``size`` consecutive rows, of each matching tensor."""
+    return Split(pattern, "rows", None, int(size), int(start), stop, None if select is None else tuple(select))
+
+
+def heads(pattern: str, n: int, *, start: int = 0, stop: int | None = None, select=None) -> Split:
+    """n blocks per matching tensor: its rows [start, stop) cut into n equal consecutive groups (attention heads)."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"heads: n must be a positive number of heads, got {n!r}")
+    return Split(pattern, "heads", int(n), 1, int(start), stop, None if select is None else tuple(select))
+
+
+def tokens(pattern: str, *, select=None) -> Split:
+    """One block per token (row) of an embedding weight (vocab, width); ``select`` picks token ids."""
+    return Split(pattern, "tokens", None, 1, 0, None, None if select is None else tuple(select))
+
+
+#: A block: the pieces (parameter name, flat start, flat stop) whose coordinates it holds, in order.
+Pieces = list
+
+
+def _match(params: dict, pattern: str, what: str) -> list[str]:
+    if pattern in params:
+        return [pattern]
+    rx = _check_pattern(pattern)
+    found = [n for n in params if rx.search(n)]
+    if not found:
+        raise ValueError(f"{what}: {pattern!r} matches no parameter (a name or a regex searched in the names); "
+                         f"the model has e.g. {list(params)[:8]}")
+    return found
+
+
+def resolve_blocks(model: torch.nn.Module, blocks=None) -> dict[str, list[tuple[str, int, int]]]:
+    """The blocks a selection names, as {block name: [(parameter name, flat start, flat stop), …]}.
+
+    ``blocks``: None (one block per trainable parameter tensor); a regex (one block per tensor whose name it
+    matches, ``re.search``; an exact name also works); a :class:`Split` (``rows``/``heads``/``tokens``); a list of
+    those (concatenated); or a dict {block name: a name or regex, a list of them (one block of all the tensors
+    they match, in model order), or a Split (blocks "name[head 0]", …)}."""
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if not params:
+        raise ValueError("the model has no trainable parameters (requires_grad=True)")
+    whole = lambda n: [(n, 0, int(params[n].numel()))]  # noqa: E731
+    out: dict[str, list] = {}
+
+    def add(name, pieces):
+        if name in out:
+            raise ValueError(f"two blocks are named {name!r}; give distinct names (a dict) or distinct selections")
+        out[name] = pieces
+
+    def split(sp: Split, prefix: str | None, what: str):
+        names = _match(params, sp.pattern, what)
+        for n in names:
+            for label, a, b in sp.ranges(n, tuple(params[n].shape)):
+                add(f"{prefix or n}[{label}]" if prefix is None or len(names) == 1 else f"{prefix}.{n}[{label}]",
+                    [(n, a, b)])
+
+    def top(item):
+        if isinstance(item, Split):
+            split(item, None, "blocks")
+        elif isinstance(item, str):
+            for n in _match(params, item, "blocks"):
+                add(n, whole(n))
+        else:
+            raise ValueError(f"blocks: cannot use a {type(item).__name__} ({item!r}); pass None, a regex, "
+                             "rows()/heads()/tokens(), a list of those, or a dict name → names/regexes")
+
+    if blocks is None:
+        for n in params:
+            add(n, whole(n))
+    elif isinstance(blocks, Mapping):
+        if not blocks:
+            raise ValueError("blocks is an empty dict: name at least one block")
+        for key, val in blocks.items():
+            key = str(key)
+            if isinstance(val, Split):
+                split(val, key, f"block {key!r}")
+                continue
+            items = [val] if isinstance(val, str) else list(val) if isinstance(val, Iterable) else None
+            if not items or not all(isinstance(v, str) for v in items):
+                raise ValueError(f"block {key!r}: give a parameter name or regex, a non-empty list of them, or a "
+                                 f"rows()/heads()/tokens() split; got {val!r}")
+            chosen = set()
+            for v in items:
+                chosen.update(_match(params, v, f"block {key!r}"))
+            add(key, [pc for n in params if n in chosen for pc in whole(n)])
+    elif isinstance(blocks, (list, tuple)):
+        if not blocks:
+            raise ValueError("blocks is an empty list: name at least one block")
+        for item in blocks:
+            top(item)
+    else:
+        top(blocks)
+    return out
+
+
+# ================================================================================================
+# Products
+# ================================================================================================
+class _Products:
+    """H_S V for every block S, by double backward through cached per-batch gradient graphs."""
+
+    def __init__(self, model, loss_fn, batches, blocks: dict, dtype, mode):
+        self.model, self.loss_fn, self.batches, self.blocks = model, loss_fn, batches, blocks
+        self.dtype, self.mode = dtype, mode
+        self.params = dict(model.named_parameters())
+        self.products = 0  # one per column per batch (one double backward each)
+        self.graphs = 0  # per-batch gradient graphs built (one forward + backward each)
+        self._key: tuple | None = None
+        self._gs: list = []
+
+    def tensors(self, block: str) -> tuple[str, ...]:
+        seen: list[str] = []
+        for n, _, _ in self.blocks[block]:
+            if n not in seen:
+                seen.append(n)
+        return tuple(seen)
+
+    def gradients(self, key: tuple[str, ...]) -> list:
+        # One set of graphs at a time (their memory is the model's activations × K); consecutive blocks on the same
+        # tensors (the rows or heads of one weight) reuse it.
+        if key != self._key:
+            self._key, self._gs = None, []
+            if self.mode is not None:
+                self.model.train(self.mode == "train")
+            ps = [self.params[n] for n in key]
+            gs = []
+            for i, batch in enumerate(self.batches):
+                loss = self.loss_fn(self.model, batch)
+                if not (isinstance(loss, torch.Tensor) and loss.numel() == 1):
+                    raise ValueError(f"loss_fn(model, batch) must return a scalar tensor; batch {i} gave "
+                                     f"{type(loss).__name__} of shape {tuple(getattr(loss, 'shape', ()))}")
+                g = torch.autograd.grad(loss.reshape(()), ps, create_graph=True, allow_unused=True)
+                if any(x is None for x in g):
+                    unused = [n for n, x in zip(key, g, strict=True) if x is None]
+                    raise ValueError(f"the loss does not depend on {unused}; select parameters the loss uses")
+                gs.append(tuple(x.reshape(-1) for x in g))
+                self.graphs += 1
+            self._key, self._gs = key, gs
+        return self._gs
+
+    def release(self):
+        self._key, self._gs = None, []
+
+    def hvp(self, block: str, V: torch.Tensor) -> torch.Tensor:
+        """H_S V for V (|S|, p) in the model's dtype, on the model's device."""
+        key = self.tensors(block)
+        gs = self.gradients(key)
+        ps = [self.params[n] for n in key]
+        pieces = self.blocks[block]
+        full = len(pieces) == len(key) and all(a == 0 and b == self.params[n].numel() for n, a, b in pieces)
+        out = torch.zeros_like(V)
+        for g in gs:
+            for j in range(V.shape[1]):
+                col = V[:, j].contiguous()
+                if full:
+                    # Whole tensors in order: the column is their concatenation (no scatter, the shipped path's bits).
+                    vs, off = [], 0
+                    for p in ps:
+                        vs.append(col[off:off + p.numel()])
+                        off += p.numel()
+                else:
+                    # P_Sᵀ v: scatter into zero tensors; the zeros make the product the restriction of H.
+                    vs = [torch.zeros(p.numel(), dtype=V.dtype, device=V.device) for p in ps]
+                    off = 0
+                    for n, a, b in pieces:
+                        vs[key.index(n)][a:b] = col[off:off + b - a]
+                        off += b - a
+                # retain_graph: each g_k's graph serves every later product of this block (and its siblings).
+                hv = torch.autograd.grad(g, ps, grad_outputs=tuple(vs), retain_graph=True)
+                if full:
+                    out[:, j] += hv[0].reshape(-1) if len(hv) == 1 else torch.cat([h.reshape(-1) for h in hv])
+                else:
+                    out[:, j] += torch.cat([hv[key.index(n)].reshape(-1)[a:b] for n, a, b in pieces])
+        self.products += V.shape[1] * len(gs)
+        return out / len(gs)
+
+    def host_matmat(self, block: str) -> Callable[[np.ndarray], np.ndarray]:
+        def apply(X: np.ndarray) -> np.ndarray:
+            V = torch.from_numpy(np.ascontiguousarray(X)).to(self.dtype)
+            with torch.enable_grad():
+                Y = self.hvp(block, V)
+            return Y.detach().to(torch.float64).numpy()
+
+        return apply
+
+    def device_matmat(self, block: str) -> Callable:
+        def apply(X: torch.Tensor) -> torch.Tensor:
+            with torch.enable_grad():
+                Y = self.hvp(block, X.to(self.dtype))
+            return Y.detach().to(torch.float64)
+
+        return apply
+
+
+# ================================================================================================
+# quadlab's Lanczos on a torch device
+# ================================================================================================
+@dataclass(frozen=True)
+class TorchBackend(Backend):
+    """quadlab's array backend for torch tensors on one device (float64 Lanczos vectors).
+
+    ``asarray`` puts host arrays on the device, ``to_numpy`` copies back; creation functions inside the loop
+    (``xp.zeros``) land on the device because :func:`block_spectra` runs the loop under ``torch.device``."""
+
+    device: Any = field(default=None)
+
+    @property
+    def is_gpu(self) -> bool:
+        return torch.device(self.device).type != "cpu"
+
+    def asarray(self, x, dtype=None):
+        target = self.dtype if dtype is None else dtype
+        if isinstance(x, torch.Tensor):
+            return x.to(device=self.device, dtype=target)
+        return torch.as_tensor(np.asarray(x), device=self.device).to(target)
+
+    def to_numpy(self, x) -> np.ndarray:
+        if isinstance(x, np.ndarray):
+            return x
+        return x.detach().cpu().numpy()
+
+    def contiguous(self, x):
+        return x.contiguous()
+
+    def sync(self) -> None:
+        if self.is_gpu and torch.device(self.device).type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+
+def torch_backend(device) -> TorchBackend:
+    import array_api_compat.torch as xp_torch
+
+    return TorchBackend("torch", xp_torch, "float64", device=torch.device(device))
+
+
+# ================================================================================================
+# The API
+# ================================================================================================
+def _to(obj, device, dtype):
+    """Move every tensor of a batch (tensors, tuples, lists, dicts) to ``device``; floating ones to ``dtype``."""
+    if isinstance(obj, torch.Tensor):
+        if dtype is not None and obj.is_floating_point():
+            return obj.to(device=device, dtype=dtype)
+        return obj.to(device=device)
+    if isinstance(obj, tuple):
+        return tuple(_to(o, device, dtype) for o in obj)
+    if isinstance(obj, list):
+        return [_to(o, device, dtype) for o in obj]
+    if isinstance(obj, Mapping):
+        return {k: _to(v, device, dtype) for k, v in obj.items()}
+    return obj
+
+
+def estimate(sizes: Mapping[str, int], m: int, probes: int, batches: int, graph_sets: int) -> dict:
+    """The work of an extraction before it starts: per block min(m, d_l) Lanczos steps, each one matmat of
+    ``probes`` columns, each column one double backward per batch:
+
+        products = probes · K · Σ_l min(m, d_l),   graphs = K · (number of distinct tensor sets),
+
+    and the largest Lanczos basis, 8·probes·(min(m, d) + 1)·d bytes (float64; twice that at the peak of the
+    reorthogonalisation)."""
+    steps = {b: min(m, d) for b, d in sizes.items()}
+    return {"steps": int(sum(steps.values())), "hvp_products": int(probes * batches * sum(steps.values())),
+            "graphs": int(batches * graph_sets), "batches": int(batches),
+            "basis_bytes": int(max(2 * 8 * probes * (steps[b] + 1) * d for b, d in sizes.items()))}
+
+
+def _check_int(v, name, lo=1):
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
+    return int(v)
+
+
+_DTYPES = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
+           torch.float64: torch.float64}
+
+
+def block_spectra(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, blocks=None, *, m: int = 100,
+                  probes: int = 10, seed: int = 0, device=None, dtype=None, mode: str | None = None,
+                  on_device: bool | None = None, progress: bool = False, flush_denormal: bool = True,
+                  check_symmetric: bool = False, info: dict | None = None) -> lanczos.SLQResult:
+    """Stochastic Lanczos quadrature of the block Hessians H_S = P_S H P_Sᵀ of ``model`` (module docstring),
+    H = mean over ``batches`` of ∇²``loss_fn(model, batch)``.
+
+    ``blocks``: see :func:`resolve_blocks` (None: one block per parameter tensor; a regex; a dict of multi-tensor
+    blocks; ``rows``/``heads``/``tokens`` partitions).  ``m``, ``probes``, ``seed``: as :func:`quadlab.lanczos.slq`
+    (block l's probes come from ``SeedSequence(seed).spawn(2L)[l]``, so a block's result depends on its position).
+    ``batches``: any iterable (a list, a DataLoader); it is read once and kept, so the Hessian is of fixed batches.
+    ``device``/``dtype``: where and in what precision the products run (default: the model's own); if either
+    differs from the model's, a copy of the model is moved (yours is left alone) and the batches' tensors follow
+    (floating ones cast to ``dtype``).  ``mode``: "eval"/"train" set before the graphs are built (BatchNorm and
+    dropout change the Hessian), None leaves the model's mode.  ``on_device``: run the Lanczos vectors on the
+    model's device as torch tensors (default: only when that device is not the CPU).  ``progress``: print the
+    cost estimate and a per-step bar (stderr).  ``flush_denormal``: on the CPU flush subnormal floats to zero
+    during the products (values below 1e-38 in float32; products on subnormals run ~50× slower).
+    ``check_symmetric``: spend one product per block on quadlab's symmetry probe (float32 products fail its
+    float64 tolerance).  ``info``: a dict to fill with the blocks' pieces, the estimate, the products done, the
+    device and the wall time."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    if not callable(loss_fn):
+        raise ValueError("loss_fn must be a callable loss_fn(model, batch) -> scalar tensor")
+    m = _check_int(m, "m (Lanczos steps)")
+    probes = _check_int(probes, "probes")
+    seed = _check_int(seed, "seed", 0)
+    if mode not in (None, "eval", "train"):
+        raise ValueError(f"mode must be None, 'eval' or 'train', got {mode!r}")
+    if dtype is not None and dtype not in _DTYPES:
+        raise ValueError(f"dtype must be 'float32' or 'float64' (or the torch dtype), got {dtype!r}")
+    if isinstance(batches, (torch.Tensor, str, bytes)) or not isinstance(batches, Iterable):
+        raise ValueError("batches must be an iterable of batches (a list or a DataLoader), not a "
+                         f"{type(batches).__name__}; wrap a single batch as [batch]")
+    first = next(iter(model.parameters()), None)
+    if first is None:
+        raise ValueError("the model has no parameters")
+    dev = first.device if device is None else torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but torch sees no CUDA device; leave device=None for the model's own")
+    tdtype = first.dtype if dtype is None else _DTYPES[dtype]
+    if dev != first.device or tdtype != first.dtype:
+        model = copy.deepcopy(model).to(device=dev, dtype=tdtype)
+    batches = [_to(b, dev, None if dtype is None else tdtype) for b in batches]
+    if not batches:
+        raise ValueError("batches is empty: the Hessian is a mean over at least one batch")
+    sel = resolve_blocks(model, blocks)
+    sizes = {b: int(sum(e - s for _, s, e in pcs)) for b, pcs in sel.items()}
+    prods = _Products(model, loss_fn, batches, sel, tdtype, mode)
+    est = estimate(sizes, m, probes, len(batches), len({prods.tensors(b) for b in sel}))
+    device_loop = (dev.type != "cpu") if on_device is None else bool(on_device)
+    if device_loop and dev.type == "cuda":
+        free = torch.cuda.mem_get_info(dev)[0]
+        if est["basis_bytes"] > free:
+            raise ValueError(f"the Lanczos bases need about {est['basis_bytes'] / 2**30:.3g} GiB on {dev}, which has "
+                             f"{free / 2**30:.3g} GiB free; lower m or probes, or split the block")
+    else:
+        check_memory(est["basis_bytes"], f"the Lanczos bases (m = {m}, {probes} probes, largest block "
+                     f"{max(sizes.values())})", "lower m or probes, or split the block (rows/heads)")
+    if progress:
+        print(f"block_spectra: {len(sel)} blocks (largest {max(sizes.values())}), {est['steps']} Lanczos steps × "
+              f"{probes} probes × {len(batches)} batches = {est['hvp_products']} Hessian-vector products "
+              f"+ {est['graphs']} gradient graphs, on {dev}", file=sys.stderr, flush=True)
+    if device_loop:
+        ops = {b: prods.device_matmat(b) for b in sel}
+        be = torch_backend(dev)
+    else:
+        ops = {b: prods.host_matmat(b) for b in sel}
+        be = None
+    bar = None
+    if progress:
+        ops, bar = _with_bar(ops, sizes, m)
+    t0 = time.perf_counter()
+    flush = flush_denormal and dev.type == "cpu"
+    if flush:
+        torch.set_flush_denormal(True)
+    try:
+        if device_loop:
+            with torch.device(dev):
+                q = lanczos.slq(ops, m=m, probes=probes, seed=seed, n=sizes, xp=be, check_symmetric=check_symmetric)
+        else:
+            q = lanczos.slq(ops, m=m, probes=probes, seed=seed, n=sizes, check_symmetric=check_symmetric)
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)
+        if bar is not None:
+            bar.close()
+        prods.release()
+    if info is not None:
+        info.update(blocks={b: [list(p) for p in pcs] for b, pcs in sel.items()}, sizes=sizes, estimate=est,
+                    hvp_products=prods.products, graphs=prods.graphs, device=str(dev), dtype=str(tdtype),
+                    lanczos_on="device" if device_loop else "host", seconds=time.perf_counter() - t0)
+    return q
+
+
+def _with_bar(ops: dict, sizes: dict, m: int) -> tuple[dict, object]:
+    """Wrap each block's matmat so that one tqdm bar on stderr counts Lanczos steps, naming the current block."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=sum(min(m, d) for d in sizes.values()), desc="Lanczos steps", unit="step", file=sys.stderr,
+               dynamic_ncols=True)
+
+    def wrap(name, f):
+        def apply(X):
+            bar.set_postfix_str(name, refresh=False)
+            Y = f(X)
+            bar.update(1)
+            return Y
+
+        return apply
+
+    return {b: wrap(b, f) for b, f in ops.items()}, bar
