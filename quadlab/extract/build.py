@@ -11,18 +11,16 @@ from __future__ import annotations
 import contextlib
 import datetime
 import platform
-import sys
 import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 
-from .. import lanczos
 from ..backend import check_memory
 from .data import digit_batches, text_batches
-from .hvp import BlockHessian
 from .models import GPT2, GPT2Config, ResNet18, ResNet18Config, gpt2_block_names, resnet18_block_names
+from .spectra import block_spectra
 
 __all__ = ["CONFIGS", "ExtractConfig", "extract"]
 
@@ -120,8 +118,8 @@ def extract(model: str, quick: bool = False, *, progress: bool = False, threads:
     t0, c0 = time.perf_counter(), time.process_time()
     with _flush_denormals():
         net, batches, data, names = _build(cfg)
-        H = BlockHessian(net, lambda mod, b: mod.loss(b), batches, names, mode=cfg.mode)
-        ops, sizes = H.operators()
+        params = dict(net.named_parameters())
+        sizes = {b: int(params[b].numel()) for b in names}
         # Lanczos with full reorthogonalisation keeps probes × m_l basis vectors of length d_l per block (and
         # equal-size blocks advance together): refuse now, with the estimate, rather than after an hour.
         by_size: dict = {}
@@ -130,17 +128,13 @@ def extract(model: str, quick: bool = False, *, progress: bool = False, threads:
         check_memory(max(2 * 8 * cfg.probes * min(cfg.m, d) * d * k for d, k in by_size.items()),
                      f"the Lanczos bases of {cfg.model} (m = {cfg.m}, {cfg.probes} probes, largest block "
                      f"{max(sizes.values())})", "lower --m or --probes")
-        bar = None
-        if progress:
-            ops, bar = _with_bar(ops, sizes, cfg.m)
-        try:
-            # autograd's Hessian-vector products are symmetric by construction (up to float32 rounding, far
-            # above slq's float64 tolerance), and the probe would add a product per block to the recorded count
-            q = lanczos.slq(ops, m=cfg.m, probes=cfg.probes, seed=cfg.probe_seed, n=sizes, check_symmetric=False)
-        finally:
-            if bar is not None:
-                bar.close()
-        H.release()
+        # The one path from a torch model to block spectra (quadlab.extract.block_spectra; on the CPU the same
+        # products and the same Lanczos as BlockHessian into lanczos.slq, bit for bit).  No symmetry probe:
+        # autograd's products are symmetric by construction (up to float32 rounding, far above slq's float64
+        # tolerance), and the probe would add a product per block to the recorded count.
+        run: dict = {}
+        q = block_spectra(net, lambda mod, b: mod.loss(b), batches, list(names), m=cfg.m, probes=cfg.probes,
+                          seed=cfg.probe_seed, mode=cfg.mode, progress=progress, check_symmetric=False, info=run)
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     used_threads = torch.get_num_threads()
     torch.set_num_threads(saved_threads)
@@ -163,7 +157,7 @@ def extract(model: str, quick: bool = False, *, progress: bool = False, threads:
         "data": data,
         "slq": {"m": cfg.m, "probes": cfg.probes, "seed": cfg.probe_seed, "reorth": "full, CGS2",
                 "breakdown": [list(b) for b in q.breakdown], "status": list(q.status)},
-        "hvp_products": int(H.products),
+        "hvp_products": int(run["hvp_products"]),
         "seconds": round(elapsed, 1),
         # CPU time of this process: on a shared machine the honest measure of what a quiet one would take.
         "cpu_seconds": round(cpu, 1),
@@ -175,21 +169,3 @@ def extract(model: str, quick: bool = False, *, progress: bool = False, threads:
     }
     return q, meta
 
-
-def _with_bar(ops: dict, sizes: dict, m: int) -> tuple[dict, object]:
-    """Wrap each block's matmat so that one tqdm bar on stderr counts Lanczos steps over all blocks."""
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=sum(min(m, d) for d in sizes.values()), desc="Lanczos steps", unit="step", file=sys.stderr,
-               dynamic_ncols=True)
-
-    def wrap(name, f):
-        def apply(X):
-            bar.set_postfix_str(name, refresh=False)
-            Y = f(X)
-            bar.update(1)
-            return Y
-
-        return apply
-
-    return {b: wrap(b, f) for b, f in ops.items()}, bar

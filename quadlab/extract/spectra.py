@@ -55,7 +55,7 @@ import torch
 from .. import lanczos
 from ..backend import Backend, check_memory
 
-__all__ = ["Split", "block_spectra", "heads", "resolve_blocks", "rows", "tokens", "estimate"]
+__all__ = ["Split", "block_spectra", "estimate", "heads", "resolve_blocks", "rows", "tokens"]
 
 
 # ================================================================================================
@@ -78,7 +78,8 @@ class Split:
     select: tuple | None = None
 
     def ranges(self, name: str, shape: tuple) -> list[tuple[str, int, int]]:
-        """(label, flat start, flat stop) per kept group of the tensor ``name`` of shape ``shape``."""
+        """(label, flat start, flat stop) per kept group of the tensor ``name`` of shape ``shape``; ``select``
+        counts groups from ``start`` (group g holds rows start + g·size … start + (g + 1)·size − 1)."""
         if len(shape) == 0:
             raise ValueError(f"{name}: a 0-d parameter has no rows to split; select it whole instead")
         nrows = int(shape[0])
@@ -104,7 +105,10 @@ class Split:
         out = []
         for g in keep:
             r0 = self.start + int(g) * size
-            out.append((f"{label} {int(g)}", r0 * rowlen, (r0 + size) * rowlen))
+            # Rows and tokens are labelled by their own index (row r0 of the tensor), heads by their number.
+            tag = (f"head {int(g)}" if label == "head" else f"{label} {r0}" if size == 1
+                   else f"rows {r0}-{r0 + size - 1}")
+            out.append((tag, r0 * rowlen, (r0 + size) * rowlen))
         return out
 
 
@@ -159,7 +163,9 @@ def resolve_blocks(model: torch.nn.Module, blocks=None) -> dict[str, list[tuple[
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=True)")
-    whole = lambda n: [(n, 0, int(params[n].numel()))]  # noqa: E731
+    def whole(n):
+        return [(n, 0, int(params[n].numel()))]
+
     out: dict[str, list] = {}
 
     def add(name, pieces):
