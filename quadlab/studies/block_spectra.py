@@ -10,7 +10,6 @@ density from the stored Ritz nodes and weights, with no Hessian-vector product.
 
 from __future__ import annotations
 
-import sys
 import warnings
 from pathlib import Path
 
@@ -90,5 +89,7 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.block_spectra: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("block_spectra"))

@@ -272,5 +272,7 @@ def main(argv=None) -> int:
     return finish(result, args, "blockwise_lrs", figure=lambda path: plot(records, traces, path, args.tol))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.blockwise_lrs: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("blockwise_lrs"))

@@ -68,5 +68,7 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.figures: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("figures"))

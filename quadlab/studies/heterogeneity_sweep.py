@@ -272,5 +272,7 @@ def main(argv=None) -> int:
     return finish(result, args, STUDY, figure=lambda path: plot(records, path))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.heterogeneity_sweep: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("heterogeneity_sweep"))

@@ -377,5 +377,7 @@ def main(argv=None) -> int:
     return finish(result, args, "kappa_sweep", figure=lambda path: plot(points, args.tol, path))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.kappa_sweep: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("kappa_sweep"))

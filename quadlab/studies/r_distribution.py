@@ -103,5 +103,7 @@ def main(argv=None) -> int:
     return finish(result, a, "r_distribution", figure=lambda _: histogram(s, fig), figure_stem="r_histogram")
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.r_distribution: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("r_distribution"))

@@ -245,5 +245,7 @@ def main(argv=None) -> int:
     return finish(result, args, STUDY, figure=lambda path: plot(recs, traces, path, args.tol))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.rotation: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("rotation"))

@@ -9,7 +9,6 @@ another folder written by `quadlab extract --out DIR`.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,5 +112,7 @@ def main(argv=None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.stored_spectra: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("stored_spectra"))

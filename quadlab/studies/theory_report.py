@@ -10,7 +10,6 @@ the exact rate, the theorem's bound, and whether observed ≤ exact ≤ bound ho
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import quadlab
@@ -60,5 +59,7 @@ def main(argv=None) -> int:
     return 0 if ok else 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.theory_report: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("theory_report"))
