@@ -66,7 +66,7 @@ from .spectra import BlockSpectrum
 __all__ = ["FORMAT", "GPT2_CASE_BLOCKS", "RESNET18_CASE_BLOCKS", "StoredSpectra", "data_path", "from_paper_json",
            "gpt2_case", "load", "resnet18_case",
            "DEFAULT_READING", "LOG_FLOOR", "READINGS", "TOP_Q",
-           "sample_block", "save", "sampled_spectrum"]
+           "sample_block", "save", "sampled_spectrum", "to_paper_json"]
 
 FORMAT = "quadlab-block-spectra"
 VERSION = 1
@@ -294,6 +294,44 @@ def from_paper_json(values, weights, sizes=None) -> StoredSpectra:
                   int(probes), -1, tuple((None,) * probes for _ in names), (STATUS_OK,) * len(names),
                   tuple(f"block {n!r}: imported from the paper code's JSON" for n in names))
     return StoredSpectra(q, {"source": "paper code JSON (values_layer/weights_layer)", "names": names}, "json")
+
+
+def to_paper_json(source, folder) -> tuple[Path, Path]:
+    """Write ``source`` (a :class:`StoredSpectra`, an :class:`~quadlab.lanczos.SLQResult`, a shipped name or a
+    path) in the paper code's format: ``folder/values_layer.json`` and ``folder/weights_layer.json``, each
+    {block name: probes × m list}.  JSON has no NaN, so the slots beyond a probe's quadrature (after a breakdown)
+    are written as node 0.0 with weight 0.0, which every reader of a quadrature ignores; :func:`from_paper_json`
+    reads the files back to the same measures.  Each file is written atomically.  Returns the two paths."""
+    if isinstance(source, SLQResult):
+        q = source
+    else:
+        q = (load(source) if isinstance(source, (str, os.PathLike)) else source).slq
+        if not isinstance(q, SLQResult):
+            raise ValueError(f"to_paper_json needs an SLQResult, StoredSpectra, name or path, got {type(source).__name__}")
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; to_paper_json writes two files into a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+    vals, wts = {}, {}
+    for name, X, W in zip(q.names, q.nodes, q.weights, strict=True):
+        used = (W > 0) & np.isfinite(X)
+        vals[name] = np.where(used, X, 0.0).tolist()
+        wts[name] = np.where(used, W, 0.0).tolist()
+    out = []
+    for fname, obj in (("values_layer.json", vals), ("weights_layer.json", wts)):
+        path = folder / fname
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(obj, fh, allow_nan=False)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        out.append(path)
+    return out[0], out[1]
 
 
 # ================================================================================================
