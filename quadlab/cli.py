@@ -6,6 +6,10 @@
                     [--mode eval|train] [--dtype float32|float64] [--threads N]
                                                      rebuild the block spectra into --out (default out/spectra;
                                                      needs the extract extra)
+    quadlab extract --model MODULE:FACTORY --loss MODULE:FUNCTION --batches MODULE:FUNCTION [--blocks REGEX]
+                    [--device cuda] [--m M] [--probes P] [--out FILE.npz] [--paper-json DIR]
+                                                     your model's block spectra (quadlab.extract.block_spectra)
+                                                     into FILE.npz (default out/spectra/FACTORY.npz)
 
 Errors print one line, "quadlab <command>: error: ...", and exit with status 2; add --debug for a traceback.
 """
@@ -24,6 +28,16 @@ def _extract(args) -> int:
     from . import stored
     from .studies.common import check_output_dir, default_out
 
+    if args.factory is not None or args.loss is not None or args.batches is not None:
+        return _extract_user(args)
+    if args.model is None:
+        raise ValueError("name the spectra to rebuild (gpt2, resnet18 or all), or measure your own model with "
+                         "--model MODULE:FACTORY --loss MODULE:FUNCTION --batches MODULE:FUNCTION")
+    for opt, val in (("--blocks", args.blocks), ("--device", args.device), ("--paper-json", args.paper_json),
+                     ("--seed", args.seed)):
+        if val is not None:
+            raise ValueError(f"{opt} belongs to --model (your own model); the {args.model} rebuild uses its stored "
+                             "configuration")
     models = ["gpt2", "resnet18"] if args.model == "all" else [args.model]
     overrides = {k: v for k, v in (("m", args.m), ("probes", args.probes), ("mode", args.mode),
                                    ("dtype", args.dtype)) if v is not None}
@@ -63,6 +77,71 @@ def _extract(args) -> int:
     return 0
 
 
+def _extract_user(args) -> int:
+    """``quadlab extract --model … --loss … --batches …``: every argument and output checked before the model is
+    built, then block_spectra, then FILE.npz (and the paper code's JSON files with --paper-json)."""
+    import importlib.util
+    import re
+
+    from . import stored
+    from .studies.common import check_output_dir, check_output_file
+
+    missing = [o for o, v in (("--model", args.factory), ("--loss", args.loss), ("--batches", args.batches))
+               if v is None]
+    if missing:
+        raise ValueError(f"your own model needs --model, --loss and --batches; missing {', '.join(missing)}")
+    if args.model is not None:
+        raise ValueError(f"give either {args.model} (rebuild shipped spectra) or --model (your own), not both")
+    for opt, val in (("--quick", args.quick), ("--replace-shipped", args.replace_shipped)):
+        if val:
+            raise ValueError(f"{opt} belongs to the gpt2/resnet18 rebuild; drop it with --model")
+    if args.blocks is not None:
+        try:
+            re.compile(args.blocks)
+        except re.error as exc:
+            raise ValueError(f"--blocks {args.blocks!r} is not a regular expression ({exc})") from None
+    name = args.factory.rpartition(":")[2] or "model"
+    out = Path(args.out) if args.out is not None else Path("out") / "spectra" / f"{name}.npz"
+    if out.suffix != ".npz":
+        raise ValueError(f"--out {out}: with --model, --out is the .npz file to write (e.g. {name}.npz)")
+    if out.resolve().parent == stored.data_path("gpt2").parent.resolve():
+        raise ValueError(f"--out {out} is inside the installed package's data folder; write elsewhere")
+    check_output_file(out, "--out")
+    paper = check_output_dir(Path(args.paper_json), "--paper-json") if args.paper_json is not None else None
+    if importlib.util.find_spec("torch") is None:
+        raise ValueError('quadlab extract needs torch, which is not installed: pip install "quadlab[extract]"')
+    import torch
+
+    if args.device is not None:
+        try:
+            dev = torch.device(args.device)
+        except RuntimeError as exc:
+            raise ValueError(f"--device {args.device!r} is not a torch device ({exc}); e.g. cpu, cuda, cuda:1") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"--device {args.device}: torch sees no CUDA device here; drop --device to run on the "
+                             "model's own device")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    from .extract.user import extract_user
+
+    q, meta = extract_user(args.factory, args.loss, args.batches, blocks=args.blocks, m=args.m or 100,
+                           probes=args.probes or 10, seed=args.seed or 0, device=args.device, dtype=args.dtype,
+                           mode=args.mode, progress=not args.quiet)
+    path = stored.save(out, q, meta)
+    print(f"{len(q.names)} blocks, {meta['hvp_products']} Hessian-vector products, {meta['seconds']:.1f} s -> {path}")
+    if paper is not None:
+        v, w = stored.to_paper_json(q, paper)
+        print(f"paper code format: {v} {w}")
+    bad = [n for n, s in zip(q.names, q.status, strict=True) if s == "nonfinite"]
+    if bad:
+        print(f"quadlab extract: error: non-finite products in blocks {bad}", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"read it with: quadlab stored-report --spectra {path}; quadlab case1_4 --spectra {path} --blocks "
+              "NAME,NAME,...")
+    return 0
+
+
 #: subcommand → (module under quadlab.studies, one line of help); each module has main(argv) -> int.
 STUDIES = {
     "case1_4": ("case1_4", "GD against Adam on the paper's four quadratic cases (the main job)"),
@@ -91,13 +170,27 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Rebuild the stored GPT2/ResNet18 block spectra (needs the extract extra). "
                                     "Writes to --out (default out/spectra, out/spectra-quick with --quick); the "
                                     "shipped files are replaced only with --replace-shipped.")
-    ex.add_argument("model", choices=["gpt2", "resnet18", "all"])
+    ex.add_argument("model", nargs="?", choices=["gpt2", "resnet18", "all"],
+                    help="the shipped spectra to rebuild (or give your own model with --model)")
+    ex.add_argument("--model", dest="factory", metavar="MODULE:FACTORY",
+                    help="your model: FACTORY() returns a torch.nn.Module (MODULE dotted or a .py path)")
+    ex.add_argument("--loss", metavar="MODULE:FUNCTION", help="with --model: FUNCTION(model, batch) -> scalar loss")
+    ex.add_argument("--batches", metavar="MODULE:FUNCTION",
+                    help="with --model: FUNCTION() -> the batches (a list or DataLoader); the Hessian is their mean")
+    ex.add_argument("--blocks", metavar="REGEX",
+                    help="with --model: one block per parameter tensor whose name matches (default: every tensor)")
+    ex.add_argument("--device", help="with --model: run the products there, e.g. cuda (default: the model's)")
+    ex.add_argument("--seed", type=int_in(0, 2**32 - 1), help="with --model: the probes' seed (default 0)")
+    ex.add_argument("--paper-json", metavar="DIR",
+                    help="with --model: also write DIR/values_layer.json and DIR/weights_layer.json (paper code)")
     ex.add_argument("--quick", action="store_true", help="tiny models and few steps (seconds; for tests)")
-    ex.add_argument("--out", help="output folder (default out/spectra, out/spectra-quick with --quick)")
+    ex.add_argument("--out", help="output folder (default out/spectra, out/spectra-quick with --quick); with "
+                                  "--model the .npz file (default out/spectra/FACTORY.npz)")
     ex.add_argument("--replace-shipped", action="store_true",
                     help="overwrite the spectra shipped in the package's data folder (not with --quick)")
-    ex.add_argument("--m", type=int_in(1, 10_000), help="Lanczos steps, 1 to 10000 (default: the stored configuration)")
-    ex.add_argument("--probes", type=int_in(1, 1000), help="SLQ probes per block, 1 to 1000")
+    ex.add_argument("--m", type=int_in(1, 10_000),
+                    help="Lanczos steps, 1 to 10000 (default: the stored configuration; 100 with --model)")
+    ex.add_argument("--probes", type=int_in(1, 1000), help="SLQ probes per block, 1 to 1000 (10 with --model)")
     ex.add_argument("--mode", choices=["eval", "train"], help="BatchNorm mode for the Hessian")
     ex.add_argument("--dtype", choices=["float32", "float64"], help="dtype of the model and products")
     ex.add_argument("--threads", type=int_in(1, 1024),
