@@ -3,7 +3,8 @@ quadlab/studies/readings.py."""
 
 import sys
 
-from quadlab.studies.readings import main
+# through the command's one error path: a bad argument is one line and exit status 2, not a traceback
+from quadlab.cli import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(["readings", *sys.argv[1:]]))

@@ -1,10 +1,12 @@
 """The paper's quadratic experiment: GD against Adam on the four cases (paper numbering), κ = 5000.
 
     quadlab case1_4 [--kappa 5000] [--seeds 5] [--cases 1,2,3,4] [--backend numpy] [--quick] [--out DIR]
-                    [--json PATH] [--quiet]
+                    [--json PATH] [--quiet] [--spectra FILE.npz [--blocks NAME,NAME,...]]
 
 Case 1: GPT2-sampled, 2: ResNet18-sampled (both need the stored network spectra), 3: simple heterogeneous
-{1,2,3},{99,100,101},{κ−2,κ−1,κ}, 4: simple homogeneous (the same nine numbers rearranged).  Every block is
+{1,2,3},{99,100,101},{κ−2,κ−1,κ}, 4: simple homogeneous (the same nine numbers rearranged), and with
+--spectra a fifth case, "your model": 25 eigenvalues per chosen block of that file (written by `quadlab extract
+--model ...`) read into [1, κ] with --reading, as Cases 1-2 (table and JSON; the figure keeps Cases 1-4).  Every block is
 Haar-rotated; each seed draws a new rotation and a new standard Gaussian start.  For every optimizer the
 learning rate is tuned on the seeds (worst seed's steps to ‖∇f‖ ≤ tol·‖∇f(w_0)‖), then the figure shows
 log10 ‖∇f(w_k)‖ (median over seeds, band = min..max) and the table the steps to tolerance.
@@ -242,7 +244,23 @@ def main(argv=None) -> int:
                     help="how Cases 1-2 map the network block spectra to [1, κ] (default "
                          f"{stored.DEFAULT_READING}; `quadlab readings` compares them): "
                          + "; ".join(f"{k}: {v}" for k, v in stored.READINGS.items()))
+    ap.add_argument("--spectra", metavar="FILE.npz",
+                    help="add Case 5, your model: the blocks of this file (written by `quadlab extract --model ...`) "
+                         "sampled and read into [1, κ] as Cases 1-2")
+    ap.add_argument("--blocks", type=lambda t: [b for b in t.split(",") if b], metavar="NAME,NAME,...",
+                    help="with --spectra: the blocks Case 5 is built from, 25 eigenvalues each (default: all)")
     args = ap.parse_args(argv)
+    yours = None
+    if args.blocks is not None and args.spectra is None:
+        fail(ap, "--blocks chooses the blocks of --spectra FILE (Case 5, your model); add --spectra")
+    if args.spectra is not None:
+        if args.blocks == []:
+            fail(ap, "--blocks is empty; name blocks of the file, comma-separated (or drop it for all)")
+        try:
+            yours = stored.sampled_spectrum(stored.load(args.spectra), args.blocks, 25, args.kappa,
+                                            reading=args.reading)
+        except ValueError as exc:
+            fail(ap, f"--spectra {args.spectra}: {exc}")
     if args.kappa <= 103 and {3, 4} & set(args.cases):
         fail(ap, f"--kappa {args.kappa:g}: Cases 3 and 4 need κ > 103 (their middle block is {{99, 100, 101}})")
     check_common(ap, args)
@@ -255,16 +273,24 @@ def main(argv=None) -> int:
     except ValueError as exc:
         fail(ap, str(exc))
     records, traces, missing = [], {}, {}
-    for case in args.cases:
-        spec = case_spectrum(case, args.kappa, args.reading)
+    for case in list(args.cases) + ([5] if yours is not None else []):
+        spec = yours if case == 5 else case_spectrum(case, args.kappa, args.reading)
         if spec is None:
             missing[case] = ("needs the stored GPT2/ResNet18 block spectra\n(quadlab.stored), "
                              "which are not shipped yet")
             if not args.quiet:
                 print(f"\nCase {case}: {CASES[case][0]} skipped: {missing[case].replace(chr(10), ' ')}")
             continue
-        rec, tr = run_case(case, spec, args)
-        rec["reading"] = args.reading if case in (1, 2) else None
+        # run_case names a case from CASES: Case 5 (your model) is registered for its own run only.
+        try:
+            if case == 5:
+                CASES[5] = ("your model", None)
+            rec, tr = run_case(case, spec, args)
+        finally:
+            CASES.pop(5, None)
+        rec["reading"] = args.reading if case in (1, 2, 5) else None
+        if case == 5:
+            rec["spectra"], rec["blocks"] = str(args.spectra), list(yours.names)
         records.append(rec)
         traces[case] = tr
         save_partial({"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "reading": args.reading,
@@ -276,5 +302,7 @@ def main(argv=None) -> int:
     return finish(result, args, "case1_4", figure=lambda path: plot(records, traces, missing, path, args.tol))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.case1_4: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("case1_4"))

@@ -407,5 +407,7 @@ def main(argv=None) -> int:
     return finish(result, args, "readings", figure=lambda path: plot(result, path))
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # python -m quadlab.studies.readings: the command's one error path
+    from quadlab.studies.common import run_as_command
+
+    raise SystemExit(run_as_command("readings"))
