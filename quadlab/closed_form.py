@@ -22,8 +22,8 @@ few eps·(1 + |k log|r1||) for real roots however close, plus a phase error of a
 ones; d = 0 (GD, β = 0) is done in real arithmetic as t^k.
 
 The eigenvalues are those of H as stored, the matrix the iteration multiplies by.  Stored blocks are
-fl(Q Λ Qᵀ), whose eigenvalues differ from the prescribed Λ by a few ulps (5000 + 8.4e-13 on the issue's
-reproducer) — and at critical damping φ_{10⁴} moves by ~1e-8 per ulp of μ.  So for P = I on rotated
+fl(Q Λ Qᵀ), whose eigenvalues differ from the prescribed Λ by a few ulps (5000 + 8.4e-13 on Case 3 at κ = 5000,
+seed 0) — and at critical damping φ_{10⁴} moves by ~1e-8 per ulp of μ.  So for P = I on rotated
 problems :func:`_eigen_pieces` refines them to ~2^-10 ulp from the generating eigenvectors (Rayleigh
 quotients on an error-free matrix product, :func:`_stored_eigenvalues`) and carries them as double-double
 μ + μ_lo into :func:`multiplier`.
