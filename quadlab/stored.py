@@ -29,7 +29,7 @@ draws from the reading's measure, a_l = min x_l, b_l = max x_l, m = min_l a_l, M
 
 * "abs": draws of |θ|, then one joint affine map λ = 1 + (κ − 1)(x − m)/(M − m).  Lower edge 1 + (κ − 1)(a_l −
   m)/(M − m): ≈ 1 for every block whose near-zero bulk is drawn.  κ_l is then about the block's own top; a
-  small-scale block is squeezed into [1, 1 + (κ − 1)b_l/M] (κ_l → 1).  quadlab's default before issue 14.
+  small-scale block is squeezed into [1, 1 + (κ − 1)b_l/M] (κ_l → 1).  quadlab's default before the readings study.
 * "signed": the same joint affine map of the signed θ.  0 lands at z = 1 + (κ − 1)(−m)/(M − m).  A block of
   scale s_l ≪ M − m collapses to within (κ − 1)s_l/(M − m) of z: κ_l → 1 and its lower edge ≈ z, far above 1.
 * "positive": draws of max(θ, 0), then the joint affine map.  Every block that draws its negative or zero part
@@ -358,7 +358,7 @@ READINGS = {
 #: The reading Cases 1–2 use unless told otherwise.  Chosen by ``quadlab readings`` (THEORY.md §7): of the readings,
 #: "log" alone keeps every block's whole measure (its relative range, on a log axis), keeps Case 1's JS⁰ above Case
 #: 2's (heterogeneity across blocks) and makes Case 1 behave like Case 3 and Case 2 like Case 4.  "abs", quadlab's
-#: default before issue 14, stays one argument away.
+#: default before the readings study, stays one argument away.
 DEFAULT_READING = "log"
 #: The fraction of each block's mass that the "top" reading keeps, unless ``q`` is given.
 TOP_Q = 0.1

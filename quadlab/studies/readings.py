@@ -1,5 +1,5 @@
 """Readings of "scaled and shifted to [1, κ]": how Cases 1–2 behave under each way of mapping a network's block
-spectra to a positive definite quadratic (issue 14).
+spectra to a positive definite quadratic.
 
     python studies/readings.py [--seeds 8] [--starts 1000] [--kappa 5000] [--readings abs,log,...]
                                [--top-q 0.1,0.25] [--quick] [--out out/readings] [--json PATH] [--quiet]
