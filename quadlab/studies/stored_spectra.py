@@ -2,6 +2,7 @@
 sign question of THEORY.md §8.2 (how an indefinite network spectrum becomes a positive definite quadratic).
 
     quadlab stored-report [--data DIR [--allow-quick]] [--kappa 5000] [--seeds 8] [--out report.md]
+    quadlab stored-report --spectra FILE.npz [--blocks NAME,NAME,...]   the same report for your model's spectra
 
 Prints a Markdown report (also written to --out).  Reads the shipped files by default; --data points at
 another folder written by `quadlab extract --out DIR`.
@@ -52,11 +53,11 @@ def js_table(sts: dict) -> list[str]:
     return rows
 
 
-def sign_table(name: str, st, kappa: float, seeds: int) -> list[str]:
+def sign_table(name: str, st, kappa: float, seeds: int, blocks=None) -> list[str]:
     rows = ["| reading | κ_l per block | max κ_l | median r̃ | median r̃·max κ_l | GD iters (best lr) | "
             "Adam-theory iters (theorem step) | Adam-theory iters (best step) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
     for transform in TRANSFORMS:
-        spec = stored.sampled_spectrum(st, MODELS[name], 25, kappa, reading=transform)
+        spec = stored.sampled_spectrum(st, MODELS[name] if blocks is None else blocks, 25, kappa, reading=transform)
         p = quadlab.BlockQuadratic(spec, rotation="block", seed=0)
         w0 = np.random.default_rng(0).standard_normal((seeds, p.n)) + p.optimum_host
         c = theory.adam_constants(p, w0)
@@ -80,7 +81,15 @@ def main(argv=None) -> int:
     ap.add_argument("--seeds", type=int_in(1, 100_000), default=8,
                     help="random starts for the theorem's r, 1 to 100000")
     ap.add_argument("--out", type=Path, help="also write the report to this file")
+    ap.add_argument("--spectra", metavar="FILE.npz",
+                    help="report on this file instead (written by `quadlab extract --model ...`)")
+    ap.add_argument("--blocks", type=lambda t: [b for b in t.split(",") if b], metavar="NAME,NAME,...",
+                    help="with --spectra: the blocks of the sign table (default: all of the file's blocks)")
     args = ap.parse_args(argv)
+    if args.spectra is not None and args.data is not None:
+        fail(ap, "give --spectra FILE (one file) or --data DIR (the gpt2/resnet18 pair), not both")
+    if args.blocks is not None and args.spectra is None:
+        fail(ap, "--blocks chooses blocks of --spectra FILE; the gpt2/resnet18 report uses the case blocks")
     if args.data is not None and not Path(args.data).is_dir():
         fail(ap, f"--data {args.data} is not a folder; pass the folder `quadlab extract --out DIR` wrote")
     if args.out is not None:
@@ -89,9 +98,19 @@ def main(argv=None) -> int:
         except ValueError as exc:
             fail(ap, str(exc))
     try:
-        sts = {n: _load(n, args.data, args.allow_quick) for n in MODELS}
+        if args.spectra is not None:
+            sts = {"your model": stored.load(args.spectra, allow_quick=args.allow_quick)}
+        else:
+            sts = {n: _load(n, args.data, args.allow_quick) for n in MODELS}
     except ValueError as exc:
         fail(ap, str(exc))
+    case_blocks = dict(MODELS)
+    if args.spectra is not None:
+        names = sts["your model"].names
+        unknown = [b for b in (args.blocks or []) if b not in names]
+        if unknown or args.blocks == []:
+            fail(ap, f"--blocks {unknown or args.blocks}: not in {args.spectra}; it holds {list(names)[:12]}")
+        case_blocks["your model"] = tuple(args.blocks or names)
     out = ["# The stored network block spectra", ""]
     for n, st in sts.items():
         m = st.meta
@@ -101,10 +120,10 @@ def main(argv=None) -> int:
     out += ["## JS⁰ (divergence, nats; mean over unordered block pairs; SLQ noise floor = mean JS between single-"
             "probe densities of one block)", ""] + js_table(sts) + [""]
     for n, st in sts.items():
-        out += [f"## The sign question, {n} case blocks ({', '.join(MODELS[n])}), 25 eigenvalues each, κ = "
+        out += [f"## The sign question, {n} case blocks ({', '.join(case_blocks[n])}), 25 eigenvalues each, κ = "
                 f"{args.kappa:g}", "", "Iterations: ln(1e-6)/ln(rate) for the exact per-step gap factor; GD at "
                 "its best step 2/(λ_min+λ_max); Adam theory form from random Gaussian starts (median).", ""]
-        out += sign_table(n, st, args.kappa, args.seeds) + [""]
+        out += sign_table(n, st, args.kappa, args.seeds, case_blocks[n]) + [""]
     text = "\n".join(out)
     print(text)
     if args.out:
