@@ -14,7 +14,9 @@ g_k = ∇_T L_k (built once per batch with its graph, ``create_graph=True``); th
     H_S v = P_S (1/K) Σ_k ∇_T ⟨g_k, P_Sᵀ v⟩
 
 (Pearlmutter's double backward): v is scattered into zero tensors shaped like T, the double backward gives the
-product of the whole T×T Hessian with that vector, and only the coordinates of S are kept.  A sub-tensor block
+product of the whole T×T Hessian with that vector, and only the coordinates of S are kept.  Attention through
+``scaled_dot_product_attention`` is computed by its math backend during the products (the fused kernels have no
+double backward).  A sub-tensor block
 (rows, heads, tokens) therefore costs as much per product as its whole tensor, and the graphs g_k of one tensor
 serve all of its sub-blocks.
 
@@ -479,11 +481,19 @@ def block_spectra(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, 
     if flush:
         torch.set_flush_denormal(True)
     try:
-        if device_loop:
-            with torch.device(dev):
-                q = lanczos.slq(ops, m=m, probes=probes, seed=seed, n=sizes, xp=be, check_symmetric=check_symmetric)
-        else:
-            q = lanczos.slq(ops, m=m, probes=probes, seed=seed, n=sizes, check_symmetric=check_symmetric)
+        with _math_attention():
+            if device_loop:
+                with torch.device(dev):
+                    q = lanczos.slq(ops, m=m, probes=probes, seed=seed, n=sizes, xp=be,
+                                    check_symmetric=check_symmetric)
+            else:
+                q = lanczos.slq(ops, m=m, probes=probes, seed=seed, n=sizes, check_symmetric=check_symmetric)
+    except RuntimeError as exc:
+        if "derivative for" in str(exc) and "not implemented" in str(exc):
+            raise ValueError(f"the model uses an operation without a double backward ({exc}); a Hessian-vector "
+                             "product needs one: use the plain-torch form of that layer (e.g. attention written "
+                             "out, not a fused kernel)") from None
+        raise
     finally:
         if flush:
             torch.set_flush_denormal(False)
@@ -495,6 +505,20 @@ def block_spectra(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, 
                     hvp_products=prods.products, graphs=prods.graphs, device=str(dev), dtype=str(tdtype),
                     lanczos_on="device" if device_loop else "host", seconds=time.perf_counter() - t0)
     return q
+
+
+def _math_attention():
+    """``scaled_dot_product_attention`` restricted to its math backend: the fused CPU/GPU kernels (flash,
+    memory-efficient) have no double backward, while the math backend is ordinary differentiable ops (so
+    ``torch.nn.MultiheadAttention`` and ``TransformerEncoderLayer`` work).  Models that write attention out are
+    unaffected."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - torch without the context manager
+        import contextlib
+
+        return contextlib.nullcontext()
+    return sdpa_kernel([SDPBackend.MATH])
 
 
 def _with_bar(ops: dict, sizes: dict, m: int) -> tuple[dict, object]:
