@@ -53,13 +53,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .fileio import replace_atomic, write_text_atomic
 from .lanczos import STATUS_OK, SLQResult
 from .spectra import BlockSpectrum
 
@@ -103,8 +103,9 @@ def data_path(name: str) -> Path:
 
 
 def save(path, slq: SLQResult, meta: dict) -> Path:
-    """Write ``slq`` and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically: a uniquely named
-    temporary file in the same folder, fsynced, then renamed over ``path``."""
+    """Write ``slq`` and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically
+    (:func:`quadlab.fileio.replace_atomic`: a uniquely named temporary file in the same folder, fsynced, then
+    renamed over ``path``)."""
     path = Path(path)
     meta = dict(meta, names=list(slq.names), sizes=list(slq.sizes), m=slq.m, probes=slq.probes, seed=slq.seed)
     arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), "meta": np.array(json.dumps(meta))}
@@ -112,27 +113,7 @@ def save(path, slq: SLQResult, meta: dict) -> Path:
         arrays[f"nodes_{i}"] = np.asarray(slq.nodes[i], dtype=np.float64)
         arrays[f"weights_{i}"] = np.asarray(slq.weights[i], dtype=np.float64)
         arrays[f"residuals_{i}"] = np.asarray(slq.residuals[i], dtype=np.float64)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temporary name (two builds into one folder never share it), flushed to disk before the rename
-    # so that a crash leaves either the old file or the new one, never a truncated archive.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass  # some filesystems cannot fsync a folder; the file itself is on disk
+    replace_atomic(path, lambda tmp: np.savez_compressed(tmp, **arrays), suffix=".tmp.npz")
     return path
 
 
@@ -319,18 +300,7 @@ def to_paper_json(source, folder) -> tuple[Path, Path]:
         wts[name] = np.where(used, W, 0.0).tolist()
     out = []
     for fname, obj in (("values_layer.json", vals), ("weights_layer.json", wts)):
-        path = folder / fname
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{fname}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(obj, fh, allow_nan=False)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        out.append(path)
+        out.append(write_text_atomic(json.dumps(obj, allow_nan=False), folder / fname))
     return out[0], out[1]
 
 

@@ -60,6 +60,8 @@ from pathlib import Path
 
 import numpy as np
 
+from quadlab.fileio import replace_atomic, write_text_atomic
+
 __all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "check_common", "check_output_dir",
            "check_output_file", "comma_choices", "command_name", "default_out", "describe", "fail", "finish",
            "finite_float", "int_in", "median_steps", "new_parser", "open_checkpoint", "positive_int", "progress",
@@ -282,48 +284,6 @@ def check_output_file(path, option: str = "--json") -> Path:
     if path.exists() and not os.access(path, os.W_OK):
         raise ValueError(f"{option} {path} exists and is not writable; pass another path")
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    # the rename itself must reach the disk too, or a crash can bring back the old file
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def replace_atomic(path, write: Callable[[Path], None], suffix: str = ".tmp") -> Path:
-    """Write a file through ``write(tmp)`` into a uniquely named temporary file next to ``path``, fsync it and
-    rename it over ``path``; the temporary file is removed if anything fails."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-
-def write_text_atomic(text: str, path) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically (see :func:`replace_atomic`)."""
-    return replace_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def write_json_atomic(obj, path) -> Path:
