@@ -50,11 +50,9 @@ class Layout:
                 self._block_of = (np.repeat(np.arange(problem.spectrum.n_blocks), problem.block_sizes)[None, :],)
         # numpy with numba: the compiled fixed-order product, looked up once (ordered.matmul's choice, minus the
         # per-call checks that cost microseconds per step on small problems)
-        self._compiled = None
-        if self._numpy and self._H is not None and kernels.available() and all(
-                isinstance(H, np.ndarray) and H.flags.c_contiguous and H.dtype in (np.float32, np.float64)
-                for H in self._H):
-            self._compiled = kernels._compiled_matmul()
+        self._compiled = self._numpy and self._H is not None and kernels.available() and all(
+            isinstance(H, np.ndarray) and H.flags.c_contiguous and H.dtype in (np.float32, np.float64)
+            for H in self._H)
         perm = np.concatenate([c for c in self._coords])
         self._identity = bool(np.array_equal(perm, np.arange(problem.n)))
         self._perm = xp.asarray(perm)
@@ -106,10 +104,10 @@ class Layout:
         if out is not None:
             if self._diag is not None:
                 return (np.multiply(tree[0], self._diag, out=out[0]),)
-            if self._compiled is not None and all(X.flags.c_contiguous and X.dtype == O.dtype == H.dtype
+            if self._compiled and all(X.flags.c_contiguous and X.dtype == O.dtype == H.dtype
                                                   for X, H, O in zip(tree, self._H, out, strict=True)):
                 for X, H, O in zip(tree, self._H, out, strict=True):  # the runner's per-step call: no re-checks
-                    self._compiled(X, H, O)
+                    kernels.matmul_rows(X, H, O, check=False)
                 return out
             return tuple(ordered.matmul(xp, X, H, out=O) for X, H, O in zip(tree, self._H, out, strict=True))
         if self._diag is not None:

@@ -149,3 +149,33 @@ def test_bad_arrays_are_refused_before_the_unchecked_loops():
         kernels.adam_step((x,), (g,), (), (v,), P.tolist())
     with pytest.raises(ValueError, match="one leaf each per group"):
         kernels.adam_step((x, x), (g,), (), (v,), P)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 3), (4, 8, 25), (2, 3, 7), (5, 2, 41)])
+def test_fixed_order_product_serial_parallel_and_numpy_agree_bit_for_bit(shape, dtype, monkeypatch):
+    """The compiled product, on one thread or split over blocks, gives the numpy loop's bits (the order of
+    quadlab.ordered.matmul), and row r of a batch equals row r computed alone."""
+    if kernels._numba() is None:
+        pytest.skip("numba is not installed")
+    from quadlab import ordered
+
+    k, R, d = shape
+    rng = np.random.default_rng(sum(shape))
+    A = rng.standard_normal((k, d, d)).astype(dtype)
+    X = rng.standard_normal((k, R, d)).astype(dtype)
+    ref = ordered._numpy_loop(X, A, np.empty_like(X))
+    for parallel in (False, True):
+        out = np.empty_like(X)
+        kernels._compiled_matmul(parallel)(X, A, out)
+        np.testing.assert_array_equal(out, ref)
+    monkeypatch.setattr(kernels, "PARALLEL_MIN_WORK", 0)  # the dispatcher's threaded choice
+    out = np.empty_like(X)
+    kernels.matmul_rows(X, A, out)
+    np.testing.assert_array_equal(out, ref)
+    for r in range(R):
+        alone = np.empty_like(X[:, r:r + 1])
+        kernels.matmul_rows(np.ascontiguousarray(X[:, r:r + 1]), A, alone)
+        np.testing.assert_array_equal(alone, ref[:, r:r + 1])
+    with pytest.raises(ValueError, match="chain"):
+        kernels.matmul_rows(X, np.zeros((k, d + 1, d), dtype=dtype), np.empty_like(X))
