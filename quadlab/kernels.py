@@ -130,6 +130,9 @@ def _compiled_matmul(parallel: bool = False):
                         y[i] = y[i] + xj * aj[i]
                 j += 1
 
+    # numba's disk cache keys a function by its qualified name, not by its flags: the two variants need names
+    # of their own, or one loads the other's machine code
+    matmul.__qualname__ = matmul.__name__ = "matmul_rows_parallel" if parallel else "matmul_rows_serial"
     opts = dict(nogil=True, error_model="numpy", parallel=parallel)
     try:
         return numba.njit(cache=True, **opts)(matmul)
