@@ -227,9 +227,9 @@ def resolve_blocks(model: torch.nn.Module, blocks=None) -> dict[str, list[tuple[
 class _Products:
     """H_S V for every block S, by double backward through cached per-batch gradient graphs."""
 
-    def __init__(self, model, loss_fn, batches, blocks: dict, dtype, mode):
+    def __init__(self, model, loss_fn, batches, blocks: dict, dtype, mode, device):
         self.model, self.loss_fn, self.batches, self.blocks = model, loss_fn, batches, blocks
-        self.dtype, self.mode = dtype, mode
+        self.dtype, self.mode, self.device = dtype, mode, device
         self.params = dict(model.named_parameters())
         self.products = 0  # one per column per batch (one double backward each)
         self.graphs = 0  # per-batch gradient graphs built (one forward + backward each)
@@ -304,10 +304,11 @@ class _Products:
 
     def host_matmat(self, block: str) -> Callable[[np.ndarray], np.ndarray]:
         def apply(X: np.ndarray) -> np.ndarray:
-            V = torch.from_numpy(np.ascontiguousarray(X)).to(self.dtype)
+            # Host vectors, products on the model's device (on_device=False with a GPU model): two copies per step.
+            V = torch.from_numpy(np.ascontiguousarray(X)).to(device=self.device, dtype=self.dtype)
             with torch.enable_grad():
                 Y = self.hvp(block, V)
-            return Y.detach().to(torch.float64).numpy()
+            return Y.detach().to(device="cpu", dtype=torch.float64).numpy()
 
         return apply
 
@@ -444,6 +445,8 @@ def block_spectra(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, 
     dev = first.device if device is None else torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} but torch sees no CUDA device; leave device=None for the model's own")
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", torch.cuda.current_device())  # "cuda" is the model's "cuda:0": no copy
     tdtype = first.dtype if dtype is None else _DTYPES[dtype]
     if dev != first.device or tdtype != first.dtype:
         model = copy.deepcopy(model).to(device=dev, dtype=tdtype)
@@ -452,7 +455,7 @@ def block_spectra(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, 
         raise ValueError("batches is empty: the Hessian is a mean over at least one batch")
     sel = resolve_blocks(model, blocks)
     sizes = {b: int(sum(e - s for _, s, e in pcs)) for b, pcs in sel.items()}
-    prods = _Products(model, loss_fn, batches, sel, tdtype, mode)
+    prods = _Products(model, loss_fn, batches, sel, tdtype, mode, dev)
     est = estimate(sizes, m, probes, len(batches), len({prods.tensors(b) for b in sel}))
     device_loop = (dev.type != "cpu") if on_device is None else bool(on_device)
     if device_loop and dev.type == "cuda":
