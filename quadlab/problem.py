@@ -429,7 +429,6 @@ class BlockQuadratic:
 
     # -- linear algebra --------------------------------------------------------------------------
     def _as_batch(self, W):
-        xp = self.xp
         if np.iscomplexobj(W) if isinstance(W, (np.ndarray, list, tuple)) else "complex" in str(getattr(W, "dtype", "")):
             raise ValueError("points must be real: got a complex array (its imaginary part would be dropped)")
         W = self.backend.asarray(W)
@@ -498,7 +497,6 @@ class BlockQuadratic:
         """H_l, the dense diagonal block of nominal block l, as a backend array (d_l, d_l)."""
         if not 0 <= l < self.spectrum.n_blocks:
             raise ValueError(f"block index {l} out of range for {self.spectrum.n_blocks} blocks")
-        xp = self.xp
         if self._diag is not None:
             s = self.block_slices[l]
             return self.backend.asarray(np.diag(self.backend.to_numpy(self._diag)[s]))

@@ -1,7 +1,6 @@
 """stored.load on damaged, incomplete and toy files: always a ValueError naming the file and the problem."""
 
 import json
-import shutil
 import zipfile
 
 import numpy as np

@@ -4,7 +4,7 @@ import importlib.util
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import given
 from hypothesis import strategies as st
 
 import quadlab
