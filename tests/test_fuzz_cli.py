@@ -29,6 +29,7 @@ def stop_work(monkeypatch, tmp_path):
     monkeypatch.setattr(stored, "load", stop)
     try:
         monkeypatch.setattr(importlib.import_module("quadlab.extract"), "extract", stop)
+        monkeypatch.setattr(importlib.import_module("quadlab.extract.user"), "extract_user", stop)
     except ImportError:  # no torch: `extract` ends in its one-line error before any work
         pass
     monkeypatch.chdir(tmp_path)  # default output folders land here
@@ -38,7 +39,7 @@ def stop_work(monkeypatch, tmp_path):
 
 COMMON = ["--seeds", "--tol", "--quick", "--out", "--json", "--quiet", "--debug", "--help"]
 OPTIONS = {
-    "case1_4": COMMON + ["--kappa", "--backend", "--cases"],
+    "case1_4": COMMON + ["--kappa", "--backend", "--cases", "--spectra", "--blocks"],
     "rotation": COMMON,
     "heterogeneity-sweep": COMMON + ["--fresh"],
     "kappa-sweep": COMMON + ["--fresh", "--backend", "--kappa-min", "--kappa-max", "--n-kappa", "--cases",
@@ -47,16 +48,18 @@ OPTIONS = {
                                "--adam-steps", "--momentum", "--cases"],
     "r-distribution": ["--kappa", "--starts", "--seed", "--problem-seed", "--threshold", "--out", "--json",
                        "--quiet", "--help"],
-    "stored-report": ["--data", "--allow-quick", "--kappa", "--seeds", "--out", "--help"],
+    "stored-report": ["--data", "--allow-quick", "--kappa", "--seeds", "--out", "--help", "--spectra", "--blocks"],
     "theory": ["--case", "--kappa", "--seeds", "--steps", "--json", "--quiet", "--help"],
     "figures": ["--out", "--quick", "--only", "--quiet", "--help"],
     "block-spectra": ["--data", "--allow-quick", "--out", "--quiet", "--sigma", "--help"],
     "extract": ["gpt2", "resnet18", "all", "--quick", "--out", "--replace-shipped", "--m", "--probes", "--mode",
-                "--dtype", "--threads", "--quiet", "--help"],
+                "--dtype", "--threads", "--quiet", "--help", "--model", "--loss", "--batches", "--blocks", "--device",
+                "--seed", "--paper-json"],
 }
 VALUES = ["0", "1", "2", "3", "-1", "0.5", "1e-6", "5000", "1e5", "1e300", "nan", "inf", "-inf", "abc", "",
           "1,2", "5", "3,4", "het", "hom,het", "scaled", "numpy", "foo", "cupy", "eval", "float32", "kappa-sweep",
-          "r_distribution", "out/x", "afile", "afile/sub", ".", "-", "--", "1.5", "0x10", "200", "1e7"]
+          "r_distribution", "out/x", "afile", "afile/sub", ".", "-", "--", "1.5", "0x10", "200", "1e7",
+          "mod:fn", "x.py:f", "out/y.npz", "cuda", "a.weight,b"]
 
 
 def _argv(command):
