@@ -85,6 +85,27 @@ def image_loss(model, batch):
     return F.cross_entropy(model(images), labels)
 
 
+# Factories for the command line, e.g.
+#   quadlab extract --model examples/your_model.py:transformer --loss examples/your_model.py:lm_loss \
+#                   --batches examples/your_model.py:text_data --blocks 'layers\.0\.' --m 30 --probes 2
+def transformer():
+    torch.manual_seed(0)
+    return TinyTransformer()
+
+
+def cnn():
+    torch.manual_seed(0)
+    return TinyCNN()
+
+
+def text_data():
+    return text_batches(2, 8, 16, seed=0)[0]
+
+
+def digit_data():
+    return digit_batches(2, 32, seed=0)[0]
+
+
 def transformer_blocks(width: int, heads_n: int) -> dict:
     """The paper's Transformer blocks of layer 0: query per head, key, value, attention output, MLP in and out
     (the packed in_proj_weight holds query, key, value as rows [0, w), [w, 2w), [2w, 3w)), and the embedding."""
@@ -114,16 +135,10 @@ def main(argv=None) -> int:
     kappa, seeds = (500.0, [0]) if args.quick else (5000.0, [0, 1, 2])
 
     # 1-2. The networks and their block spectra.
-    width, nheads = 32, 2
-    torch.manual_seed(0)
-    tf = TinyTransformer(width, nheads)
-    text, _ = text_batches(2, 8, 16, seed=0)
-    torch.manual_seed(0)
-    cnn = TinyCNN()
-    digits, _ = digit_batches(2, 32, seed=0)
+    width, nheads = 32, 2  # TinyTransformer's defaults
     nets = {
-        "transformer": (tf, lm_loss, text, transformer_blocks(width, nheads)),
-        "cnn": (cnn, image_loss, digits, {n: [f"{n}.weight"] for n in ("conv1", "conv2", "conv3", "fc")}),
+        "transformer": (transformer(), lm_loss, text_data(), transformer_blocks(width, nheads)),
+        "cnn": (cnn(), image_loss, digit_data(), {n: [f"{n}.weight"] for n in ("conv1", "conv2", "conv3", "fc")}),
     }
     spectra, summary = {}, {"m": m, "probes": probes, "kappa": kappa, "seeds": seeds}
     for name, (net, loss, batches, blocks) in nets.items():
