@@ -30,3 +30,14 @@ def test_figures_rejects_unknown_names():
 def test_figures_runs_a_subset(tmp_path):
     assert cli.main(["figures", "--only", "r_distribution", "--out", str(tmp_path), "--quiet"]) == 0
     assert (tmp_path / "r_histogram.png").is_file() and (tmp_path / "r_histogram.pdf").is_file()
+
+
+def test_python_dash_m_quadlab_is_the_command():
+    import subprocess
+    import sys
+
+    ok = subprocess.run([sys.executable, "-m", "quadlab", "--help"], capture_output=True, text=True)
+    assert ok.returncode == 0 and "usage: quadlab" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "quadlab", "case1_4", "--kappa", "0"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == ["quadlab case1_4: error: argument --kappa: must be > 1 and <= 100000, got 0"]
