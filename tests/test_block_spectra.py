@@ -256,7 +256,7 @@ def test_transformer_encoder_layer_heads_of_the_packed_query():
         (pname, a, b), = sel[name]
         p0 = params[pname].detach()
 
-        def f(flat, pname=pname):
+        def f(flat, pname=pname, p0=p0):
             call = {pname: flat.reshape(p0.shape)}
             return sum(loss(lambda x: torch.func.functional_call(layer, call, (x,)), x) for x in batches) / 2
 
