@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from quadlab import cli, lanczos, stored
+from quadlab import lanczos, stored
 
 
 @pytest.fixture
@@ -20,13 +20,7 @@ def spectra_file(tmp_path):
     return stored.save(tmp_path / "mine.npz", q, {"model": "test", "quick": False})
 
 
-def run(argv, capsys):
-    try:
-        rc = cli.main(argv)
-    except SystemExit as exc:
-        rc = exc.code
-    out, err = capsys.readouterr()
-    return rc, out, err
+from test_cli_errors import run  # noqa: E402  (exit status, stdout, stderr) of `quadlab argv` in-process
 
 
 def test_stored_report_on_your_file(spectra_file, capsys):
