@@ -44,6 +44,15 @@ LABELS = {
 }
 
 
+#: Case 5, added by --spectra: a model of the user's, heterogeneous or not as its spectra say
+YOUR_MODEL = ("your model", None)
+
+
+def case_info(case: int) -> tuple[str, bool | None]:
+    """(name, heterogeneous) of a case: the paper's four, or 5 for the user's model."""
+    return YOUR_MODEL if case == 5 else CASES[case]
+
+
 def case_spectrum(case: int, kappa: float, reading: str | None = None):
     if case == 3:
         return spectra.simple_heterogeneous(kappa)
@@ -125,8 +134,8 @@ def run_case(case: int, spec, args) -> dict:
     r_p = np.array([c.r_paper for c in consts])
     rec = {
         "case": case,
-        "name": CASES[case][0],
-        "heterogeneous": CASES[case][1],
+        "name": case_info(case)[0],
+        "heterogeneous": case_info(case)[1],
         "kappa": float(spec.kappa),
         "max_block_kappa": float(spec.block_kappas.max()),
         "js0": js0_of(spec),
@@ -203,12 +212,16 @@ def plot(records, traces, missing, path: Path, tol: float) -> None:
 
     from quadlab import plots
 
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5), constrained_layout=True)
     by_case = {r["case"]: r for r in records}
+    panels = [1, 2, 3, 4] + ([5] if 5 in by_case else [])  # Case 5: the user's model (--spectra)
+    cols = 3 if len(panels) > 4 else 2
+    fig, axes = plt.subplots(2, cols, figsize=(6 * cols, 8.5), constrained_layout=True)
+    for ax in axes.ravel()[len(panels):]:
+        ax.set_visible(False)
     shown = ["gd", "heavy_ball", "adam_theory", "adam_beta1_0", "adam", "blockwise_gd"]
-    for ax, case in zip(axes.ravel(), (1, 2, 3, 4)):
+    for ax, case in zip(axes.ravel(), panels):
         reading = by_case.get(case, {}).get("reading")
-        ax.set_title(f"Case {case}: {CASES[case][0]}" + (f" (reading {reading})" if reading else ""))
+        ax.set_title(f"Case {case}: {case_info(case)[0]}" + (f" (reading {reading})" if reading else ""))
         ax.set_xlabel("iteration k")
         ax.set_ylabel("log10 ‖∇f(w_k)‖")
         if case not in by_case:
@@ -281,13 +294,7 @@ def main(argv=None) -> int:
             if not args.quiet:
                 print(f"\nCase {case}: {CASES[case][0]} skipped: {missing[case].replace(chr(10), ' ')}")
             continue
-        # run_case names a case from CASES: Case 5 (your model) is registered for its own run only.
-        try:
-            if case == 5:
-                CASES[5] = ("your model", None)
-            rec, tr = run_case(case, spec, args)
-        finally:
-            CASES.pop(5, None)
+        rec, tr = run_case(case, spec, args)
         rec["reading"] = args.reading if case in (1, 2, 5) else None
         if case == 5:
             rec["spectra"], rec["blocks"] = str(args.spectra), list(yours.names)
