@@ -307,21 +307,26 @@ class AdamScalars:
 
     def __init__(self, b1, b2, eps, bias_correction: bool):
         combos = np.stack([np.asarray(x, dtype=np.float64).reshape(-1) for x in (b1, b2, eps)], axis=1)
-        self.values, self.which = np.unique(combos, axis=0, return_inverse=True)
-        self.which = self.which.reshape(-1)
+        self.values, which = np.unique(combos, axis=0, return_inverse=True)
         self.bias_correction = bias_correction
         self._t0, self._s, self._e = None, None, None
+        self._set_runs(which.reshape(-1))
+
+    def _set_runs(self, which: np.ndarray) -> None:
+        self.which = which
+        # decided once per batch, not per step: every run on one (β1, β2, ε) gets Python floats
+        self.shared = bool((which == which[0]).all())
+        self._u = int(which[0])
 
     def take_runs(self, keep: np.ndarray) -> AdamScalars:
         """The scalars of the runs ``keep`` (host indices) only; values are unchanged."""
         out = object.__new__(AdamScalars)
-        out.values, out.which, out.bias_correction = self.values, self.which[keep], self.bias_correction
+        out.values, out.bias_correction = self.values, self.bias_correction
         out._t0, out._s, out._e = self._t0, self._s, self._e
+        if self._t0 is not None:
+            out._s_list, out._e_list = self._s_list, self._e_list
+        out._set_runs(self.which[keep])
         return out
-
-    @property
-    def shared(self) -> bool:
-        return bool((self.which == self.which[0]).all())
 
     def _fill(self, t: int) -> None:
         b1, b2, eps = (self.values[:, j][None, :] for j in range(3))
@@ -332,6 +337,8 @@ class AdamScalars:
             q = c1 / (1.0 - b1)
             self._s = q * q * (1.0 - b2) / c2
             self._e = q * eps
+        # the same float64 values as Python floats, for the shared case's per-step lookup
+        self._s_list, self._e_list = self._s.tolist(), self._e.tolist()
         self._t0 = t
 
     def at(self, t: int):
@@ -340,8 +347,7 @@ class AdamScalars:
             self._fill(t)
         i = t - self._t0
         if self.shared:
-            u = self.which[0]
-            return float(self._s[i, u]), float(self._e[i, u])
+            return self._s_list[i][self._u], self._e_list[i][self._u]
         return self._s[i, self.which], self._e[i, self.which]
 
 
