@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import closed_form, kernels, rules
+from .backend import check_memory
 from .layout import Layout, tmap
 from .optim import Optimizer
 
@@ -116,10 +117,9 @@ def record_steps(record, steps: int) -> np.ndarray:
 class _Context:
     """What an optimizer may ask of the problem, in the runner's layout."""
 
-    def __init__(self, problem, layout: Layout | None, g0_host: np.ndarray, w0_host: np.ndarray,
-                 host_hp: dict | None = None):
+    def __init__(self, problem, layout: Layout | None, g0_host: np.ndarray, w0_host: np.ndarray):
         self.problem = problem
-        self.host_hp = host_hp or {}  # name → host float64 (R,) per-run hyperparameters, as configured
+        self.host_hp = {}  # name → host float64 (R,) per-run hyperparameters, as configured (iterate path)
         self.w0_host = w0_host
         self.layout = layout
         self.xp = problem.xp
@@ -196,8 +196,7 @@ _ITERATE_BYTES = 8 * 8
 
 
 def _check_size(problem, R: int, T: int, optimizer, use_closed: bool) -> None:
-    from .backend import check_memory
-
+    """Refuse a batch whose working set cannot fit (:func:`quadlab.backend.check_memory`), before any work."""
     n = problem.n
     if use_closed:
         # one eigendecomposition per preconditioner class (the Adam theory form: one per run) plus the
@@ -279,8 +278,8 @@ def run(
     config["seed"] = np.tile(np.asarray(seeds, dtype=np.int64), C)
     E0 = _starts(problem, w0, seeds, C)
     rec = record_steps(record, steps)
-    _check_size(problem, R, rec.size, optimizer, use_closed=optimizer.is_linear and method != "iterate")
     use_closed = optimizer.is_linear and method != "iterate"
+    _check_size(problem, R, rec.size, optimizer, use_closed)
     b = problem.backend
     # Overflow in a diverging run is expected and reported through its status, not as warnings.
     with np.errstate(all="ignore"), warnings.catch_warnings():
