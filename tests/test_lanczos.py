@@ -330,6 +330,32 @@ def test_block_extremes_global_rotation_uses_diagonal_blocks():
     assert (lz.hi >= ex.hi).all() and (lz.lo <= ex.lo).all()
 
 
+def test_block_extremes_widening_adds_the_residual():
+    """One Lanczos step on a block with two distinct eigenvalues a < b: the start v gives θ = vᵀHv and residual
+    r = ‖Hv − θv‖.  With weight w of v on b, θ = a + w(b − a) and r² = w(1 − w)(b − a)² = (θ − a)(b − θ), so
+    the residual is known from θ alone whatever the (seeded) start.  With margin = 0 the widened values must be
+    exactly θ ± r (docstring formula); a widening that dropped r would return θ itself, which lies inside
+    (a, b) by a distance of order r here, far beyond rounding."""
+    a, b = np.array([1.0, 2.0]), np.array([100.0, 7.0])
+    p = problem([np.r_[np.full(30, a[0]), np.full(10, b[0])], np.r_[np.full(5, a[1]), np.full(20, b[1])]])
+    lz = ql.block_extremes(p, "lanczos", margin=0.0, max_steps=1)
+    assert (lz.steps == 1).all()
+    theta = lz.raw_hi
+    np.testing.assert_array_equal(lz.raw_lo, theta)  # one step: a single Ritz value
+    r = np.sqrt((theta - a) * (b - theta))
+    assert (r > 0.1 * (b - a)).all()  # far from converged: the residual matters
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose(lz.residual_hi, r, rtol=1e3 * eps * (b / r).max())
+    np.testing.assert_allclose(lz.hi, theta + r, rtol=1e3 * eps * (b / r).max())
+    np.testing.assert_allclose(lz.lo, theta - r, rtol=1e3 * eps * (b / r).max())
+    # [θ − r, θ + r] holds an eigenvalue (the residual bound)
+    assert (np.minimum(abs(a - theta), abs(b - theta)) <= r * (1 + 1e3 * eps)).all()
+    # whole_extremes widens the same way (one block, one step: lo and hi are θ ∓ r about one θ)
+    lo, hi = ql.whole_extremes(problem([np.r_[np.full(30, a[0]), np.full(10, b[0])]]), margin=0.0, max_steps=1)
+    th, rr = (lo + hi) / 2, (hi - lo) / 2
+    assert rr == pytest.approx(math.sqrt((th - a[0]) * (b[0] - th)), rel=1e4 * eps)
+
+
 # -- non-finite operators --------------------------------------------------------------------------
 def nan_after(calls, d=20):
     A = np.diag(np.linspace(1.0, 3.0, d))
