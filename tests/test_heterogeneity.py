@@ -121,6 +121,36 @@ def test_analyze_report():
     assert qh.analyze(BlockQuadratic(spectra.simple_homogeneous()), source="slq", m=3, probes=3).noise_floor is not None
 
 
+
+def test_noise_floor_is_the_mean_over_distinct_probe_pairs():
+    """noise_floor (HeterogeneityReport): per block the mean JS over the unordered pairs i < j of distinct probes'
+    smoothed densities, then the mean over blocks.  Recomputed here by hand on the report's grid, σ and block
+    scales.  A probe compared with itself has JS = 0: with 4 probes, counting the 4 self-pairs among the 10
+    pairs would scale the floor by 6/10, far beyond the tolerance (rounding of the same sums only)."""
+    r = ql.slq(BlockQuadratic(spectra.simple_heterogeneous()), m=3, probes=4, seed=0)
+    rep = qh.analyze(r, sigma=0.05, normalize="max_abs")  # per-block scales: the probes' weights differ visibly
+    d = rep.density
+    c = d.quad_weights
+
+    def js(p, q):  # the module docstring's JS in nats, 0·ln 0 = 0
+        mid = 0.5 * (p + q)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            t = np.where(p > 0, p * np.log(p / mid), 0.0) + np.where(q > 0, q * np.log(q / mid), 0.0)
+        return 0.5 * float(c @ t)
+
+    per_block = []
+    for b in range(len(r.names)):
+        curves = []
+        for i in range(r.probes):
+            x, w = r.measure(b, i)
+            t = x / d.scales[b]
+            g = np.exp(-0.5 * ((d.grid[:, None] - t[None, :]) / d.sigma) ** 2) @ w
+            curves.append(g / (c @ g))
+        pairs = [js(curves[i], curves[j]) for i in range(r.probes) for j in range(i + 1, r.probes)]
+        assert sum(pairs) > 0  # then self-pairs (JS 0) would scale this block's mean by exactly 6/10
+        per_block.append(np.mean(pairs))
+    assert rep.noise_floor == pytest.approx(np.mean(per_block), rel=1e-12)
+
 def test_heterogeneity_bad_input():
     spec = spectra.simple_heterogeneous()
     r = ql.slq(BlockQuadratic(spec), m=3, probes=2)
