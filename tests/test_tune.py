@@ -12,7 +12,17 @@ def test_tuned_gd_finds_the_optimal_step_region():
     # best GD step on [1, κ] is 2/(1+κ); near it steps ≈ (κ/2)·ln(1/tol), far from it many more
     assert t.reached
     assert 0.5 * 2 / 5001 < t.best_lr < 1.01 * 2 / 5001
-    assert t.best_steps <= t.steps[t.steps > 0].min()
+    # best_steps against GD's exact iteration count at best_lr: in H's eigenbasis the gradient's i-th component is
+    # λ_i c_i (1 − ηλ_i)^k with c = Qᵀ(w_0 − w*), so the first k with ‖∇f_k‖ ≤ tol·‖∇f_0‖ follows from
+    # numpy's eigh alone (±1 step where the norm crosses the threshold within rounding)
+    lam, Q = np.linalg.eigh(np.asarray(prob.dense()))
+    g0 = lam * (Q.T @ (np.asarray(t.best.w0[0]) - prob.optimum_host))
+    k = np.arange(100_001)[:, None]
+    gk = np.sqrt(((g0 * (1 - t.best_lr * lam) ** k) ** 2).sum(axis=1))
+    exact = int(np.argmax(gk <= 1e-6 * gk[0]))
+    assert exact > 0 and abs(t.best_steps - exact) <= 1
+    # and it is the response curve's minimum, reached at best_lr itself
+    assert t.best_steps == t.steps[t.lrs == t.best_lr][0] == t.steps[t.steps >= 0].min()
     assert t.diverged[t.lrs > 2 / 5000 * 1.01].all()
     assert np.all(np.diff(t.lrs) > 0)
 
