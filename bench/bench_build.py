@@ -106,7 +106,7 @@ def main():
 
     print(f"# BlockQuadratic build times, {datetime.datetime.now().isoformat(timespec='seconds')}")
     print(f"# {machine()}")
-    print(f"# load average at start: {'%.2f %.2f %.2f' % os.getloadavg()}")
+    print(f"# load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     classes = {"current": BlockQuadratic}
     if args.baseline:
         classes[f"baseline {args.baseline}"] = baseline_class(args.baseline)
@@ -121,7 +121,7 @@ def main():
     print("| problem | code | median | min | max | repeats | load (1 min) |")
     print("|---|---|---|---|---|---|---|")
     for name, spec, repeats in problems:
-        fns = {k: (lambda C=C: C(spec, rotation="block", seed=args.seed)) for k, C in classes.items()}
+        fns = {k: (lambda C=C, spec=spec: C(spec, rotation="block", seed=args.seed)) for k, C in classes.items()}
         res, last = timed(fns, repeats)
         for k, rows in res.items():
             ts = [t for t, _ in rows]
@@ -136,7 +136,7 @@ def main():
             print(f"| {name} | max abs(H_current − H_baseline) / λ_max = {diff / spec.lambda_max:.1e} | | | | | |")
         del last
     print()
-    print(f"# load average at end: {'%.2f %.2f %.2f' % os.getloadavg()}")
+    print(f"# load average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def main() -> None:
     ap.add_argument("--no-fsync", action="store_true", help="replace os.fsync by a no-op (disk-independent)")
     args = ap.parse_args()
     if args.no_fsync:
-        common.os.fsync = lambda fd: None
+        common.os.fsync = lambda _fd: None
     print(f"{args.points} points of {len(json.dumps(VALUE))} bytes of JSON each; load average "
           f"{os.getloadavg()[0]:.1f}")
     makers = [("append-only (one fsynced line per point)", lambda d: common.Checkpoint(d / "c.jsonl", {"s": 1}))]

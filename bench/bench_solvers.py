@@ -24,7 +24,7 @@ from quadlab.layout import Layout
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def clock(fn) -> float:
@@ -60,7 +60,7 @@ def bench_build(repeat, large):
     for name, spec in [("simple heterogeneous (9)", spectra.simple_heterogeneous()),
                        ("simple homogeneous (9)", spectra.simple_homogeneous()),
                        ("4 x 25 (100)", block_spectrum(4, 25))]:
-        t = med(interleaved({"b": lambda: quadlab.BlockQuadratic(spec, seed=0)}, repeat)["b"])
+        t = med(interleaved({"b": lambda spec=spec: quadlab.BlockQuadratic(spec, seed=0)}, repeat)["b"])
         print(f"  {name:<28} {t * 1e3:8.2f} ms")
     if large:
         spec = block_spectrum(8, 2500)

@@ -391,9 +391,9 @@ class Plan:
                 g_parts.append(g_c)
                 s_parts.append(s_c)
             if want_gap:
-                gap[out] = b.to_numpy(_total(xp, g_parts))
+                gap[out] = b.to_numpy(_total(g_parts))
             if want_grad:
-                gsq[out] = b.to_numpy(_total(xp, s_parts))
+                gsq[out] = b.to_numpy(_total(s_parts))
         return gap, np.sqrt(gsq)
 
     def _piece_values(self, pc, local, steps, r, eta_r, beta_r, want_gap, want_grad):
@@ -463,7 +463,7 @@ class Plan:
         return cat(gs), cat(ss)
 
 
-def _total(xp, parts):
+def _total(parts):
     out = parts[0]
     for q in parts[1:]:
         out = out + q

@@ -169,7 +169,7 @@ def _dense_to_backend(be: Backend, A, name: str):
         return be.asarray(np.asarray(A, dtype=np.float64))
 
 
-def _host_apply(be: Backend, fn, d: int, name: str):
+def _host_apply(be: Backend, fn, name: str):
     """Wrap a column-layout host matmat X (d, p) → (d, p) as a row-layout backend apply (1, p, d)."""
 
     def apply(X):
@@ -226,7 +226,7 @@ def _collect(op, n, be: Backend) -> tuple[list[str], list[int], list[_Group]]:
                 raise ValueError(f"block {name!r}: the operator must be square and non-empty, got shape {o.shape}")
             d = int(o.shape[0])
             fn = o.matmat if isinstance(o, scipy.sparse.linalg.LinearOperator) else (lambda X, o=o: o @ X)
-            groups.append(_Group([idx], d, _host_apply(be, fn, d, name)))
+            groups.append(_Group([idx], d, _host_apply(be, fn, name)))
         elif callable(o):
             nn = n.get(name, n.get(idx)) if isinstance(n, Mapping) else n
             if nn is None:

@@ -273,8 +273,8 @@ def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
 
     def init(g0, hp, ctx):
         absg = tmap(ctx.xp.abs, g0)
-        ctx.require_nonzero_g0(absg)
-        return (tmap(lambda a: 1.0 / a, absg), ctx.run_lr(hp, options, g0=g0))
+        ctx.require_nonzero_g0()
+        return (tmap(lambda a: 1.0 / a, absg), ctx.run_lr(hp, options))
 
     def update(g, state, hp, ctx, t):
         inv, eta = state
@@ -282,7 +282,7 @@ def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
 
     def linear(hp, ctx, g0):
         absg = np.abs(g0)
-        return LinearSpec("gd", ctx.host_lr(hp, options, g0=g0), None, 1.0 / absg)
+        return LinearSpec("gd", ctx.host_lr(hp, options), None, 1.0 / absg)
 
     return Optimizer("adam_theory", hyper, init, update, options, linear)
 

@@ -62,7 +62,7 @@ def matmul(xp, X, A, out=None):
     return Y
 
 
-def sum_first(xp, v):
+def sum_first(xp, v):  # noqa: ARG001 -- takes xp like matmul(xp, ...) so callers pass one namespace; unused here
     """Σ_i v[i] over the leading axis, added one term after the other (v[0] + v[1]) + v[2] …, whatever the
     shape of the other axes."""
     if v.shape[0] == 1:

@@ -141,18 +141,18 @@ class _Context:
             raise ValueError(f"blockwise_gd: {steps.size} block steps given for {self.problem.spectrum.n_blocks} blocks")
         return steps
 
-    def host_lr(self, hp, options, g0=None) -> np.ndarray:
+    def host_lr(self, hp, options) -> np.ndarray:
         """Every run's step, host (R,): the configured lr, or the optimizer's rule (:func:`rules.resolve_lr`)."""
         if options.get("lr") is None:
             return np.asarray(hp["lr"], dtype=np.float64)
         return rules.resolve_lr(self.problem, options, self.w0_host)
 
-    def run_lr(self, hp, options, g0=None):
+    def run_lr(self, hp, options):
         if options.get("lr") is None:
             return hp["lr"]
         return self.layout.per_run(self.host_lr(None, options))
 
-    def require_nonzero_g0(self, absg):
+    def require_nonzero_g0(self):
         if (self.g0_host == 0).any():
             r, i = np.argwhere(self.g0_host == 0)[0]
             raise ValueError(
@@ -422,7 +422,7 @@ def _run_closed(problem, opt, config, E0, rec, steps, tol):
     ctx = _Context(problem, None, g0_host, E0 + problem.optimum_host)
     hp = {k: v for k, v in config.items() if k != "seed"}
     if opt.name == "adam_theory":
-        ctx.require_nonzero_g0(None)
+        ctx.require_nonzero_g0()
     spec = opt.linear(hp, ctx, g0_host)
     plan = closed_form.Plan(problem, spec, E0)  # eigendecompositions and per-mode weights, once
     gap, gnorm = plan.values(rec)

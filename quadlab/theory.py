@@ -331,7 +331,7 @@ def preconditioned_extremes(problem, p, *, chunk_elements: int = 1 << 22) -> tup
 
 
 # -- Adam, theory form ----------------------------------------------------------------------------
-def _zero_gradient_error(problem, G, where):
+def _zero_gradient_error(G, where):
     r, i = where
     count = int((G == 0).sum())
     row = f" (row {r} of the batch)" if G.shape[0] > 1 else ""
@@ -452,7 +452,7 @@ def adam_constants(problem, w0, *, source: str = "exact", extremes=None, margin=
     G = np.abs(b.to_numpy(problem.grad(b.asarray(W)))).astype(np.float64)
     zero = np.argwhere(G == 0)
     if zero.size:
-        raise _zero_gradient_error(problem, G, tuple(int(v) for v in zero[0]))
+        raise _zero_gradient_error(G, tuple(int(v) for v in zero[0]))
     ex = block_extremes(problem, source, extremes=extremes, margin=margin)
     blocks = theory_blocks(problem)
     lmin, lmax = ex[:, 0], ex[:, 1]

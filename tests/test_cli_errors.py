@@ -141,8 +141,8 @@ def test_help_names_the_real_command(command, capsys):
 def test_case1_4_options_have_help(capsys):
     _, out, _ = run(["case1_4", "--help"], capsys)
     options = " ".join(out.split("options:")[1].split())
-    for opt, words in (("--kappa KAPPA condition number", ""), ("--backend {numpy,cupy,array_api_strict} array "
-                                                                "library", ""), ("--cases CASES comma-separated", "")):
+    for opt in ("--kappa KAPPA condition number", "--backend {numpy,cupy,array_api_strict} array library",
+                "--cases CASES comma-separated"):
         assert opt in options, opt
 
 

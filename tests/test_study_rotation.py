@@ -14,7 +14,7 @@ def test_quick_rotation_removes_adam_advantage(tmp_path, capsys):
     data = json.loads(js.read_text())
     assert data["seeds"] == 2 and set(data["cases"]) == {"simple", "gpt2_like"}
 
-    for case, rec in data["cases"].items():
+    for rec in data["cases"].values():
         b, g = rec["block"], rec["global"]
         assert b["kappa"] == g["kappa"] == 5000.0
         # GD and heavy ball are orthogonally invariant: same predicted steps, measured counts close

@@ -212,9 +212,10 @@ def test_heavy_ball_and_nesterov_radii_match_companion_matrices():
     # at the optimum both extremes have a double root: the radius is computed to about √eps
     assert theory.heavy_ball_rho(p, hb.lr, hb.momentum) == pytest.approx(hb.rho, rel=1e-7)
     for lr, mu in [(1e-4, 0.9), (3e-4, 0.5), (5e-4, 0.0)]:
-        want = _companion_brute(p.eigenvalues, lambda l: 1 + mu - lr * l, lambda l: -mu)
+        want = _companion_brute(p.eigenvalues, lambda l, mu=mu, lr=lr: 1 + mu - lr * l, lambda l, mu=mu: -mu)
         assert theory.heavy_ball_rho(p, lr, mu) == pytest.approx(want, rel=1e-12)
-        want = _companion_brute(p.eigenvalues, lambda l: (1 + mu) * (1 - lr * l), lambda l: -mu * (1 - lr * l))
+        want = _companion_brute(p.eigenvalues, lambda l, mu=mu, lr=lr: (1 + mu) * (1 - lr * l),
+                                   lambda l, mu=mu, lr=lr: -mu * (1 - lr * l))
         assert theory.nesterov_rho(p, lr, mu) == pytest.approx(want, rel=1e-12)
     grid = theory.heavy_ball_rho(p, np.array([1e-4, 3e-4]), np.array([[0.9], [0.5]]))
     assert grid.shape == (2, 2)

@@ -268,7 +268,7 @@ def check_output_dir(path, option: str = "--out") -> Path:
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise ValueError(f"{option} {path} is not writable ({exc.strerror or exc}); pass a folder you can write to")
+        raise ValueError(f"{option} {path} is not writable ({exc.strerror or exc}); pass a folder you can write to") from exc
     return path
 
 

@@ -54,9 +54,23 @@ import numpy as np
 
 import quadlab
 from quadlab import heterogeneity, optim, spectra, stored, theory
-from quadlab.studies.common import (Checkpoint, check_common, check_output_file, comma_choices, fail, finish,
-                                    finite_float, int_in, median_steps, open_checkpoint, progress, run_status,
-                                    save_figure, steps_per_seed, study_parser)
+from quadlab.studies.common import (
+    Checkpoint,
+    check_common,
+    check_output_file,
+    comma_choices,
+    fail,
+    finish,
+    finite_float,
+    int_in,
+    median_steps,
+    open_checkpoint,
+    progress,
+    run_status,
+    save_figure,
+    steps_per_seed,
+    study_parser,
+)
 from quadlab.tune import tune_lr
 
 MODELS = {"gpt2": ("Case 1", "GPT2", stored.GPT2_CASE_BLOCKS), "resnet18": ("Case 2", "ResNet18",
@@ -112,7 +126,7 @@ def spectrum_of(model: str, reading: str, q: float | None, kappa: float, d: int)
                                    q=q if reading == "top" else None)
 
 
-def r_tilde_summary(probs, kappa: float, n_starts: int) -> dict:
+def r_tilde_summary(probs, n_starts: int) -> dict:
     """r̃ over ``n_starts`` Gaussian starts, split evenly over the seeds' problems (their rotations differ);
     the starts of problem s come from default_rng(10_000 + s), apart from the runs' own starts.  Computed from
     ``theory.adam_constants`` directly (the quantity ``theory.r_statistics`` summarises per problem)."""
@@ -192,7 +206,7 @@ def run_point(model: str, reading: str | None, q: float | None, cfg: dict) -> di
         "lower_edge": [float(b.min()) for b in spec.blocks], "top": [float(b.max()) for b in spec.blocks],
         "eigenvalues": [[float(v) for v in np.sort(b)] for b in spec.blocks], "blocks": list(spec.names),
         "js0": float(heterogeneity.js0(spec, variant="divergence")),
-        "r_tilde": dict(r_tilde_summary(probs, kappa, cfg["starts"]), runs_per_seed=run_r),
+        "r_tilde": dict(r_tilde_summary(probs, cfg["starts"]), runs_per_seed=run_r),
         "steps": steps, "optimizers": runs,
         "gd_over_adam_theory": s_thm, "heavy_ball_over_adam": s_mom, "verdict": verdict(s_thm, s_mom),
     }
