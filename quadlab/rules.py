@@ -42,7 +42,6 @@ The formulas live in :mod:`quadlab.theory`; this module decides which extremes a
 
 from __future__ import annotations
 
-
 import numpy as np
 
 __all__ = ["PARTITIONS", "SOURCES", "RULES", "block_extremes", "whole_extremes", "gd_optimal_lr", "theorem_lr",

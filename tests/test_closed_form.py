@@ -43,7 +43,7 @@ def _stored_blocks(problem):
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _mp_eig(key):
     """40-digit eigenpairs (values ascending, vectors as columns) of a float64 symmetric matrix, given as
     (d, bytes); the truth for the stored matrix, independent of closed_form."""
@@ -59,7 +59,7 @@ def _eig_of(H):
     return _mp_eig((H.shape[0], np.ascontiguousarray(H, dtype=np.float64).tobytes()))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _pairs():
     """(kind, η, β at the optimum): heavy ball's optimum from quadlab.theory (as in the issue), and
     Nesterov's classical pair (heavy ball's own pair makes Nesterov diverge: its step is η(1 + β))."""
@@ -76,7 +76,7 @@ def _matrix(kind, eta, beta, mu):
     return ((1 - e * m * (1 + b), -e * b * b), (m, b))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _truth(kind, eta, beta, mu):
     """(φ_k at KS, ρ = max |root|, ω, |e|, real roots?) for one mode, 50 digits.
 
@@ -190,7 +190,7 @@ def _per_mode(problem, e0):
     return tuple(mus), np.asarray(cs)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _phi_all_steps(kind, eta, beta, mus):
     """φ_k(μ) for k = 0..K by the exact recurrence φ_{k+1} = t φ_k − d φ_{k−1} (Cayley–Hamilton) at 50
     digits, rounded to float64 at the end (host (len(mus), K + 1))."""

@@ -4,9 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quadlab
-from quadlab import spectra
+from quadlab import problem, spectra
 from quadlab.backend import BackendUnavailableError, get_backend
-from quadlab import problem
 from quadlab.problem import BlockQuadratic
 
 EPS = np.finfo(np.float64).eps

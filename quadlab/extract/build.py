@@ -165,7 +165,7 @@ def extract(model: str, quick: bool = False, *, progress: bool = False, threads:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "scipy": scipy.__version__},
         "threads": used_threads,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     return q, meta
 

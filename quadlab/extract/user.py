@@ -99,6 +99,6 @@ def extract_user(model: str, loss: str, batches: str, *, blocks: str | None = No
         "seconds": round(info["seconds"], 1), "quick": False,
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
                      "scipy": scipy.__version__},
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
     }
     return q, meta

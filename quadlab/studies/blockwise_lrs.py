@@ -46,8 +46,21 @@ import numpy as np
 import quadlab
 from quadlab import optim, spectra, theory
 from quadlab.backend import check_memory
-from quadlab.studies.common import (check_common, comma_choices, fail, finish, finite_float, int_in, median_steps,
-                                    progress, run_status, save_figure, save_partial, steps_per_seed, study_parser)
+from quadlab.studies.common import (
+    check_common,
+    comma_choices,
+    fail,
+    finish,
+    finite_float,
+    int_in,
+    median_steps,
+    progress,
+    run_status,
+    save_figure,
+    save_partial,
+    steps_per_seed,
+    study_parser,
+)
 from quadlab.tune import tune_lr
 
 LABELS = {

@@ -22,8 +22,18 @@ import numpy as np
 import quadlab
 from quadlab import checks, optim, rules, spectra, theory
 from quadlab.backend import check_memory
-from quadlab.studies.common import (check_common, comma_choices, fail, finish, finite_float, progress, save_figure,
-                                    save_partial, seed_record, study_parser)
+from quadlab.studies.common import (
+    check_common,
+    comma_choices,
+    fail,
+    finish,
+    finite_float,
+    progress,
+    save_figure,
+    save_partial,
+    seed_record,
+    study_parser,
+)
 from quadlab.tune import tune_lr
 
 CASES = {

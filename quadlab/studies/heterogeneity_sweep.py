@@ -59,7 +59,16 @@ import numpy as np
 
 import quadlab
 from quadlab import heterogeneity, optim, spectra, theory
-from quadlab.studies.common import Checkpoint, check_common, finish, progress, save_figure, seed_record, steps_bound, study_parser
+from quadlab.studies.common import (
+    Checkpoint,
+    check_common,
+    finish,
+    progress,
+    save_figure,
+    seed_record,
+    steps_bound,
+    study_parser,
+)
 from quadlab.tune import tune_lr
 
 STUDY = "heterogeneity_sweep"

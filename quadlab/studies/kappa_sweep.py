@@ -48,9 +48,23 @@ import numpy as np
 import quadlab
 from quadlab import optim, spectra, theory
 from quadlab.backend import check_memory
-from quadlab.studies.common import (Checkpoint, check_common, check_output_file, comma_choices, fail, finish,
-                                    finite_float, int_in, median_steps, open_checkpoint, progress, run_status,
-                                    save_figure, steps_per_seed, study_parser)
+from quadlab.studies.common import (
+    Checkpoint,
+    check_common,
+    check_output_file,
+    comma_choices,
+    fail,
+    finish,
+    finite_float,
+    int_in,
+    median_steps,
+    open_checkpoint,
+    progress,
+    run_status,
+    save_figure,
+    steps_per_seed,
+    study_parser,
+)
 from quadlab.tune import tune_lr
 
 CASES = {

@@ -49,8 +49,16 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import (check_common, finish, progress, save_figure, save_partial, seed_record, steps_bound,
-                                    study_parser)
+from quadlab.studies.common import (
+    check_common,
+    finish,
+    progress,
+    save_figure,
+    save_partial,
+    seed_record,
+    steps_bound,
+    study_parser,
+)
 from quadlab.tune import tune_lr
 
 STUDY = "rotation"

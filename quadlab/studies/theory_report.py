@@ -14,8 +14,8 @@ from pathlib import Path
 
 import quadlab
 from quadlab import optim, theory
-from quadlab.studies.case1_4 import CASES, case_spectrum
 from quadlab.backend import check_memory
+from quadlab.studies.case1_4 import CASES, case_spectrum
 from quadlab.studies.common import check_output_file, fail, finite_float, int_in, new_parser, write_json_atomic
 
 
