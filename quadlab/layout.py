@@ -114,6 +114,17 @@ class Layout:
             return (tree[0] * self._diag,)
         return tuple(ordered.matmul(xp, X, H) for X, H in zip(tree, self._H, strict=True))
 
+    def hvp_into(self, tree, out):
+        """:meth:`hvp` into ``out`` for the runner's own per-step call, whose leaves it allocated itself
+        (C-contiguous, the problem's dtype): with the compiled product, straight to the kernel, skipping the
+        checks that cost microseconds per step on small problems; otherwise :meth:`hvp`."""
+        if not self._compiled:
+            return self.hvp(tree, out=out)
+        for X, H, O in zip(tree, self._H, out, strict=True):
+            k, R, d = X.shape
+            kernels._compiled_matmul(k > 1 and k * R * d * d >= kernels.PARALLEL_MIN_WORK)(X, H, O)
+        return out
+
     def rowdot(self, a, b):
         """Σ_i a_i b_i for each of the R points → (R,): a dot product over each block's d coordinates, then
         the blocks added one after the other in layout order (:func:`quadlab.ordered.sum_first`), so the

@@ -397,7 +397,7 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
             if not fused:
                 for e, d in zip(E, delta, strict=True):
                     np.subtract(e, d, out=e)
-            G = lay.hvp(E, out=G)
+            G = lay.hvp_into(E, G)
         else:
             E = tmap(lambda e, d: e - d, E, delta)
             G = lay.hvp(E)
