@@ -30,7 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .lanczos import Density, SLQResult, _measures, _smooth, density, slq
+from .density import Density, density, measures, smooth
+from .slq import SLQResult, slq
 from .spectra import BlockSpectrum
 
 __all__ = ["VARIANTS", "HeterogeneityReport", "analyze", "js0", "js_matrix", "js_pair"]
@@ -185,14 +186,14 @@ def analyze(obj, variant: str = "divergence", source: str | None = None, base: s
     spread = float(np.log10(scales.max() / scales.min())) if scales.min() > 0 else math.inf
     floor = None
     if isinstance(obj, SLQResult) and obj.probes > 1:
-        _, _, _, per_probe = _measures(obj)
+        _, _, _, per_probe = measures(obj)
         vals = []
         for b, meas in enumerate(per_probe):
             curves = []
             for x, w in meas:
                 t = x / dens.scales[b]
                 t = np.log10(t) if dens.log_axis else t
-                p = _smooth(t, w, dens.grid, dens.sigma)
+                p = smooth(t, w, dens.grid, dens.sigma)
                 curves.append(p / (p @ dens.quad_weights))
             pairs = [js_pair(curves[i], curves[j], dens.quad_weights, variant, base)
                      for i in range(len(curves)) for j in range(i + 1, len(curves))]

@@ -60,7 +60,8 @@ from pathlib import Path
 import numpy as np
 
 from .fileio import replace_atomic, write_text_atomic
-from .lanczos import STATUS_OK, SLQResult
+from .krylov import STATUS_OK
+from .slq import SLQResult
 from .spectra import BlockSpectrum
 
 __all__ = ["FORMAT", "GPT2_CASE_BLOCKS", "RESNET18_CASE_BLOCKS", "StoredSpectra", "data_path", "from_paper_json",

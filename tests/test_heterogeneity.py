@@ -8,6 +8,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import spearmanr
 
 from quadlab import BlockQuadratic, spectra
+from quadlab import density as qd
 from quadlab import heterogeneity as qh
 from quadlab import lanczos as ql
 
@@ -19,7 +20,7 @@ def gauss(grid, mu, s):
 
 
 GRID = np.linspace(-10, 10, 4001)
-C = ql._trapezoid_weights(GRID)
+C = qd._trapezoid_weights(GRID)
 
 
 def test_js_pair_against_scipy_and_bounds():

@@ -1,0 +1,254 @@
+"""Extreme eigenvalues by Lanczos (per operator, per block, or of the whole H), with a safety margin."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse
+import scipy.sparse.linalg
+
+from .backend import Backend
+from .krylov import (
+    BREAKDOWN_FACTOR,
+    STATUS_CONVERGED,
+    STATUS_INVARIANT,
+    STATUS_MAX_STEPS,
+    STATUS_NONFINITE,
+    _check_int,
+    _check_seed,
+    _collect,
+    _collect_problem,
+    _frozen,
+    _Group,
+    _probe_block,
+    _resolve_backend,
+    _run_lanczos,
+    _status,
+    _symmetry_check,
+)
+from .problem import BlockQuadratic
+
+__all__ = ["BlockExtremes", "Extremes", "block_extremes", "extreme_eigenvalues", "whole_extremes"]
+
+
+def _extreme_pairs(a: np.ndarray, b: np.ndarray, s: int) -> tuple[float, float, float, float]:
+    """(θ_min, θ_max, r_min, r_max) of T_s with residuals r = |β_s e_sᵀ y|."""
+    if s == 1:
+        return a[0], a[0], abs(b[0]), abs(b[0])
+    out = []
+    for i in (0, s - 1):
+        th, y = scipy.linalg.eigh_tridiagonal(a[:s], b[: s - 1], select="i", select_range=(i, i), check_finite=False)
+        out.append((th[0], abs(b[s - 1] * y[-1, 0])))
+    return out[0][0], out[1][0], out[0][1], out[1][1]
+
+
+def _converged(theta: float, r: float, tol: float) -> bool:
+    return r <= tol * abs(theta)
+
+
+@dataclass(frozen=True, eq=False)
+class Extremes:
+    """Extreme Ritz values of one operator, with residual bounds.
+
+    ``lo`` ≥ λ_min and ``hi`` ≤ λ_max always (Ritz values lie inside the spectrum); ``lo_residual`` and
+    ``hi_residual`` are ‖A y − θ y‖ for the Ritz vectors, so an eigenvalue of A lies within them of ``lo`` and
+    ``hi`` (for a random start, generically λ_min and λ_max).  Unpacks as ``lo, hi = extreme_eigenvalues(A)``.
+    ``kappa`` = hi/lo (an estimate of λ_max/λ_min; inf unless lo > 0) and ``kappa_upper`` =
+    (hi + r_hi)/(lo − r_lo), the estimate widened by the residuals.  ``status``: "converged" (both residuals
+    ≤ tol·|θ|), "invariant" (the Krylov space closed: exact), "max_steps" or "nonfinite"."""
+
+    lo: float
+    hi: float
+    lo_residual: float
+    hi_residual: float
+    steps: int
+    tol: float
+    status: str
+    message: str
+
+    def __iter__(self):
+        return iter((self.lo, self.hi))
+
+    @property
+    def converged(self) -> bool:
+        return self.status in (STATUS_CONVERGED, STATUS_INVARIANT)
+
+    @property
+    def kappa(self) -> float:
+        return self.hi / self.lo if self.lo > 0 else math.inf
+
+    @property
+    def kappa_upper(self) -> float:
+        lo = self.lo - self.lo_residual
+        return (self.hi + self.hi_residual) / lo if lo > 0 else math.inf
+
+
+def _extremes_groups(be: Backend, names, groups, L: int, tol: float, max_steps, seed: int, reorth=True):
+    seeds = np.random.SeedSequence(seed).spawn(L)
+    out: list = [None] * L
+    for g in groups:
+        cap = g.size if max_steps is None else min(_check_int(max_steps, "max_steps"), g.size)
+        V0 = np.stack([_probe_block(seeds[l], 1, g.size) for l in g.indices])
+        last_check = np.zeros(g.k, dtype=np.int64)
+
+        def stop(alpha, beta, steps, active, last_check=last_check):
+            done = np.zeros_like(active)
+            for b in np.flatnonzero(active[:, 0]):
+                s = int(steps[b, 0])
+                # Checks cost O(s) on the host; spacing them ~3% apart wastes at most that many matvecs.
+                if s - last_check[b] < max(1, s // 32):
+                    continue
+                last_check[b] = s
+                tl, th, rl, rh = _extreme_pairs(alpha[b, 0], beta[b, 0], s)
+                done[b, 0] = _converged(tl, rl, tol) and _converged(th, rh, tol)
+            return done
+
+        run = _run_lanczos(be, g.apply, be.asarray(V0), cap, reorth=reorth, breakdown_factor=BREAKDOWN_FACTOR,
+                           stop=stop)
+        for j, l in enumerate(g.indices):
+            s = int(run.steps[j, 0])
+            st, msg = _status(run, j, names[l])
+            if s == 0:
+                out[l] = Extremes(math.nan, math.nan, math.nan, math.nan, 0, tol, STATUS_NONFINITE, msg)
+                continue
+            tl, th, rl, rh = _extreme_pairs(run.alpha[j, 0], run.beta[j, 0], s)
+            if st == STATUS_NONFINITE:
+                pass
+            elif run.broke[j, 0]:
+                st = STATUS_INVARIANT
+            elif _converged(tl, rl, tol) and _converged(th, rh, tol):
+                st, msg = STATUS_CONVERGED, f"block {names[l]!r}: both extremes converged in {s} steps"
+            else:
+                st = STATUS_MAX_STEPS
+                msg = (f"block {names[l]!r}: not converged after {s} steps (residuals {rl:.3g} at {tl:.6g}, {rh:.3g} "
+                       f"at {th:.6g}; tol {tol:g} relative); raise max_steps or loosen tol")
+            out[l] = Extremes(float(tl), float(th), float(rl), float(rh), s, tol, st, msg)
+    return out
+
+
+def extreme_eigenvalues(op, tol: float = 1e-10, *, n=None, xp=None, seed: int = 0, max_steps: int | None = None,
+                        check_symmetric: bool = False) -> Extremes:
+    """λ_min and λ_max of one symmetric operator by Lanczos with full reorthogonalisation from one random start.
+
+    Stops when both extreme Ritz pairs have residual ‖Ay − θy‖ ≤ tol·|θ| (ARPACK's criterion, so ``tol`` means
+    what it means for ``scipy.sparse.linalg.eigsh``), when the Krylov space becomes invariant (exact), or after
+    ``max_steps`` (default: the dimension, where Lanczos is exact).  ``op``: as for :func:`lanczos`, or a
+    BlockQuadratic (then the whole H; see :func:`block_extremes` for per-block values).  An eigenvalue at 0 can
+    only converge by exhaustion, since the test is relative.  Returns :class:`Extremes` (unpacks to (lo, hi))."""
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be positive and finite, got {tol!r}")
+    seed = _check_seed(seed)
+    if isinstance(op, Mapping):
+        raise ValueError("extreme_eigenvalues() takes one operator; use block_extremes() for several blocks")
+    be = _resolve_backend(op, xp)
+    if isinstance(op, BlockQuadratic):
+        problem = op
+        names = ["H"]
+        groups = [_Group([0], problem.n, lambda X: be.xp.expand_dims(problem.hvp(X[0, ...]), axis=0))]
+    else:
+        names, _, groups = _collect(op, n, be)
+    if check_symmetric:
+        _symmetry_check(be, groups[0], names, np.random.SeedSequence(seed).spawn(2)[1:], None)
+    return _extremes_groups(be, names, groups, 1, float(tol), max_steps, seed)[0]
+
+
+@dataclass(frozen=True, eq=False)
+class BlockExtremes:
+    """Per-block (λ_min, λ_max) estimates; unpacks as ``lo, hi = block_extremes(problem)``.
+
+    ``lo``, ``hi``: (L,) float64 arrays to use (for source="lanczos" already widened by the safety margin);
+    ``raw_lo``, ``raw_hi``: the Ritz values themselves (equal to lo, hi for source="exact");
+    ``residual_lo``, ``residual_hi``: residual norms (0 for exact); ``steps``: Lanczos steps per block."""
+
+    names: tuple[str, ...]
+    lo: np.ndarray
+    hi: np.ndarray
+    raw_lo: np.ndarray
+    raw_hi: np.ndarray
+    residual_lo: np.ndarray
+    residual_hi: np.ndarray
+    steps: np.ndarray
+    source: str
+    margin: float
+    status: tuple[str, ...]
+
+    def __iter__(self):
+        return iter((self.lo, self.hi))
+
+    @property
+    def kappa(self) -> np.ndarray:
+        """κ_l = hi/lo per block (inf where lo ≤ 0)."""
+        with np.errstate(divide="ignore"):
+            return np.where(self.lo > 0, self.hi / np.where(self.lo > 0, self.lo, 1.0), np.inf)
+
+
+def _widen(raw_lo, raw_hi, r_lo, r_hi, margin: float):
+    """Ritz values widened by their residuals and the relative margin (see :func:`block_extremes`)."""
+    hi = (raw_hi + r_hi) * (1 + margin)
+    hi = np.where(hi >= 0, hi, (raw_hi + r_hi) * (1 - margin))
+    lo0 = raw_lo - r_lo
+    lo = np.where(lo0 > 0, lo0 * (1 - margin), lo0 - margin * np.abs(hi))
+    return lo, hi
+
+
+def whole_extremes(problem: BlockQuadratic, margin: float = 0.01, *, tol: float = 1e-8, seed: int = 0,
+                   max_steps: int | None = None) -> tuple[float, float]:
+    """(λ_min(H), λ_max(H)) of the whole H by one Lanczos run (:func:`extreme_eigenvalues`), widened by the
+    residuals and ``margin`` exactly as :func:`block_extremes` widens each block's."""
+    if not (np.isfinite(margin) and 0 <= margin < 1):
+        raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
+    e = extreme_eigenvalues(problem, tol, seed=seed, max_steps=max_steps)
+    lo, hi = _widen(np.array(e.lo), np.array(e.hi), np.array(e.lo_residual), np.array(e.hi_residual), margin)
+    return float(lo), float(hi)
+
+
+def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float = 0.01, *, tol: float = 1e-8,
+                   seed: int = 0, max_steps: int | None = None) -> BlockExtremes:
+    """Per-block extreme eigenvalues of a BlockQuadratic, for step sizes and theory constants.
+
+    source="exact": min/max of each block's known eigenvalues (for rotation="global", where a nominal block is
+    the mixed diagonal block H[s, s], eigvalsh of that block).  ``margin`` is not applied.
+
+    source="lanczos": one deterministic Lanczos run per block (seeded start; equal-size blocks batched), stopped
+    when both extreme residuals are ≤ tol·|θ|.  Ritz values satisfy θ_max ≤ λ_max and θ_min ≥ λ_min, so the raw
+    estimates err on the side that makes a step 2/(λ_min + λ_max) too large.  The returned values are widened:
+
+        hi = (θ_max + r_max)·(1 + margin),   lo = (θ_min − r_min)·(1 − margin)   (lo: if θ_min − r_min > 0,
+                                                                                   else θ_min − r_min − margin·|hi|)
+
+    where r are the residual norms (an eigenvalue lies within r of θ).  With the default margin = 1 %, the GD
+    step 2/(lo + hi) is at most the exact optimal step and η·λ_max < 2 holds whenever the extreme Ritz pairs have
+    converged to the extreme eigenvalues; a 1 % larger λ_max costs GD about 1 % in rate."""
+    if not isinstance(problem, BlockQuadratic):
+        raise ValueError(f"block_extremes needs a BlockQuadratic, got {type(problem).__name__}")
+    if source not in ("exact", "lanczos"):
+        raise ValueError(f"source must be 'exact' or 'lanczos', got {source!r}")
+    if not (np.isfinite(margin) and 0 <= margin < 1):
+        raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be positive and finite, got {tol!r}")
+    names = tuple(problem.block_names)
+    L = len(names)
+    if source == "exact":
+        from .rules import block_extremes as exact_extremes  # the one definition (quadlab.rules)
+
+        ex = exact_extremes(problem, "exact", "nominal")
+        lo, hi = ex[:, 0], ex[:, 1]
+        z = np.zeros(L)
+        return BlockExtremes(names, _frozen(lo), _frozen(hi), _frozen(lo), _frozen(hi), _frozen(z), _frozen(z),
+                             _frozen(np.zeros(L, dtype=np.int64)), "exact", 0.0, ("exact",) * L)
+    be = problem.backend
+    names_l, _, groups = _collect_problem(problem)
+    ex = _extremes_groups(be, names_l, groups, L, float(tol), max_steps, _check_seed(seed))
+    raw_lo = np.array([e.lo for e in ex])
+    raw_hi = np.array([e.hi for e in ex])
+    r_lo = np.array([e.lo_residual for e in ex])
+    r_hi = np.array([e.hi_residual for e in ex])
+    lo, hi = _widen(raw_lo, raw_hi, r_lo, r_hi, margin)
+    return BlockExtremes(names, _frozen(lo), _frozen(hi), _frozen(raw_lo), _frozen(raw_hi), _frozen(r_lo),
+                         _frozen(r_hi), _frozen(np.array([e.steps for e in ex])), "lanczos", float(margin),
+                         tuple(e.status for e in ex))
