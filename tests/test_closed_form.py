@@ -7,7 +7,7 @@ exact: φ_k = (A^k)_{11} from repeated 2×2 products in 50-digit arithmetic on t
 With rotations the problem is the matrix as stored, H = fl(Q Λ Qᵀ), whose eigenvalues differ from the
 prescribed Λ by a few ulps (5000 + 8.4e-13 on the reproducer), which at critical damping moves f − f* at
 k = 10⁴ by ~2e-8 per ulp: the closed form uses the stored matrix's eigenvalues, refined to ~1e-5 ulp
-(closed_form._stored_eigenvalues), and the truths here take them from a 40-digit eigendecomposition of
+(eigenrefine._stored_eigenvalues), and the truths here take them from a 40-digit eigendecomposition of
 the stored float64 blocks.
 """
 
@@ -139,7 +139,7 @@ def test_exact_dyadic_double_root_is_exactly_critical():
 def test_multiplier_matches_exact_powers_near_repeated_roots(xp, case):
     """φ_k against (A^k)_{11} in 50-digit arithmetic, k ≤ 10⁴.
 
-    Tolerances, from the error analysis in closed_form._two_root_power (C = 64 covers its "few eps"):
+    Tolerances, from the error analysis in recurrence._two_root_power (C = 64 covers its "few eps"):
       real roots:     |Δφ| ≤ C·eps·(4 + |k ln ρ|)·|φ|            (a sum of non-negative terms)
       complex roots:  |Δφ| ≤ C·eps·(4 + |k ln ρ| + k·min(ω, π/2 − ω))·ρ^k (1 + k|e|/ρ)
     |k ln ρ| ≤ 700 wherever ρ^k is representable, so the real-root bound is below 1e-11 for every k: it
@@ -379,13 +379,13 @@ def test_stored_eigenvalues_match_a_40_digit_eigendecomposition(name):
 def test_exact_product_is_double_double_accurate(d, s):
     """_exact_product_dd(A, B, s) against the exact product (integers, via Python's exact float → int
     scaling), for entries spread over 2^±30: absolute error ≤ d·eps·2^{−(53−ρ)s}·max_row|A|·max_col|B|."""
-    from quadlab import closed_form as cf
+    from quadlab import eigenrefine as er
 
     rng = np.random.default_rng(d + 10 * s)
     m, n = 4, 3
     A = rng.standard_normal((2, m, d)) * np.exp2(rng.integers(-30, 30, (2, m, d)))
     B = rng.standard_normal((2, d, n)) * np.exp2(rng.integers(-30, 30, (2, d, n)))
-    hi, lo = cf._exact_product_dd(A, B, s)
+    hi, lo = er._exact_product_dd(A, B, s)
     rho = int(np.ceil((53 + np.log2(d)) / 2))
     scale = 2**200  # every entry of A, B is an integer multiple of 2^-100
     for b in range(2):
@@ -399,14 +399,14 @@ def test_exact_product_is_double_double_accurate(d, s):
 
 def test_stored_eigenvalues_in_panels_match(monkeypatch):
     """Blocks larger than the panel width go through the panelled product: same eigenvalues."""
-    from quadlab import closed_form as cf
+    from quadlab import eigenrefine as er
 
     P = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([spectra.log_uniform(20, 1, 1e4)] * 2), seed=5)
     g = P.groups[0]
     H, Q = np.asarray(g.H), np.asarray(P.eigenvectors()[0])
-    ref = cf._stored_eigenvalues(H, Q, g.lam)
-    monkeypatch.setattr(cf, "_PANEL", 7)
-    got = cf._stored_eigenvalues(H, Q, g.lam)
+    ref = er._stored_eigenvalues(H, Q, g.lam)
+    monkeypatch.setattr(er, "_PANEL", 7)
+    got = er._stored_eigenvalues(H, Q, g.lam)
     diff = np.abs((got[0] - ref[0]) + (got[1] - ref[1]))
     assert (diff <= 1e-4 * np.spacing(np.abs(ref[0]))).all()
 
