@@ -217,16 +217,21 @@ def _companion_radius(trace, det):
     return np.where(real, r_real, r_cplx)
 
 
-def heavy_ball_rho(problem, lr, momentum) -> float | np.ndarray:
-    """Asymptotic contraction of heavy ball (PyTorch form) per step: the largest root modulus of
-    z² − (1 + μ − ηλ)z + μ over every exact eigenvalue λ of H (elementwise over broadcast lr, momentum).
-    Not a per-step bound: the error can grow transiently, and a double root adds a factor k."""
+def _momentum_grid(problem, lr, momentum):
+    """Validated, broadcast (η, μ) and the distinct exact eigenvalues λ of H, for the momentum radii."""
     lr = _lr_array(lr)
     mu = np.asarray(momentum, dtype=np.float64)
     if not np.isfinite(mu).all() or (mu < 0).any():
         raise ValueError(f"momentum must be finite and >= 0, got {momentum!r}")
-    lam = np.unique(problem.eigenvalues)
     lr_b, mu_b = np.broadcast_arrays(lr, mu)
+    return lr_b, mu_b, np.unique(problem.eigenvalues)
+
+
+def heavy_ball_rho(problem, lr, momentum) -> float | np.ndarray:
+    """Asymptotic contraction of heavy ball (PyTorch form) per step: the largest root modulus of
+    z² − (1 + μ − ηλ)z + μ over every exact eigenvalue λ of H (elementwise over broadcast lr, momentum).
+    Not a per-step bound: the error can grow transiently, and a double root adds a factor k."""
+    lr_b, mu_b, lam = _momentum_grid(problem, lr, momentum)
     r = _companion_radius((1.0 + mu_b[..., None]) - lr_b[..., None] * lam, np.broadcast_to(mu_b[..., None], lr_b.shape + lam.shape))
     return _scalar_or_array(r.max(axis=-1))
 
@@ -234,12 +239,7 @@ def heavy_ball_rho(problem, lr, momentum) -> float | np.ndarray:
 def nesterov_rho(problem, lr, momentum) -> float | np.ndarray:
     """Asymptotic contraction of Nesterov momentum in PyTorch form (m ← μm + g, w ← w − η(g + μm)): per
     eigenvalue λ the roots of z² − (1 + μ)(1 − ηλ)z + μ(1 − ηλ), largest modulus over all λ."""
-    lr = _lr_array(lr)
-    mu = np.asarray(momentum, dtype=np.float64)
-    if not np.isfinite(mu).all() or (mu < 0).any():
-        raise ValueError(f"momentum must be finite and >= 0, got {momentum!r}")
-    lam = np.unique(problem.eigenvalues)
-    lr_b, mu_b = np.broadcast_arrays(lr, mu)
+    lr_b, mu_b, lam = _momentum_grid(problem, lr, momentum)
     q = 1.0 - lr_b[..., None] * lam
     r = _companion_radius((1.0 + mu_b[..., None]) * q, mu_b[..., None] * q)
     return _scalar_or_array(r.max(axis=-1))
