@@ -21,7 +21,7 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra
-from quadlab.layout import Layout
+from quadlab._engine.layout import Layout
 
 
 def main(argv=None):

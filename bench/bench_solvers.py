@@ -19,8 +19,9 @@ import time
 import numpy as np
 
 import quadlab
-from quadlab import kernels, optim, spectra
-from quadlab.layout import Layout
+from quadlab import optim, spectra
+from quadlab._engine import kernels
+from quadlab._engine.layout import Layout
 
 
 def load() -> str:

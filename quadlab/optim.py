@@ -5,7 +5,7 @@ An :class:`Optimizer` holds hyperparameters and two functions:
     state            = init(g0, hp, ctx)
     (delta, state)   = update(g, state, hp, ctx, t)          w_{t} = w_{t-1} − delta,  t = 1, 2, …
 
-``g`` and ``delta`` are trees (tuples of backend arrays in the runner's layout, see :mod:`quadlab.layout`);
+``g`` and ``delta`` are trees (tuples of backend arrays in the runner's layout, see :mod:`quadlab._engine.layout`);
 every hyperparameter in ``hp`` is a backend array of shape (1, R, 1), one value per run, so one call runs a
 whole grid, or a Python float where every run shares the value.  A hyperparameter given as a 1-D array
 spans a grid axis; several arrays span their outer product (in the order of the constructor's arguments).
@@ -15,12 +15,12 @@ Where ``ctx.inplace`` is true (the numpy backend) ``update`` may overwrite its o
 reference to ``g``, which the runner overwrites with the next gradient.  Elsewhere both are pure.
 
 An optimizer may also carry a fused ``step(e, g, state, hp, ctx, t)`` that applies e ← e − delta in place
-in one compiled pass (:mod:`quadlab.kernels`); the runner uses it on numpy when ``ctx.fused`` is set, and
+in one compiled pass (:mod:`quadlab._engine.kernels`); the runner uses it on numpy when ``ctx.fused`` is set, and
 ``init`` then builds the state that ``step`` expects.  Both routes give the same bits.
 
 The linear methods (GD, heavy ball, Nesterov, Adam theory form, blockwise GD, Jacobi GD) also describe
 themselves as ``e_{t+1} = A(e_t)`` in the preconditioned eigenbasis (``linear``), which lets
-:func:`quadlab.run` skip iterating (see :mod:`quadlab.closed_form`).
+:func:`quadlab.run` skip iterating (see :mod:`quadlab._engine.closed_form`).
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import kernels
-from .layout import tmap
+from ._engine import kernels
+from ._engine.layout import tmap
 
 __all__ = [
     "Optimizer",

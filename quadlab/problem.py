@@ -6,8 +6,8 @@ With e = w − w*: ∇f(w) = He and f(w) − f* = ½ eᵀHe.  Each block is buil
 Haar-distributed (the Q of G = QR for a Gaussian matrix G, normalised so that diag(R) > 0), so the spectrum
 of H is known exactly by construction.
 
-Blocks of size ≥ ``_HOST_MIN_SIZE`` on the numpy backend are built one at a time on the host with BLAS-3
-calls only (see :func:`_haar_host` and :func:`_spectral_matrix`); smaller blocks and the other backends use
+Blocks of size ≥ ``quadlab._engine.build.HOST_MIN_SIZE`` on the numpy backend are built one at a time on the host with BLAS-3
+calls only (see :func:`quadlab._engine.build.haar_host` and :func:`quadlab._engine.build.spectral_matrix`); smaller blocks and the other backends use
 batched ``xp.linalg.qr`` and matmul.  Both compute the same Q (the unique QR factor with diag(R) > 0) and the
 same H up to rounding.
 
@@ -22,9 +22,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import blas, lapack
 
-from . import ordered
+from ._engine import build, ordered
 from .backend import Backend, check_memory, get_backend
 from .spectra import BlockSpectrum
 
@@ -52,131 +51,6 @@ class Group:
     @property
     def k(self) -> int:
         return len(self.blocks)
-
-
-def _haar(xp, G):
-    """Haar-orthogonal matrices from a stack of Gaussian matrices G (…, d, d): Q from G = QR with the
-    columns of Q multiplied by sign(diag R), which makes the law exactly Haar (Mezzadri 2007)."""
-    Q, R = xp.linalg.qr(G)
-    d = xp.linalg.diagonal(R)
-    sign = xp.where(d < 0, xp.asarray(-1.0, dtype=G.dtype), xp.asarray(1.0, dtype=G.dtype))
-    return Q * sign[..., None, :]
-
-
-def _sym(xp, A):
-    return 0.5 * (A + xp.matrix_transpose(A))
-
-
-# -- host (numpy + scipy BLAS/LAPACK) construction of large blocks ------------------------------------------
-# Blocks at least this large take the host path.  Measured on the 2-core development machine (build time,
-# batched path vs host path): 8 × 256: 105 vs 171 ms; 2 × 1000: 263 vs 353 ms; 2 × 1500: 844 vs 760 ms;
-# 2 × 2500: 2.84 vs 2.35 s, and at d = 2500 the host path is far less sensitive to other processes' load
-# (bench/RESULTS_build.md).  Smaller problems also keep their exact old bits.
-_HOST_MIN_SIZE = 1024
-# Leaves of the recursive Cholesky.  One threaded dpotrf of a 2500×2500 Gram matrix takes 0.08 s on an idle
-# 2-core machine but 4–8 s while another process runs a 2-thread BLAS job (its many small synchronised
-# steps wait for descheduled threads); the recursion with leaves of at most this size stayed under ~1 s in
-# the same conditions (leaves of 256 or more did not), presumably because such small leaves run on one
-# thread.  See bench/RESULTS_build.md.
-_CHOL_LEAF = 128
-# Accept the second CholeskyQR pass only when its input Q₁ is this close to orthogonal:
-# ‖Q₁ᵀQ₁ − I‖_F ≤ tol.  Then κ(Q₁)² ≤ (1 + tol)/(1 − tol) and the second pass is orthogonal to rounding.
-# Gaussian blocks of d = 2500 gave ‖Q₁ᵀQ₁ − I‖_F ≈ 1e-9 (it grows like κ(G)²·eps).
-_CHOLQR_TOL = 0.1
-
-
-def _chol_upper(S) -> bool:
-    """In-place upper Cholesky factor of the SPD matrix S (Fortran-ordered, upper triangle read and
-    written): S = RᵀR with R upper triangular, diag(R) > 0.  Recursive 2×2 blocking,
-
-        R₁₁ = chol(S₁₁),  R₁₂ = R₁₁⁻ᵀ S₁₂,  R₂₂ = chol(S₂₂ − R₁₂ᵀR₁₂),
-
-    so all but the small leaves is dtrsm/dsyrk.  Returns False (S partly overwritten) if S is not
-    numerically positive definite."""
-    n = S.shape[0]
-    if n <= _CHOL_LEAF:
-        R, info = lapack.dpotrf(S, lower=0, clean=0)
-        if info != 0:
-            return False
-        S[...] = R
-        return True
-    h = n // 2
-    if not _chol_upper(S[:h, :h]):
-        return False
-    # The sub-blocks are not contiguous, so f2py works on copies: write the results back.
-    S[:h, h:] = blas.dtrsm(1.0, S[:h, :h], S[:h, h:], side=0, lower=0, trans_a=1)
-    S[h:, h:] = blas.dsyrk(-1.0, S[:h, h:], beta=1.0, c=S[h:, h:], trans=1, lower=0)
-    return _chol_upper(S[h:, h:])
-
-
-def _householder_q(X: np.ndarray) -> np.ndarray:
-    """Q of X = QR with diag(R) ≥ 0 by Householder QR (LAPACK via numpy), columns signed by sign(diag R)."""
-    Q, R = np.linalg.qr(X)
-    Q *= np.where(np.diagonal(R) < 0, -1.0, 1.0)
-    return np.ascontiguousarray(Q)
-
-
-def _haar_host(G: np.ndarray) -> np.ndarray:
-    """The Q of G = QR with diag(R) > 0 for a square float64 G (C-ordered, overwritten): Haar-distributed
-    when G is Gaussian (Mezzadri 2007).  Returns Q, C-ordered, in G's memory when the fast path succeeds.
-
-    CholeskyQR2 (Fukaya et al. 2014; Yamamoto et al. 2015): R₁ = chol(GᵀG), Q₁ = G R₁⁻¹, then
-    R₂ = chol(Q₁ᵀQ₁), Q = Q₁ R₂⁻¹, so G = Q (R₂R₁) with R₂R₁ upper triangular and positive on the
-    diagonal — the same Q as the sign-fixed Householder factor, in exact arithmetic.  One pass loses
-    orthogonality like κ(G)²·eps; the second pass restores it to rounding when Q₁ is well conditioned.
-    Every step is a large dsyrk/dtrsm (plus small Cholesky leaves), which, unlike the panel loops of
-    dgeqrf/dorgqr, keeps OpenBLAS efficient when other processes share the cores.
-
-    Falls back to Householder QR of the current iterate (G, or Q₁ = G R₁⁻¹, whose positive-diagonal Q factor
-    is the same Q) when a Cholesky breaks down or Q₁ is too far from orthogonal (κ(G) ≳ 1e8, which a
-    Gaussian d×d matrix reaches with probability of order d·1e-8)."""
-    # G's C-ordered buffer is Gᵀ in Fortran order, so the BLAS calls below work in place on B = Gᵀ:
-    # GᵀG = BBᵀ and (G R⁻¹)ᵀ = R⁻ᵀ B.
-    B = G.T
-    for npass in range(2):
-        S = blas.dsyrk(1.0, B, trans=0, lower=0)
-        if npass == 1:
-            # ‖Q₁ᵀQ₁ − I‖_F from the upper triangle, the only one dsyrk wrote
-            off = np.triu(S, 1)
-            dev = np.sqrt(2.0 * np.vdot(off, off) + np.sum((np.diagonal(S) - 1.0) ** 2))
-            if not dev <= _CHOLQR_TOL:
-                return _householder_q(B.T)
-        if not _chol_upper(S):
-            return _householder_q(B.T)
-        B = blas.dtrsm(1.0, S, B, side=0, lower=0, trans_a=1, overwrite_b=1)
-    return B.T
-
-
-def _fill_upper_from_lower(H: np.ndarray, tile: int = 256) -> np.ndarray:
-    """Make the square C-ordered H exactly symmetric by copying its lower triangle onto its upper one.
-    Tiled, so both the read (transposed) and the write stay in cache."""
-    n = H.shape[0]
-    for i in range(0, n, tile):
-        I = slice(i, min(i + tile, n))
-        D = H[I, I]
-        D[...] = np.tril(D) + np.tril(D, -1).T
-        for j in range(i + tile, n, tile):
-            J = slice(j, min(j + tile, n))
-            H[I, J] = H[J, I].T
-    return H
-
-
-def _spectral_matrix(Q: np.ndarray, lam: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """out ← Q diag(λ) Qᵀ, exactly symmetric (float64, square C-ordered Q and out; Q is overwritten).
-
-    For λ ≥ 0: with A = Q diag(√λ), H = AAᵀ by one dsyrk (half the flops of a general product, one
-    triangle computed, then mirrored).  Otherwise (a signed λ): H = (Q diag(λ)) Qᵀ by one GEMM, whose
-    lower triangle is then mirrored."""
-    if np.all(lam >= 0):
-        Q *= np.sqrt(lam)
-        # A's C-ordered buffer is Aᵀ in Fortran order, and out.T is Fortran-ordered: dsyrk with trans=1
-        # writes (Aᵀ)ᵀAᵀ = AAᵀ straight into out (its lower triangle in C order), no copies.
-        H = blas.dsyrk(1.0, Q.T, trans=1, lower=0, c=out.T, overwrite_c=1)
-        if not np.shares_memory(H, out):
-            out[...] = H.T
-    else:
-        np.matmul(Q * lam, Q.T, out=out)
-    return _fill_upper_from_lower(out)
 
 
 class BlockQuadratic:
@@ -285,8 +159,8 @@ class BlockQuadratic:
         return self
 
     def _on_host(self, d: int) -> bool:
-        """Whether d×d rotations are built by the host path (:func:`_haar_host`, :func:`_spectral_matrix`)."""
-        return self.backend.name == "numpy" and d >= _HOST_MIN_SIZE
+        """Whether d×d rotations are built by the host path (:func:`quadlab._engine.build.haar_host`, :func:`quadlab._engine.build.spectral_matrix`)."""
+        return self.backend.name == "numpy" and d >= build.HOST_MIN_SIZE
 
     def _gaussian(self, seed_index: int, d: int) -> np.ndarray:
         """The d×d standard Gaussian matrix whose Q factor is rotation ``seed_index`` (host, C-ordered)."""
@@ -296,9 +170,9 @@ class BlockQuadratic:
         """Stacked Haar matrices for the given block indices, each drawn from that block's own seed."""
         xp = self.backend.xp
         if self._on_host(d):
-            return xp.asarray(np.stack([_haar_host(self._gaussian(l, d)) for l in blocks]))
+            return xp.asarray(np.stack([build.haar_host(self._gaussian(l, d)) for l in blocks]))
         G = np.stack([self._gaussian(l, d) for l in blocks])
-        return _haar(xp, xp.asarray(G, dtype=xp.float64))
+        return build.haar(xp, xp.asarray(G, dtype=xp.float64))
 
     def _build_groups(self, given=None):
         b, xp = self.backend, self.backend.xp
@@ -313,11 +187,11 @@ class BlockQuadratic:
             lam = spec.eigenvalues
             if self._on_host(n):
                 H = np.empty((1, n, n))
-                _spectral_matrix(_haar_host(self._gaussian(-2, n)), lam, H[0])
+                build.spectral_matrix(build.haar_host(self._gaussian(-2, n)), lam, H[0])
                 H = b.asarray(H)
             else:
                 Q = self._global_rotation()
-                H = _sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)) @ xp.matrix_transpose(Q))
+                H = build.sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)) @ xp.matrix_transpose(Q))
                 H = xp.astype(H, b.dtype)[None, ...]
             self.groups = (Group(n, (0,), np.arange(n), H, lam[None, :], 0, n),)
             self._perm = None
@@ -335,11 +209,11 @@ class BlockQuadratic:
                 # about two d×d work arrays, not several stacks.
                 H = np.empty((len(ls), d, d))
                 for j, l in enumerate(ls):
-                    _spectral_matrix(_haar_host(self._gaussian(l, d)), lam[j], H[j])
+                    build.spectral_matrix(build.haar_host(self._gaussian(l, d)), lam[j], H[j])
                 H = b.asarray(H)  # no copy for float64
             else:
                 Q = self._block_rotations(ls, d)
-                H = _sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)[:, None, :]) @ xp.matrix_transpose(Q))
+                H = build.sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)[:, None, :]) @ xp.matrix_transpose(Q))
                 H = xp.astype(H, b.dtype)
             coords = np.concatenate([np.arange(self._offsets[l], self._offsets[l + 1]) for l in ls])
             contiguous = bool(np.all(np.diff(coords) == 1))
@@ -353,8 +227,8 @@ class BlockQuadratic:
         n = self.spectrum.n
         xp = self.backend.xp
         if self._on_host(n):
-            return xp.asarray(_haar_host(self._gaussian(-2, n)))
-        return _haar(xp, xp.asarray(self._gaussian(-2, n), dtype=xp.float64))
+            return xp.asarray(build.haar_host(self._gaussian(-2, n)))
+        return build.haar(xp, xp.asarray(self._gaussian(-2, n), dtype=xp.float64))
 
     def _set_optimum(self, optimum):
         n = self.n
@@ -442,7 +316,7 @@ class BlockQuadratic:
 
     def hvp(self, E):
         """H·e for each row e of E (shape (R, n) → (R, n)): per group of equal-size blocks, the rows times H_b
-        in the fixed per-run summation order of :func:`quadlab.ordered.matmul` (H_b is symmetric), so a row's
+        in the fixed per-run summation order of :func:`quadlab._engine.ordered.matmul` (H_b is symmetric), so a row's
         product is the same whatever the other rows are."""
         xp = self.xp
         if self._diag is not None:

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import closed_form, kernels, rules
+from . import rules
+from ._engine import closed_form, kernels
+from ._engine.layout import Layout, tmap
 from .backend import check_memory
-from .layout import Layout, tmap
 from .optim import Optimizer
 
 __all__ = ["run", "Result", "record_steps", "STATUSES", "DIVERGENCE_FACTOR"]

@@ -59,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .fileio import replace_atomic, write_text_atomic
+from ._engine.fileio import replace_atomic, write_text_atomic
 from .krylov import STATUS_OK
 from .slq import SLQResult
 from .spectra import BlockSpectrum
@@ -105,7 +105,7 @@ def data_path(name: str) -> Path:
 
 def save(path, slq: SLQResult, meta: dict) -> Path:
     """Write ``slq`` and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically
-    (:func:`quadlab.fileio.replace_atomic`: a uniquely named temporary file in the same folder, fsynced, then
+    (:func:`quadlab._engine.fileio.replace_atomic`: a uniquely named temporary file in the same folder, fsynced, then
     renamed over ``path``)."""
     path = Path(path)
     meta = dict(meta, names=list(slq.names), sizes=list(slq.sizes), m=slq.m, probes=slq.probes, seed=slq.seed)

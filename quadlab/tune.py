@@ -5,7 +5,7 @@ How the choice is made.  The score of a learning rate is the number of steps eve
 broken by the final gradient norm.  A log grid is scanned as one batched run; then a finer log grid around
 the best value (between its two neighbours) is scanned, ``refine`` times.  The best score wins.
 
-What is reported is true of a fresh run.  Runs are batch independent (:mod:`quadlab.ordered`): an lr scored
+What is reported is true of a fresh run.  Runs are batch independent (:mod:`quadlab._engine.ordered`): an lr scored
 inside a grid behaves bit for bit as it does alone, so ``best_steps`` is what ``quadlab.run`` gives for
 ``best_lr`` (the search re-runs it alone, with the full cap, to return its Result).
 

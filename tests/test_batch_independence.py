@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import quadlab
-from quadlab import kernels, optim, spectra, stored
+from quadlab import optim, spectra, stored
+from quadlab._engine import kernels
 from strategies import property_settings
 
 FIELDS = ("steps_to_tol", "stop_step", "status", "gap", "grad_norm")

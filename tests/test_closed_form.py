@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 
 import quadlab
-from quadlab import closed_form, optim, spectra, theory
+from quadlab import optim, spectra, theory
+from quadlab._engine import closed_form
 from quadlab.backend import get_backend
 
 EPS = np.finfo(np.float64).eps
@@ -350,7 +351,7 @@ def test_stored_eigenvalues_match_a_40_digit_eigendecomposition(name):
     """_eigen_pieces (P = I) gives μ + μ_lo within 1e-3 ulp of the eigenvalues of the stored float64 blocks
     (40-digit mpmath eigsy), paired with orthonormal eigenvector columns V (‖H v − μ v‖ ≤ 1e-14·‖H‖), and
     the prescribed λ are measurably off (so this tests something).  Measured: ≤ 1.3e-5 ulp."""
-    from quadlab import closed_form as cf
+    from quadlab._engine import closed_form as cf
 
     P = _refined_problems()[name]
     blocks = iter(_stored_blocks(P))
@@ -379,7 +380,7 @@ def test_stored_eigenvalues_match_a_40_digit_eigendecomposition(name):
 def test_exact_product_is_double_double_accurate(d, s):
     """_exact_product_dd(A, B, s) against the exact product (integers, via Python's exact float → int
     scaling), for entries spread over 2^±30: absolute error ≤ d·eps·2^{−(53−ρ)s}·max_row|A|·max_col|B|."""
-    from quadlab import eigenrefine as er
+    from quadlab._engine import eigenrefine as er
 
     rng = np.random.default_rng(d + 10 * s)
     m, n = 4, 3
@@ -399,7 +400,7 @@ def test_exact_product_is_double_double_accurate(d, s):
 
 def test_stored_eigenvalues_in_panels_match(monkeypatch):
     """Blocks larger than the panel width go through the panelled product: same eigenvalues."""
-    from quadlab import eigenrefine as er
+    from quadlab._engine import eigenrefine as er
 
     P = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([spectra.log_uniform(20, 1, 1e4)] * 2), seed=5)
     g = P.groups[0]

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 import quadlab
-from quadlab import kernels, optim, spectra
+from quadlab import optim, spectra
+from quadlab._engine import kernels
 from quadlab.problem import BlockQuadratic
 
 numba = pytest.importorskip("numba")
@@ -155,10 +156,10 @@ def test_bad_arrays_are_refused_before_the_unchecked_loops():
 @pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 3), (4, 8, 25), (2, 3, 7), (5, 2, 41)])
 def test_fixed_order_product_serial_parallel_and_numpy_agree_bit_for_bit(shape, dtype, monkeypatch):
     """The compiled product, on one thread or split over blocks, gives the numpy loop's bits (the order of
-    quadlab.ordered.matmul), and row r of a batch equals row r computed alone."""
+    quadlab._engine.ordered.matmul), and row r of a batch equals row r computed alone."""
     if kernels._numba() is None:
         pytest.skip("numba is not installed")
-    from quadlab import ordered
+    from quadlab._engine import ordered
 
     k, R, d = shape
     rng = np.random.default_rng(sum(shape))

@@ -4,7 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import quadlab
-from quadlab import problem, spectra
+from quadlab import spectra
+from quadlab._engine import build
 from quadlab.backend import BackendUnavailableError, get_backend
 from quadlab.problem import BlockQuadratic
 
@@ -114,10 +115,10 @@ def test_numpy_and_strict_build_the_same_problem():
 
 @pytest.mark.parametrize("rotation", ["block", "global"])
 def test_host_path_builds_the_batched_paths_problem(monkeypatch, rotation):
-    # numpy builds blocks >= _HOST_MIN_SIZE with CholeskyQR2 + dsyrk; array-api-strict with batched
+    # numpy builds blocks >= build.HOST_MIN_SIZE with CholeskyQR2 + dsyrk; array-api-strict with batched
     # Householder QR + matmul.  Both are the Q of G = QR with diag(R) > 0, so H agrees to rounding.
     # The threshold is only a speed setting: lowered here so that the test blocks stay small.
-    monkeypatch.setattr(problem, "_HOST_MIN_SIZE", 128)
+    monkeypatch.setattr(build, "HOST_MIN_SIZE", 128)
     spec = quadlab.BlockSpectrum.from_blocks(
         [spectra.log_uniform(160, 1, 900), spectra.uniform(5, 2, 3), spectra.uniform(130, 1, 50),
          spectra.log_uniform(160, 3, 40)], names=["a", "b", "c", "d"]
@@ -161,11 +162,11 @@ def test_haar_host_is_the_positive_diagonal_qr_factor(monkeypatch, cond, fallbac
     # Q orthogonal and R = QᵀG upper triangular with diag(R) > 0 characterise the Haar-convention factor;
     # past κ(G) ≈ 1e8 CholeskyQR2 must hand over to Householder QR.
     calls = []
-    householder = problem._householder_q
-    monkeypatch.setattr(problem, "_householder_q", lambda X: (calls.append(X.shape), householder(X))[1])
+    householder = build.householder_q
+    monkeypatch.setattr(build, "householder_q", lambda X: (calls.append(X.shape), householder(X))[1])
     d = 200
     G = conditioned(d, cond, seed=3)
-    Q = problem._haar_host(G.copy())
+    Q = build.haar_host(G.copy())
     assert bool(calls) == fallback
     assert Q.shape == (d, d) and Q.flags.c_contiguous
     np.testing.assert_allclose(Q.T @ Q, np.eye(d), rtol=0, atol=20 * d * EPS)
@@ -182,12 +183,12 @@ def test_haar_host_fallback_after_the_first_pass_gives_the_same_q(monkeypatch):
     # positive-diagonal Q factor is G's.
     d = 150
     G = conditioned(d, None, seed=5)
-    Q = problem._haar_host(G.copy())
-    monkeypatch.setattr(problem, "_CHOLQR_TOL", -1.0)
+    Q = build.haar_host(G.copy())
+    monkeypatch.setattr(build, "CHOLQR_TOL", -1.0)
     calls = []
-    householder = problem._householder_q
-    monkeypatch.setattr(problem, "_householder_q", lambda X: (calls.append(1), householder(X))[1])
-    Qf = problem._haar_host(G.copy())
+    householder = build.householder_q
+    monkeypatch.setattr(build, "householder_q", lambda X: (calls.append(1), householder(X))[1])
+    Qf = build.haar_host(G.copy())
     assert calls == [1]
     np.testing.assert_allclose(Qf, Q, rtol=0, atol=1e3 * d * EPS)
 
@@ -197,10 +198,10 @@ def test_spectral_matrix_agrees_with_the_dense_product(signed):
     # λ ≥ 0 takes dsyrk on Q diag(√λ); a signed λ (not reachable from a BlockSpectrum, which is positive)
     # takes the GEMM fallback.  Both must give Q diag(λ) Qᵀ, exactly symmetric.
     d = 300
-    Q = problem._householder_q(np.random.default_rng(8).standard_normal((d, d)))
+    Q = build.householder_q(np.random.default_rng(8).standard_normal((d, d)))
     lam = np.linspace(-3.0 if signed else 0.0, 7.0, d)
     out = np.full((d, d), np.nan)
-    H = problem._spectral_matrix(Q.copy(), lam, out)
+    H = build.spectral_matrix(Q.copy(), lam, out)
     assert H is out
     np.testing.assert_array_equal(H, H.T)
     np.testing.assert_allclose(H, (Q * lam) @ Q.T, rtol=0, atol=20 * d * EPS * np.abs(lam).max())
@@ -210,8 +211,8 @@ def test_spectral_matrix_agrees_with_the_dense_product(signed):
 def test_fill_upper_from_lower_is_exact_for_ragged_tiles():
     A = np.random.default_rng(2).standard_normal((300, 300))
     expect = np.tril(A) + np.tril(A, -1).T
-    np.testing.assert_array_equal(problem._fill_upper_from_lower(A.copy(), tile=64), expect)
-    np.testing.assert_array_equal(problem._fill_upper_from_lower(A.copy()), expect)
+    np.testing.assert_array_equal(build.fill_upper_from_lower(A.copy(), tile=64), expect)
+    np.testing.assert_array_equal(build.fill_upper_from_lower(A.copy()), expect)
 
 
 def test_float32_problem():

@@ -60,7 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
-from quadlab.fileio import replace_atomic, write_text_atomic
+from quadlab._engine.fileio import replace_atomic, write_text_atomic
 
 __all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "check_common", "check_output_dir",
            "check_output_file", "comma_choices", "command_name", "default_out", "describe", "fail", "finish",

@@ -1,6 +1,6 @@
 """Eigenvalues of the stored blocks H = fl(Q Λ Qᵀ) to far below one ulp, from the eigenvectors Q that
 generated them: Rayleigh quotients on an error-free (Ozaki-split, double-double) matrix product.  Used by
-:func:`quadlab.closed_form._eigen_pieces` for P = I on rotated problems, where at critical damping φ_{10⁴}
+:func:`quadlab._engine.closed_form._eigen_pieces` for P = I on rotated problems, where at critical damping φ_{10⁴}
 moves by ~1e-8 per ulp of μ.
 """
 

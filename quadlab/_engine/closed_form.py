@@ -7,7 +7,7 @@ coordinate by a scalar recurrence, c_k = φ_k(μ) c, so
     f(w_k) − f* = ½ Σ_j μ_j c_j² φ_k(μ_j)²,      ∇f(w_k) = P^{-1/2} V diag(μ φ_k(μ)) c.
 
 φ_k, the (1,1) entry of A^k for the method's 2×2 matrix A(μ), is evaluated without iterating by
-:func:`~quadlab.recurrence.multiplier` (see :mod:`quadlab.recurrence`).
+:func:`~quadlab._engine.recurrence.multiplier` (see :mod:`quadlab._engine.recurrence`).
 
 The eigenvalues are those of H as stored, the matrix the iteration multiplies by.  Stored blocks are
 fl(Q Λ Qᵀ), whose eigenvalues differ from the prescribed Λ by a few ulps (5000 + 8.4e-13 on Case 3 at κ = 5000,

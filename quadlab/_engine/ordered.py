@@ -10,7 +10,7 @@ coordinates of one run:
 
 * :func:`matmul`: Y = X @ A per group, each entry accumulated over j = 0, 1, …, d−1 in turn, every product
   rounded before it is added:  Y[b,r,i] = (…(X[b,r,0]A[b,0,i] + X[b,r,1]A[b,1,i]) + …) + X[b,r,d−1]A[b,d−1,i].
-  On numpy it runs as a compiled loop (:func:`quadlab.kernels.matmul_rows`, with numba) or, without numba,
+  On numpy it runs as a compiled loop (:func:`quadlab._engine.kernels.matmul_rows`, with numba) or, without numba,
   as d vectorised multiply-adds over all runs; both give the same bits.  Other array namespaces run the same
   d multiply-adds (on cupy one kernel launch each, so large blocks are slow there; see ``docs/THEORY.md``).
 * :func:`sum_first`: Σ over the leading axis, one term after the other.

@@ -97,7 +97,7 @@ class Layout:
     # -- algebra -----------------------------------------------------------------------------------
     def hvp(self, tree, out=None):
         """H·e for every point, in layout form: per group the rows of X_g times H_g (H_g symmetric, so
-        x H_b = H_b x), summed in the fixed per-run order of :func:`quadlab.ordered.matmul` so that a run's
+        x H_b = H_b x), summed in the fixed per-run order of :func:`quadlab._engine.ordered.matmul` so that a run's
         product does not depend on the other runs in the batch.  ``out``: numpy only, a tree of the result's
         shape to write into (saves an allocation per group and step)."""
         xp = self.xp
@@ -127,7 +127,7 @@ class Layout:
 
     def rowdot(self, a, b):
         """Σ_i a_i b_i for each of the R points → (R,): a dot product over each block's d coordinates, then
-        the blocks added one after the other in layout order (:func:`quadlab.ordered.sum_first`), so the
+        the blocks added one after the other in layout order (:func:`quadlab._engine.ordered.sum_first`), so the
         order does not depend on R."""
         xp = self.xp
         total = None

@@ -1,5 +1,5 @@
 """The scalar recurrence φ_k of GD, heavy ball and Nesterov at any step k without iterating, and the
-double-double arithmetic (error-free transformations) it rests on; used by :mod:`quadlab.closed_form`.
+double-double arithmetic (error-free transformations) it rests on; used by :mod:`quadlab._engine.closed_form`.
 
 φ_k is the (1,1) entry of A^k for the method's 2×2 matrix A(μ) acting on (error, momentum):
 

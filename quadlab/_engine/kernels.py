@@ -52,7 +52,7 @@ def _compiled():
     """The compiled Adam leaf kernel (built once per process; numba compiles per dtype on first call)."""
     numba = _numba()
     if numba is None:
-        raise ImportError("quadlab.kernels needs numba: pip install 'quadlab[fast]' (or numba>=0.60)")
+        raise ImportError("quadlab's compiled kernels need numba: pip install 'quadlab[fast]' (or numba>=0.60)")
 
     def jit(f):
         # error_model="numpy": a zero denominator gives ±inf/NaN as it does in numpy, instead of raising
@@ -100,7 +100,7 @@ def _compiled_matmul(parallel: bool = False):
     (numba's prange).  Each output entry is computed by one thread in the same order either way."""
     numba = _numba()
     if numba is None:
-        raise ImportError("quadlab.kernels needs numba: pip install 'quadlab[fast]' (or numba>=0.60)")
+        raise ImportError("quadlab's compiled kernels need numba: pip install 'quadlab[fast]' (or numba>=0.60)")
     prange = numba.prange
 
     def matmul(X, A, out):  # pragma: no cover - compiled
@@ -153,7 +153,7 @@ def matmul_rows(X, A, out, *, check: bool = True) -> None:
     with every product rounded before it is added (no fused multiply-add).  Each output row depends on its
     own input row only, through the same operations whatever R is, so a run's numbers do not depend on the
     runs beside it (a BLAS matmul picks its kernels and summation order by the batch shape).  This is the
-    order of :func:`quadlab.ordered.matmul`'s numpy loop, bit for bit.  All three arrays must be C-contiguous
+    order of :func:`quadlab._engine.ordered.matmul`'s numpy loop, bit for bit.  All three arrays must be C-contiguous
     numpy arrays of one dtype (float32 or float64), ``out`` not overlapping the inputs; checked here because
     the compiled loop has no bounds checks (``check=False`` skips that, for callers that built the arrays)."""
     if check:
