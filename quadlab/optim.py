@@ -1,6 +1,7 @@
-"""Optimizers of the theory as small (init, update) pairs.
+"""Optimizers of the theory: a hyperparameter grid and the callbacks of the optimizer contract.
 
-An :class:`Optimizer` holds hyperparameters and two functions:
+An :class:`Optimizer` holds hyperparameters and the callbacks that :func:`quadlab.run` calls
+(:mod:`quadlab.contract` states the contract in full)::
 
     state            = init(g0, hp, ctx)
     (delta, state)   = update(g, state, hp, ctx, t)          w_{t} = w_{t-1} − delta,  t = 1, 2, …
@@ -9,14 +10,19 @@ An :class:`Optimizer` holds hyperparameters and two functions:
 every hyperparameter in ``hp`` is a backend array of shape (1, R, 1), one value per run, so one call runs a
 whole grid, or a Python float where every run shares the value.  A hyperparameter given as a 1-D array
 spans a grid axis; several arrays span their outer product (in the order of the constructor's arguments).
+An optimizer asks the runner only what :class:`quadlab.contract.Context` lists (the step sizes
+``ctx.lr(options)``, the layout, diag(H), blockwise GD's block steps, …) and keeps its state in a
+NamedTuple of :mod:`quadlab.contract`.
 
 Where ``ctx.inplace`` is true (the numpy backend) ``update`` may overwrite its own state and return a
 ``delta`` that lives in that state (the runner consumes it before the next call); it never keeps a
 reference to ``g``, which the runner overwrites with the next gradient.  Elsewhere both are pure.
 
 An optimizer may also carry a fused ``step(e, g, state, hp, ctx, t)`` that applies e ← e − delta in place
-in one compiled pass (:mod:`quadlab._engine.kernels`); the runner uses it on numpy when ``ctx.fused`` is set, and
-``init`` then builds the state that ``step`` expects.  Both routes give the same bits.
+in one compiled pass (:mod:`quadlab._engine.kernels`); the runner uses it on numpy when ``ctx.fused`` is
+``"numba"``, and ``init`` then builds the state that ``step`` expects.  ``gpu_step`` is the same for cupy
+elementwise kernels (``ctx.fused == "gpu"``).  Every route gives the same bits; the Adam family's routes
+are the forms of one :class:`quadlab._engine.adam_rule.AdamRule`.
 
 The linear methods (GD, heavy ball, Nesterov, Adam theory form, blockwise GD, Jacobi GD) also describe
 themselves as ``e_{t+1} = A(e_t)`` in the preconditioned eigenbasis (``linear``), which lets
@@ -31,8 +37,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._engine import kernels
+from ._engine.adam_rule import AdamRule, AdamScalars
 from ._engine.layout import tmap
+from .contract import GDState, MomentumState, PreconditionedState
 
 __all__ = [
     "Optimizer",
@@ -67,8 +74,32 @@ class LinearSpec(NamedTuple):
 class Optimizer:
     """An update rule with its hyperparameter grid.
 
-    ``hyper`` maps each numeric hyperparameter to a 1-D float array; the runs are the outer product of
-    these arrays.  ``options`` holds non-grid settings (e.g. ``bias_correction``, ``lr="theorem"``)."""
+    Build one with a factory of this module (:func:`gd`, :func:`adam`, …), not directly.
+
+    Attributes
+    ----------
+    name : str
+        The factory's name ("gd", "adam", …).
+    hyper : dict of str to numpy.ndarray
+        Each numeric hyperparameter's 1-D float64 grid axis; the configurations are their outer product.
+    init, update : callable
+        The contract's callbacks (:mod:`quadlab.contract`).
+    options : dict
+        Non-grid settings, e.g. ``bias_correction``, ``lr="optimal"``, ``spectra``.
+    linear : callable or None
+        ``linear(hp, ctx, g0) -> LinearSpec`` for the methods with a closed form; None otherwise.
+    step, gpu_step : callable or None
+        The fused forms, numba on numpy and cupy elementwise kernels (the Adam family); None otherwise.
+
+    Examples
+    --------
+    >>> from quadlab import optim
+    >>> opt = optim.adam(lr=[1e-3, 1e-2], b1=[0.0, 0.9])
+    >>> opt.n_configs, opt.is_linear
+    (4, False)
+    >>> opt.grid()["b1"].tolist()
+    [0.0, 0.9, 0.0, 0.9]
+    """
 
     name: str
     hyper: dict[str, np.ndarray]
@@ -77,9 +108,23 @@ class Optimizer:
     options: dict[str, Any] = field(default_factory=dict)
     linear: Callable | None = field(default=None, repr=False)
     step: Callable | None = field(default=None, repr=False)
+    gpu_step: Callable | None = field(default=None, repr=False)
 
     def grid(self) -> dict[str, np.ndarray]:
-        """Hyperparameters per configuration: each entry (C,), C = product of the grid axes' lengths."""
+        """Hyperparameters per configuration.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Each grid hyperparameter at every configuration, (C,) with C = :attr:`n_configs`, the last
+            hyperparameter varying fastest; empty when the optimizer has no grid axis.
+
+        Examples
+        --------
+        >>> from quadlab import optim
+        >>> optim.heavy_ball(lr=[0.1, 0.2], momentum=[0.5, 0.9]).grid()["lr"].tolist()
+        [0.1, 0.1, 0.2, 0.2]
+        """
         names = list(self.hyper)
         if not names:
             return {}
@@ -88,14 +133,39 @@ class Optimizer:
 
     @property
     def n_configs(self) -> int:
+        """C, the number of configurations: the product of the grid axes' lengths (1 without a grid)."""
         return int(np.prod([v.size for v in self.hyper.values()])) if self.hyper else 1
 
     @property
     def is_linear(self) -> bool:
+        """True where the update is linear in the error, so :func:`quadlab.run` can use the closed form."""
         return self.linear is not None
 
     def with_hyper(self, **values) -> Optimizer:
-        """The same optimizer with some hyperparameters replaced (validated like the constructor)."""
+        """The same optimizer with some grid hyperparameters replaced.
+
+        Parameters
+        ----------
+        **values : float or array_like
+            New values (a number or a 1-D array) for hyperparameters the optimizer has.
+
+        Returns
+        -------
+        Optimizer
+            A copy with those grid axes replaced, everything else shared.
+
+        Raises
+        ------
+        ValueError
+            If a name is not a grid hyperparameter of this optimizer, or a value is outside its range
+            (the constructor's checks).
+
+        Examples
+        --------
+        >>> from quadlab import optim
+        >>> optim.adam(lr=[1e-3, 1e-2]).with_hyper(lr=3e-3).hyper["lr"].tolist()
+        [0.003]
+        """
         hyper = dict(self.hyper)
         for k, v in values.items():
             if k not in hyper:
@@ -143,11 +213,50 @@ def _zeros(g):
 
 
 # -- GD family -------------------------------------------------------------------------------------
+# Every rule below reads its step sizes once, in init, through the contract's one function ctx.lr (host
+# (R,)), and moves them into the layout with ctx.per_run.
+def _scaled(g, state, hp, ctx, t):
+    """delta = η g."""
+    return tmap(lambda x: state.lr * x, g), state
+
+
+def _preconditioned(g, state, hp, ctx, t):
+    """delta = η (p ∘ g), the product in this order for every preconditioned rule."""
+    return tmap(lambda x, p: state.lr * (p * x), g, state.precond), state
+
+
 def gd(lr=1e-3, *, spectra: str = "exact") -> Optimizer:
     """Gradient descent, w ← w − η ∇f(w).
 
-    ``lr="optimal"`` uses η* = 2/(λ_min + λ_max), the step that minimises max_i |1 − ηλ_i|, from the exact
-    spectrum or from Lanczos estimates (``spectra="lanczos"``, with the safety margin on λ_max)."""
+    Parameters
+    ----------
+    lr : float, array_like or "optimal"
+        The step η (a number, or a 1-D grid of positive numbers); "optimal" takes η* = 2/(λ_min + λ_max),
+        the step that minimises max_i |1 − ηλ_i| (:func:`quadlab.rules.gd_optimal_lr`).
+    spectra : {"exact", "lanczos"}
+        Where "optimal" reads λ_min and λ_max: the spectrum, or Lanczos estimates widened by a safety margin.
+
+    Returns
+    -------
+    Optimizer
+        Linear: :func:`quadlab.run` uses the closed form unless told to iterate.
+
+    Raises
+    ------
+    ValueError
+        If ``lr`` is a string other than "optimal", not positive and finite, or ``spectra`` is unknown.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim
+    >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 2.0], [50.0, 100.0]]))
+    >>> res = quadlab.run(prob, optim.gd(lr="optimal"), steps=2000, tol=1e-6)
+    >>> res.method, str(res.status[0])
+    ('closed_form', 'converged')
+    >>> round(quadlab.rules.gd_optimal_lr(prob) * (1 + 100), 12)   # η* = 2/(λ_min + λ_max)
+    2.0
+    """
     _check_source(spectra)
     options = {"spectra": spectra}
     if isinstance(lr, str):
@@ -159,75 +268,162 @@ def gd(lr=1e-3, *, spectra: str = "exact") -> Optimizer:
         hyper = _hyper(lr=lr)
 
     def init(g0, hp, ctx):
-        return (ctx.run_lr(hp, options),)
-
-    def update(g, state, hp, ctx, t):
-        (eta,) = state
-        return tmap(lambda x: eta * x, g), state
+        return GDState(ctx.per_run(ctx.lr(options)))
 
     def linear(hp, ctx, g0):
-        return LinearSpec("gd", ctx.host_lr(hp, options), None, None)
+        return LinearSpec("gd", ctx.lr(options), None, None)
 
-    return Optimizer("gd", hyper, init, update, options, linear)
+    return Optimizer("gd", hyper, init, _scaled, options, linear)
 
 
 def _momentum_family(name: str, lr, momentum, nesterov_: bool) -> Optimizer:
     hyper = _hyper(lr=lr, momentum=momentum)
 
     def init(g0, hp, ctx):
-        return (_zeros(g0),)
+        return MomentumState(_zeros(g0), ctx.per_run(ctx.lr({})))
 
     def update(g, state, hp, ctx, t):
-        lr_, mu = hp["lr"], hp["momentum"]
-        m = tmap(lambda m_, g_: mu * m_ + g_, state[0], g)
+        lr_, mu = state.lr, hp["momentum"]
+        m = tmap(lambda m_, g_: mu * m_ + g_, state.m, g)
         if nesterov_:
             delta = tmap(lambda m_, g_: lr_ * (g_ + mu * m_), m, g)
         else:
             delta = tmap(lambda m_: lr_ * m_, m)
-        return delta, (m,)
+        return delta, state._replace(m=m)
 
     def linear(hp, ctx, g0):
-        return LinearSpec(name, hp["lr"], hp["momentum"], None)
+        return LinearSpec(name, ctx.lr({}), hp["momentum"], None)
 
     return Optimizer(name, hyper, init, update, {}, linear)
 
 
-def heavy_ball(lr=1e-3, momentum=0.9) -> Optimizer:
-    """SGD with momentum in PyTorch's form: m ← β m + g, w ← w − η m (m_0 = 0).
+_MOMENTUM_DOC = """
 
-    On a quadratic each eigencomponent follows e_{t+1} = (1 + β − ηλ) e_t − β e_{t−1}; the best pair
-    η = 4/(√λ_min + √λ_max)², β = ((√κ − 1)/(√κ + 1))² contracts by (√κ − 1)/(√κ + 1) per step."""
+    Parameters
+    ----------
+    lr : float or array_like
+        The step η > 0 (a number or a 1-D grid).
+    momentum : float or array_like
+        β ∈ [0, 1] (a number or a 1-D grid; with ``lr`` an outer product).
+
+    Returns
+    -------
+    Optimizer
+        Linear: each eigencomponent follows a 2×2 recurrence, evaluated in closed form by :func:`quadlab.run`.
+
+    Raises
+    ------
+    ValueError
+        If ``lr`` is not positive and finite or ``momentum`` is outside [0, 1].
+"""
+
+
+def heavy_ball(lr=1e-3, momentum=0.9) -> Optimizer:
     return _momentum_family("heavy_ball", lr, momentum, False)
 
 
+heavy_ball.__doc__ = """SGD with momentum in PyTorch's form: m ← β m + g, w ← w − η m (m_0 = 0).
+
+    On a quadratic each eigencomponent follows e_{t+1} = (1 + β − ηλ) e_t − β e_{t−1}; the best pair
+    η = 4/(√λ_min + √λ_max)², β = ((√κ − 1)/(√κ + 1))² contracts by (√κ − 1)/(√κ + 1) per step.""" + _MOMENTUM_DOC + """
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim
+    >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 2.0], [50.0, 100.0]]))
+    >>> opt = optim.heavy_ball(lr=4 / (1 + 10) ** 2, momentum=((10 - 1) / (10 + 1)) ** 2)   # κ = 100
+    >>> str(quadlab.run(prob, opt, steps=500, tol=1e-8).status[0])
+    'converged'
+    """
+
+
 def nesterov(lr=1e-3, momentum=0.9) -> Optimizer:
-    """Nesterov momentum in PyTorch's form: m ← β m + g, w ← w − η (g + β m) (m_0 = 0)."""
     return _momentum_family("nesterov", lr, momentum, True)
 
 
+nesterov.__doc__ = """Nesterov momentum in PyTorch's form: m ← β m + g, w ← w − η (g + β m) (m_0 = 0).""" + \
+    _MOMENTUM_DOC + """
+    Examples
+    --------
+    >>> from quadlab import optim
+    >>> optim.nesterov(lr=[1e-3, 1e-2], momentum=0.9).n_configs
+    2
+    """
+
+
 def jacobi_gd(lr=1.0) -> Optimizer:
-    """Jacobi-preconditioned GD: w ← w − η g / diag(H)."""
+    """Jacobi-preconditioned GD: w ← w − η g / diag(H).
+
+    Parameters
+    ----------
+    lr : float or array_like
+        The step η > 0 applied after dividing by diag(H) (a number or a 1-D grid).
+
+    Returns
+    -------
+    Optimizer
+        Linear, with the fixed preconditioner P = diag(H)⁻¹.
+
+    Raises
+    ------
+    ValueError
+        If ``lr`` is not positive and finite.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim
+    >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 1.0], [100.0, 100.0]]))
+    >>> res = quadlab.run(prob, optim.jacobi_gd(lr=1.0), steps=3, tol=1e-6)   # H = diag(H): one step
+    >>> int(res.steps_to_tol[0])
+    1
+    """
     hyper = _hyper(lr=lr)
 
     def init(g0, hp, ctx):
-        return (tmap(lambda d: 1.0 / d, ctx.layout.per_coordinate(ctx.host_diag())),)
-
-    def update(g, state, hp, ctx, t):
-        lr_ = hp["lr"]
-        return tmap(lambda x, p: lr_ * (p * x), g, state[0]), state
+        precond = tmap(lambda d: 1.0 / d, ctx.layout.per_coordinate(ctx.host_diag()))
+        return PreconditionedState(precond, ctx.per_run(ctx.lr({})))
 
     def linear(hp, ctx, g0):
-        return LinearSpec("gd", hp["lr"], None, 1.0 / ctx.host_diag())
+        return LinearSpec("gd", ctx.lr({}), None, 1.0 / ctx.host_diag())
 
-    return Optimizer("jacobi_gd", hyper, init, update, {}, linear)
+    return Optimizer("jacobi_gd", hyper, init, _preconditioned, {}, linear)
 
 
 def blockwise_gd(lr=1.0, *, block_lr="oracle", spectra: str = "exact") -> Optimizer:
     """Blockwise GD, one step per block: w_l ← w_l − η·η_l g_l.
 
-    ``block_lr="oracle"`` takes η_l = 2/(λ_min(H_l) + λ_max(H_l)), the best GD step for block l alone (from
-    the exact block spectra or Lanczos estimates); or give η_l as an array (L,).  ``lr`` multiplies every
-    η_l (1 for the oracle itself); it is the grid axis a learning-rate search scans."""
+    Parameters
+    ----------
+    lr : float or array_like
+        η > 0, multiplying every η_l (1 for the oracle itself); the grid axis a learning-rate search scans.
+    block_lr : "oracle" or array_like
+        "oracle": η_l = 2/(λ_min(H_l) + λ_max(H_l)), the best GD step for block l alone
+        (:func:`quadlab.rules.oracle_block_steps`); or the steps η_l themselves, (L,) positive.
+    spectra : {"exact", "lanczos"}
+        Where the oracle reads the block extremes.
+
+    Returns
+    -------
+    Optimizer
+        Linear, with the fixed preconditioner P = diag(η_l on block l).
+
+    Raises
+    ------
+    ValueError
+        If ``block_lr`` is neither "oracle" nor a 1-D array of positive finite steps, ``lr`` is not
+        positive, or ``spectra`` is unknown; :func:`quadlab.run` raises it when the array's length is not
+        the problem's number of blocks.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim
+    >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 1.0], [100.0, 100.0]]))
+    >>> res = quadlab.run(prob, optim.blockwise_gd(), steps=3, tol=1e-6)   # η_l = 1/λ_l: one step
+    >>> int(res.steps_to_tol[0])
+    1
+    """
     _check_source(spectra)
     options = {"spectra": spectra}
     if isinstance(block_lr, str):
@@ -242,25 +438,46 @@ def blockwise_gd(lr=1.0, *, block_lr="oracle", spectra: str = "exact") -> Optimi
     hyper = _hyper(lr=lr)
 
     def init(g0, hp, ctx):
-        return (ctx.layout.per_block(ctx.block_steps(options)),)
-
-    def update(g, state, hp, ctx, t):
-        lr_ = hp["lr"]
-        return tmap(lambda x, s: lr_ * (s * x), g, state[0]), state
+        return PreconditionedState(ctx.layout.per_block(ctx.block_steps(options)), ctx.per_run(ctx.lr({})))
 
     def linear(hp, ctx, g0):
-        steps = ctx.block_steps(options)
-        return LinearSpec("gd", hp["lr"], None, np.repeat(steps, ctx.problem.block_sizes))
+        return LinearSpec("gd", ctx.lr({}), None, np.repeat(ctx.block_steps(options), ctx.block_sizes))
 
-    return Optimizer("blockwise_gd", hyper, init, update, options, linear)
+    return Optimizer("blockwise_gd", hyper, init, _preconditioned, options, linear)
 
 
 def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
     """Adam in the theory's form (β1 = 0, β2 = 1, v_0 = g_0∘g_0, ε = 0): w ← w − η g / |g_0|.
 
-    A fixed diagonal preconditioner D = diag(|∇f(w_0)|), so the method is linear.  ``lr="theorem"`` takes the
-    theorem's step η = min_l C_{l,1}, C_{l,1} = min_{i∈l} |g_{0,i}| / λ_max(H_l), per run (it depends on w_0).
-    Every entry of g_0 must be non-zero."""
+    A fixed diagonal preconditioner D = diag(|∇f(w_0)|), so the method is linear.
+
+    Parameters
+    ----------
+    lr : float, array_like or "theorem"
+        The step η; "theorem" takes the theorem's η = min_l C_{l,1}, C_{l,1} = min_{i∈l} |g_{0,i}| /
+        λ_max(H_l), per run (it depends on w_0; :func:`quadlab.rules.theorem_lr`).
+    spectra : {"exact", "lanczos"}
+        Where "theorem" reads λ_max(H_l).
+
+    Returns
+    -------
+    Optimizer
+        Linear: :func:`quadlab.run` uses the closed form unless told to iterate.
+
+    Raises
+    ------
+    ValueError
+        If ``lr`` is a string other than "theorem" or not positive, or ``spectra`` is unknown;
+        :func:`quadlab.run` raises it when an entry of ∇f(w_0) is exactly zero (the form divides by it).
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim
+    >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 2.0], [50.0, 100.0]]))
+    >>> str(quadlab.run(prob, optim.adam_theory(), steps=5000, tol=1e-6).status[0])
+    'converged'
+    """
     _check_source(spectra)
     options = {"spectra": spectra}
     if isinstance(lr, str):
@@ -274,206 +491,86 @@ def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
     def init(g0, hp, ctx):
         absg = tmap(ctx.xp.abs, g0)
         ctx.require_nonzero_g0()
-        return (tmap(lambda a: 1.0 / a, absg), ctx.run_lr(hp, options))
-
-    def update(g, state, hp, ctx, t):
-        inv, eta = state
-        return tmap(lambda x, p: eta * (p * x), g, inv), state
+        return PreconditionedState(tmap(lambda a: 1.0 / a, absg), ctx.per_run(ctx.lr(options)))
 
     def linear(hp, ctx, g0):
-        absg = np.abs(g0)
-        return LinearSpec("gd", ctx.host_lr(hp, options), None, 1.0 / absg)
+        return LinearSpec("gd", ctx.lr(options), None, 1.0 / np.abs(g0))
 
-    return Optimizer("adam_theory", hyper, init, update, options, linear)
+    return Optimizer("adam_theory", hyper, init, _preconditioned, options, linear)
 
 
 # -- adaptive (nonlinear) ---------------------------------------------------------------------------
-class AdamScalars:
-    """The per-step scalars of the Adam family, s_t and e_t, for every run, from host float64 arithmetic only.
-
-    With c1 = 1−β1^t, c2 = 1−β2^t (both 1 without bias correction) and q = c1/(1−β1):
-
-        s_t = q²(1−β2)/c2,    e_t = q·ε,    so that η m̂/(√v̂ + ε) = η m_s/(√(s_t v') + e_t)
-
-    for the stored moments m_s = m/(1−β1) and v' = v/(1−β2) (see :func:`_adam_like`).  The values are
-    computed for each distinct (β1, β2, ε) of the batch, 256 steps at a time, by the same numpy operations
-    whatever the batch holds, so a run's scalars are the same bits alone or in any grid.  :meth:`at` returns
-    Python floats where every run shares them (the update then broadcasts a scalar, which is faster) and
-    per-run (R,) arrays otherwise; both carry the same values (a float is cast to the iterate's dtype exactly
-    as a per-run array is).  β2 = 1 with bias correction gives c2 = 0 and s_t = 0/0 = NaN, the textbook
-    update's own 0/0, and the run is flagged as diverged."""
-
-    block = 256
-
-    def __init__(self, b1, b2, eps, bias_correction: bool):
-        combos = np.stack([np.asarray(x, dtype=np.float64).reshape(-1) for x in (b1, b2, eps)], axis=1)
-        self.values, which = np.unique(combos, axis=0, return_inverse=True)
-        self.bias_correction = bias_correction
-        self._t0, self._s, self._e = None, None, None
-        self._set_runs(which.reshape(-1))
-
-    def _set_runs(self, which: np.ndarray) -> None:
-        self.which = which
-        # decided once per batch, not per step: every run on one (β1, β2, ε) gets Python floats
-        self.shared = bool((which == which[0]).all())
-        self._u = int(which[0])
-
-    def take_runs(self, keep: np.ndarray) -> AdamScalars:
-        """The scalars of the runs ``keep`` (host indices) only; values are unchanged."""
-        out = object.__new__(AdamScalars)
-        out.values, out.bias_correction = self.values, self.bias_correction
-        out._t0, out._s, out._e = self._t0, self._s, self._e
-        if self._t0 is not None:
-            out._s_list, out._e_list = self._s_list, self._e_list
-        out._set_runs(self.which[keep])
-        return out
-
-    def _fill(self, t: int) -> None:
-        b1, b2, eps = (self.values[:, j][None, :] for j in range(3))
-        ts = np.arange(t, t + self.block, dtype=np.float64)[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            c1 = 1.0 - b1**ts if self.bias_correction else np.ones_like(ts * b1)
-            c2 = 1.0 - b2**ts if self.bias_correction else np.ones_like(ts * b2)
-            q = c1 / (1.0 - b1)
-            self._s = q * q * (1.0 - b2) / c2
-            self._e = q * eps
-        # the same float64 values as Python floats, for the shared case's per-step lookup
-        self._s_list, self._e_list = self._s.tolist(), self._e.tolist()
-        self._t0 = t
-
-    def at(self, t: int):
-        """(s_t, e_t) for step t ≥ 1: floats when every run shares them, else (R,) host arrays."""
-        if self._t0 is None or not self._t0 <= t < self._t0 + self.block:
-            self._fill(t)
-        i = t - self._t0
-        if self.shared:
-            return self._s_list[i][self._u], self._e_list[i][self._u]
-        return self._s[i, self.which], self._e[i, self.which]
-
-
-def _column(x):
-    """A shared float, or a per-run (1, R, 1) array as (1, R), for one column of the fused step's (1, R, 6)."""
-    return x if isinstance(x, float) else x[..., 0]
-
-
-def _adam_inplace(g, m, v, scratch, lrs, b1, b2, s, e, mean):
-    """One Adam step on numpy, in place, into the single buffer ``scratch`` (returned as delta):
-
-        m ← m·β1 + g  (m = () when every β1 is 0: then m is g itself),
-        v' ← v'·β2 + g∘g,    w ← √(v'·s) + e,    w ← (m / w)·η
-
-    At most nine passes over the iterate and no allocation.  Every operation is the functional path's
-    (``_adam_like``), with the same operands in the same order, so both give identical bits."""
-    mul, add, div, sqrt = np.multiply, np.add, np.divide, np.sqrt
-    for mi, gi in zip(m, g):
-        mul(mi, b1, out=mi)
-        add(mi, gi, out=mi)
-    for gi, w in zip(g, scratch):
-        mul(gi, gi, out=w)
-    g2 = scratch if mean is None else mean(scratch)
-    for vi, y in zip(v, g2):
-        mul(vi, b2, out=vi)
-        add(vi, y, out=vi)
-    for a, vi, w, lr in zip(m or g, v, scratch, lrs):
-        sqrt(mul(vi, s, out=w), out=w)  # w held g∘g until v absorbed it above
-        add(w, e, out=w)
-        mul(div(a, w, out=w), lr, out=w)
-    return scratch
-
-
 def _adam_like(name, lr, b1, b2, eps, bias_correction, per_block: bool) -> Optimizer:
-    """Adam, RMSprop and Adam-mini, in one arithmetic form for every run, whatever the grid.
-
-    With the stored moments m_s = m/(1−β1) and v' = v/(1−β2) (so m_s,t = β1 m_s,t−1 + g_t and v'_t = β2 v'_t−1
-    + g_t∘g_t: no factor (1−β1) or (1−β2) per step, and no division that β2 = 1 could break),
-
-        η m̂/(√v̂ + ε) = η (m/c1)/(√((1−β2) v'/c2) + ε) = η m_s/(√(s_t v') + e_t),
-        s_t = q²(1−β2)/c2,  e_t = q ε,  q = c1/(1−β1),  c1 = 1−β1^t,  c2 = 1−β2^t,
-
-    equal to the textbook update in exact arithmetic (c1, c2 = 1 without bias correction).  β1 ∈ [0, 1) keeps
-    q finite.  With β1 = 0 the stored moment is 0·m + g = g; when every run has β1 = 0 it is not stored at
-    all (the same bits).  s_t, e_t come from :class:`AdamScalars` (host float64, the same for a run alone
-    and in any batch)."""
+    """Adam, RMSprop and Adam-mini: every form of the step is one :class:`AdamRule`'s (stored moments
+    m/(1−β1), v/(1−β2) and the per-step scalars s_t, e_t of :class:`AdamScalars`; see
+    :mod:`quadlab._engine.adam_rule`)."""
     hyper = _hyper(lr=lr, b1=b1, b2=b2, eps=eps)
     options = {"bias_correction": bool(bias_correction)}
+    rule = AdamRule(options["bias_correction"], per_block)
 
     def init(g0, hp, ctx):
-        no_m = isinstance(hp["b1"], float) and hp["b1"] == 0.0
-        m = () if no_m else _zeros(g0)
-        v = ctx.layout.block_mean(_zeros(g0)) if per_block else _zeros(g0)
-        host = ctx.host_hp
-        scalars = AdamScalars(host["b1"], host["b2"], host["eps"], options["bias_correction"])
-        if ctx.fused:
-            return (m, v, fused_params(g0[0], hp), scalars)
-        if not ctx.inplace:
-            return (m, v, (), (), scalars)
-        # numpy: one buffer reused every step, and a per-run lr laid out at each leaf's full shape, because a
-        # (1, R, 1) operand broadcast over (k, R, d) runs at about half the speed of a contiguous one
-        scratch = tmap(np.empty_like, g0)
-        lr_ = hp["lr"]
-        lr_full = () if isinstance(lr_, float) else tmap(lambda x: np.ascontiguousarray(np.broadcast_to(lr_, x.shape)), g0)
-        return (m, v, scratch, lr_full, scalars)
+        return rule.init(g0, hp, ctx, ctx.per_run(ctx.lr(options)))
 
-    def per_step(scalars, ctx, t):
-        s, e = scalars.at(t)
-        if isinstance(s, float):
-            return s, e
-        return ctx.layout.per_run(s), ctx.layout.per_run(e)
+    # Adam-mini's per-block mean has no compiled numpy step (a reduction inside the row loop)
+    return Optimizer(name, hyper, init, rule.update, options, None, None if per_block else rule.fused, rule.gpu)
 
-    def update(g, state, hp, ctx, t):
-        m, v, scratch, lr_full, scalars = state
-        b1_, b2_, lr_ = hp["b1"], hp["b2"], hp["lr"]
-        s, e = per_step(scalars, ctx, t)
-        mean = ctx.layout.block_mean if per_block else None
-        if ctx.inplace:
-            delta = _adam_inplace(g, m, v, scratch, lr_full or (lr_,) * len(g), b1_, b2_, s, e, mean)
-            return delta, state
-        # the functional path: the operations of _adam_inplace, in the same order
-        sqrt = ctx.xp.sqrt
-        if m:
-            m = tuple(m_ * b1_ + g_ for m_, g_ in zip(m, g, strict=True))
-        g2 = tuple(g_ * g_ for g_ in g)
-        if mean is not None:
-            g2 = mean(g2)
-        v = tuple(v_ * b2_ + y for v_, y in zip(v, g2, strict=True))
-        delta = tuple((a / (sqrt(v_ * s) + e)) * lr_ for a, v_ in zip(m or g, v, strict=True))
-        return delta, (m, v, scratch, lr_full, scalars)
 
-    def fused_params(leaf, hp):
-        # (1, R, 6) per-run (η, β1, c, β2, s_t, e_t) in the leaves' dtype, as numpy casts Python floats;
-        # c = 1: the stored moment is updated as m_s·β1 + g·1 = m_s·β1 + g exactly
-        R = leaf.shape[1]
-        cols = [hp["lr"], hp["b1"], 1.0, hp["b2"], 0.0, 0.0]
-        P = np.empty((1, R, len(kernels.ADAM_PARAMS)), dtype=leaf.dtype)
-        for j, x in enumerate(cols):
-            P[..., j] = _column(x)
-        return P
+_ADAM_DOC = """
+    Parameters
+    ----------
+    lr : float or array_like
+        The step η > 0 (a number or a 1-D grid).{b1}
+    b2 : float or array_like
+        β2 ∈ (0, 1] (β2 = 1 with bias correction is the textbook update's 0/0: the runs are flagged diverged).
+    eps : float or array_like
+        ε ≥ 0.
+    bias_correction : bool
+        Divide m by 1−β1^t and v by 1−β2^t.
 
-    def step(e, g, state, hp, ctx, t):
-        m, v, P, scalars = state
-        s, e_t = scalars.at(t)
-        P[..., 4], P[..., 5] = s, e_t
-        kernels.adam_step(e, g, m, v, P, check=t == 1)  # the shapes are the runner's: verified once
-        return state
+    Returns
+    -------
+    Optimizer
+        Not linear (no closed form); {fused}.
 
-    return Optimizer(name, hyper, init, update, options, None, None if per_block else step)
+    Raises
+    ------
+    ValueError
+        If a hyperparameter is outside its range or not finite.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim
+    >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 2.0], [50.0, 100.0]]))
+    >>> res = quadlab.run(prob, optim.{name}(lr=[1e-2, 1e9]), steps=200)
+    >>> res.status.tolist()
+    ['max_steps', 'diverged']
+    """
+_B1_DOC = """
+    b1 : float or array_like
+        β1 ∈ [0, 1)."""
 
 
 def adam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, *, bias_correction: bool = True) -> Optimizer:
-    """Adam: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g∘g, w ← w − η m̂ / (√v̂ + ε), m_0 = v_0 = 0.
-
-    With bias correction (the paper's Alg. 2) m̂ = m/(1−β1^t), v̂ = v/(1−β2^t); without (its Alg. 3)
-    m̂ = m, v̂ = v.  Not linear for β2 < 1; no closed form."""
     return _adam_like("adam", lr, b1, b2, eps, bias_correction, per_block=False)
 
 
 def rmsprop(lr=1e-3, b2=0.99, eps=1e-8, *, bias_correction: bool = False) -> Optimizer:
-    """RMSprop = Adam with β1 = 0: v ← β2 v + (1−β2) g∘g, w ← w − η g / (√v + ε) (PyTorch's default:
-    no bias correction, β2 = α = 0.99)."""
     return _adam_like("rmsprop", lr, 0.0, b2, eps, bias_correction, per_block=False)
 
 
 def adam_mini(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, *, bias_correction: bool = True) -> Optimizer:
-    """Adam-mini: Adam with one second moment per block, v_l ← β2 v_l + (1−β2) mean_{i∈l}(g_i²), shared by
-    every coordinate of block l (m stays per coordinate)."""
     return _adam_like("adam_mini", lr, b1, b2, eps, bias_correction, per_block=True)
+
+
+adam.__doc__ = """Adam: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g∘g, w ← w − η m̂ / (√v̂ + ε), m_0 = v_0 = 0.
+
+    With bias correction (the paper's Alg. 2) m̂ = m/(1−β1^t), v̂ = v/(1−β2^t); without (its Alg. 3)
+    m̂ = m, v̂ = v.
+""" + _ADAM_DOC.format(b1=_B1_DOC, name="adam", fused="on numpy with numba one compiled pass per step")
+rmsprop.__doc__ = """RMSprop = Adam with β1 = 0: v ← β2 v + (1−β2) g∘g, w ← w − η g / (√v + ε) (PyTorch's default:
+    no bias correction, β2 = α = 0.99).
+""" + _ADAM_DOC.format(b1="", name="rmsprop", fused="on numpy with numba one compiled pass per step")
+adam_mini.__doc__ = """Adam-mini: Adam with one second moment per block, v_l ← β2 v_l + (1−β2) mean_{i∈l}(g_i²), shared by
+    every coordinate of block l (m stays per coordinate).
+""" + _ADAM_DOC.format(b1=_B1_DOC, name="adam_mini", fused="no compiled numpy step (the block mean)")

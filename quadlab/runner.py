@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import rules
-from ._engine import closed_form, kernels
+from ._engine import adam_rule, closed_form, kernels
+from ._engine.context import RunContext, hyperparameter
 from ._engine.layout import Layout, tmap
 from .backend import check_memory
 from .optim import Optimizer
@@ -32,16 +32,40 @@ INPLACE = True  # numpy runs update their arrays in place; False forces the func
 
 @dataclass(frozen=True, eq=False)
 class Result:
-    """What a batch of runs did.
+    """What a batch of runs did (returned by :func:`run`).
 
-    steps        (T,) recorded iteration indices k (0 is the start)
-    gap          (R, T) f(w_k) − f*;  NaN after a run stopped (converged or diverged)
-    grad_norm    (R, T) ‖∇f(w_k)‖;   NaN after a run stopped
-    steps_to_tol (R,) first k with ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, −1 where never (or tol is None)
-    stop_step    (R,) the step at which the run stopped (steps_to_tol, the divergence step, or n_steps)
-    status       (R,) "converged" | "max_steps" (ran every step) | "diverged"
-    config       name → (R,) hyperparameters of each run, with "seed"
-    w0           (R, n) starting points (host float64)
+    Attributes
+    ----------
+    steps : numpy.ndarray
+        (T,) recorded iteration indices k (0 is the start).
+    gap : numpy.ndarray
+        (R, T) f(w_k) − f*; NaN after a run stopped (converged or diverged).
+    grad_norm : numpy.ndarray
+        (R, T) ‖∇f(w_k)‖; NaN after a run stopped.
+    steps_to_tol : numpy.ndarray
+        (R,) first k with ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, −1 where never (or tol is None).
+    stop_step : numpy.ndarray
+        (R,) the step at which the run stopped (steps_to_tol, the divergence step, or n_steps).
+    status : numpy.ndarray
+        (R,) "converged" | "max_steps" (ran every step) | "diverged".
+    config : dict of str to numpy.ndarray
+        Name → (R,) hyperparameters of each run, with "seed".
+    w0 : numpy.ndarray
+        (R, n) starting points (host float64).
+    optimizer, options, method, backend, dtype, tol, n_steps
+        What ran: the optimizer's name and options, "iterate" or "closed_form", the backend and dtype,
+        the tolerance and the step cap.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim
+    >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 2.0], [50.0, 100.0]]))
+    >>> res = quadlab.run(prob, optim.gd(lr=[1e-2, 1.0]), seeds=[0, 1], steps=50)
+    >>> res.n_runs, res.gap.shape == (4, res.steps.size), res.status.tolist()
+    (4, True, ['max_steps', 'max_steps', 'diverged', 'diverged'])
+    >>> res.config["seed"].tolist(), res.diverged.tolist()
+    ([0, 1, 0, 1], [False, False, True, True])
     """
 
     steps: np.ndarray
@@ -62,22 +86,53 @@ class Result:
 
     @property
     def n_runs(self) -> int:
+        """R, the number of runs (configurations × seeds)."""
         return int(self.status.size)
 
     @property
     def grad_norm0(self) -> np.ndarray:
+        """(R,) ‖∇f(w_0)‖, or NaN where step 0 was not recorded."""
         return self.grad_norm[:, 0] if self.steps[0] == 0 else np.full(self.n_runs, np.nan)
 
     @property
     def diverged(self) -> np.ndarray:
+        """(R,) bool: the run was flagged diverged."""
         return self.status == "diverged"
 
     @property
     def converged(self) -> np.ndarray:
+        """(R,) bool: the run reached the tolerance."""
         return self.status == "converged"
 
     def final(self, what: str = "grad_norm") -> np.ndarray:
-        """The last finite recorded value per run of ``gap`` or ``grad_norm``."""
+        """The last finite recorded value of each run.
+
+        Parameters
+        ----------
+        what : {"grad_norm", "gap"}
+            Which record.
+
+        Returns
+        -------
+        numpy.ndarray
+            (R,) float64: the value at the last recorded step where it is finite; NaN where none is.
+
+        Raises
+        ------
+        ValueError
+            If ``what`` is not "grad_norm" or "gap".
+
+        Examples
+        --------
+        >>> import quadlab
+        >>> from quadlab import optim
+        >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 2.0], [50.0, 100.0]]))
+        >>> res = quadlab.run(prob, optim.gd(lr=0.01), steps=100, tol=0.5)
+        >>> bool(res.final() <= 0.5 * res.grad_norm0)
+        True
+        """
+        if what not in ("grad_norm", "gap"):
+            raise ValueError(f"what must be 'grad_norm' or 'gap', got {what!r}")
         a = getattr(self, what)
         out = np.full(a.shape[0], np.nan)
         for r in range(a.shape[0]):
@@ -87,7 +142,22 @@ class Result:
         return out
 
     def summary(self) -> str:
-        """One line per run: hyperparameters, status, steps to tolerance, final ‖∇f‖."""
+        """A table with one line per run.
+
+        Returns
+        -------
+        str
+            A header, then per run its hyperparameters and seed, status, steps to tolerance (−1: never) and
+            final ‖∇f‖.
+
+        Examples
+        --------
+        >>> import quadlab
+        >>> from quadlab import optim
+        >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 2.0], [50.0, 100.0]]))
+        >>> print(quadlab.run(prob, optim.gd(lr=1.0), steps=10).summary().splitlines()[1].split()[:3])
+        ['1', '0', 'diverged']
+        """
         names = list(self.config)
         head = "  ".join(f"{k:>10}" for k in names) + f"  {'status':>10}  {'to_tol':>8}  {'final |g|':>10}"
         rows = [head]
@@ -99,7 +169,34 @@ class Result:
 
 
 def record_steps(record, steps: int) -> np.ndarray:
-    """The steps to record: "log" (about 200 log-spaced steps, 0 and ``steps`` included), "all", or given."""
+    """The steps at which :func:`run` records f − f* and ‖∇f‖.
+
+    Parameters
+    ----------
+    record : "log", "all" or array_like of int
+        "log": about 200 log-spaced steps, 0 and ``steps`` included; "all": every step; or the steps.
+    steps : int
+        The last step of the runs.
+
+    Returns
+    -------
+    numpy.ndarray
+        Sorted unique int64 steps in [0, ``steps``].
+
+    Raises
+    ------
+    ValueError
+        If ``record`` is another string, or the given steps are not a non-empty 1-D integer array within
+        [0, ``steps``].
+
+    Examples
+    --------
+    >>> from quadlab.runner import record_steps
+    >>> record_steps("log", 10).tolist()
+    [0, 1, 2, 3, 4, 5, 6, 8, 10]
+    >>> record_steps([5, 0, 5], 10).tolist()
+    [0, 5]
+    """
     if isinstance(record, str):
         if record == "log":
             ks = np.unique(np.round(np.geomspace(1, steps, min(steps, 200))).astype(np.int64))
@@ -113,54 +210,6 @@ def record_steps(record, steps: int) -> np.ndarray:
     if ks.min() < 0 or ks.max() > steps:
         raise ValueError(f"recorded steps must lie in [0, steps={steps}], got {ks.min()}..{ks.max()}")
     return np.unique(ks.astype(np.int64))
-
-
-class _Context:
-    """What an optimizer may ask of the problem, in the runner's layout."""
-
-    def __init__(self, problem, layout: Layout | None, g0_host: np.ndarray, w0_host: np.ndarray):
-        self.problem = problem
-        self.host_hp = {}  # name → host float64 (R,) per-run hyperparameters, as configured (iterate path)
-        self.w0_host = w0_host
-        self.layout = layout
-        self.xp = problem.xp
-        self.g0_host = g0_host
-        # numpy arrays may be updated in place (out=); other namespaces (array_api_strict, cupy) get the
-        # functional path, which numpy's in-place path reproduces bit for bit
-        self.inplace = INPLACE and problem.backend.name == "numpy"
-        self.fused = False  # set by the iterate runner when the optimizer's compiled step will be used
-
-    def host_diag(self) -> np.ndarray:
-        return self.problem.backend.to_numpy(self.problem.diagonal()).astype(np.float64)
-
-    def block_steps(self, options) -> np.ndarray:
-        """Blockwise GD's per-block steps: the oracle rule resolved by :mod:`quadlab.rules`, or the given array."""
-        steps = options["block_lr"]
-        if isinstance(steps, str):  # "oracle"
-            return rules.oracle_block_steps(self.problem, options["spectra"])
-        if steps.size != self.problem.spectrum.n_blocks:
-            raise ValueError(f"blockwise_gd: {steps.size} block steps given for {self.problem.spectrum.n_blocks} blocks")
-        return steps
-
-    def host_lr(self, hp, options) -> np.ndarray:
-        """Every run's step, host (R,): the configured lr, or the optimizer's rule (:func:`rules.resolve_lr`)."""
-        if options.get("lr") is None:
-            return np.asarray(hp["lr"], dtype=np.float64)
-        return rules.resolve_lr(self.problem, options, self.w0_host)
-
-    def run_lr(self, hp, options):
-        if options.get("lr") is None:
-            return hp["lr"]
-        return self.layout.per_run(self.host_lr(None, options))
-
-    def require_nonzero_g0(self):
-        if (self.g0_host == 0).any():
-            r, i = np.argwhere(self.g0_host == 0)[0]
-            raise ValueError(
-                f"adam_theory: the initial gradient of run {r} is exactly zero at coordinate {i}; the theory form "
-                "divides by |g_0| and the theorem needs every entry non-zero. Perturb the start, e.g. "
-                "w0 + 1e-8 * np.random.default_rng(0).standard_normal(n)"
-            )
 
 
 def _check_steps(steps) -> int:
@@ -243,18 +292,56 @@ def run(
 ) -> Result:
     """Run every configuration of ``optimizer`` from every start on ``problem``.
 
+    R = C·S runs (C configurations of the optimizer's grid × S seeds, run r = c·S + s) as one array
+    program, each stopped at its first k with ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖ or flagged diverged when
+    ‖∇f(w_k)‖ > 10⁶‖∇f(w_0)‖ or non-finite.  The linear methods are evaluated in closed form unless
+    ``method="iterate"``.  A run gives the same bits alone or in any batch.
+
     Parameters
     ----------
-    w0 : None (draw per seed), one point (n,), or one per run (R, n).
-    seeds : seeds for the starts (default [0]); R = configurations × len(seeds).
-    steps : iterations per run (≥ 1).
-    tol : stop a run at the first k with ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖ (None: run every step).
-    record : "log", "all", or an array of steps at which f − f* and ‖∇f‖ are kept.
-    method : "auto" (closed form for the linear methods), "iterate", or "closed_form".
-    check_every : iterate path only: steps between host reads of the convergence test.  Default: 16 (64
-        on a GPU) while k < 8·16, then k/8 up to 256 (1024 on a GPU), so that the checks cost nothing per
-        step on long runs while a run that stops is carried at most 1/8 of its steps further.  A stopped run
-        is detected exactly either way; its extra steps are discarded.
+    problem : BlockQuadratic
+        The quadratic f(w) = ½wᵀHw − hᵀw.
+    optimizer : Optimizer
+        Built by :mod:`quadlab.optim`; its grid gives the C configurations.
+    w0 : None or array_like
+        None: seed s starts at w* + ξ, ξ ~ N(0, I) from ``numpy.random.default_rng(s)``; or one point (n,)
+        shared by every run, or one per run (R, n).
+    seeds : sequence of int, optional
+        Non-negative seeds of the starts (default [0]).
+    steps : int
+        Iterations per run (≥ 1).
+    tol : float or None
+        Relative gradient tolerance in (0, 1); None runs every step.
+    record : "log", "all" or array_like of int
+        Where f − f* and ‖∇f‖ are kept (:func:`record_steps`).
+    method : {"auto", "iterate", "closed_form"}
+        "auto": the closed form for the linear methods, iteration otherwise.
+    check_every : int, optional
+        Iterate path only: steps between host reads of the convergence test.  Default: 16 (64 on a GPU)
+        while k < 8·16, then k/8 up to 256 (1024 on a GPU), so that the checks cost nothing per step on long
+        runs while a run that stops is carried at most 1/8 of its steps further.  A stopped run is detected
+        exactly either way; its extra steps are discarded.
+
+    Returns
+    -------
+    Result
+        Recorded gaps and gradient norms, steps to tolerance, stop steps and statuses, per run.
+
+    Raises
+    ------
+    ValueError
+        If an argument is invalid (optimizer, steps, tol, method, seeds, w0's shape or values), the
+        optimizer has no closed form and ``method="closed_form"``, the Adam theory form meets a zero entry
+        of ∇f(w_0), or the batch cannot fit in memory (a message says how to shrink it).
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim
+    >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 2.0], [50.0, 100.0]]))
+    >>> res = quadlab.run(prob, optim.adam(lr=[1e-2, 1e-1]), seeds=[0, 1, 2], steps=3000, tol=1e-6)
+    >>> res.n_runs, res.method, res.status.tolist().count("converged")
+    (6, 'iterate', 6)
     """
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"optimizer must be built by quadlab.optim (e.g. quadlab.optim.adam(...)), got {optimizer!r}")
@@ -321,13 +408,6 @@ def _classify(first_good, first_bad):
     return conv, dive
 
 
-def _hyperparameter(values: np.ndarray, lay: Layout):
-    """A Python float where every run shares the value (the update then needs no per-run broadcast and the
-    per-step scalars can be formed on the host), else the backend array (1, R, 1)."""
-    v = np.asarray(values, dtype=np.float64)
-    return float(v[0]) if (v == v[0]).all() else lay.per_run(v)
-
-
 def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
     b = problem.backend
     xp = b.xp
@@ -336,13 +416,19 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
     E = lay.split(b.asarray(E0))
     G = lay.hvp(E)
     g0_host = b.to_numpy(lay.merge(G)).astype(np.float64)
-    ctx = _Context(problem, lay, g0_host, E0 + problem.optimum_host)
+    ctx = RunContext(problem, lay, g0_host, E0 + problem.optimum_host, INPLACE)
     inplace = ctx.inplace
     if inplace:  # split may return views of E0, which the in-place steps must not touch
         E = tuple(np.array(x, copy=True) for x in E)
     ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
-    hp = {k: _hyperparameter(v, lay) for k, v in ctx.host_hp.items()}
-    fused = ctx.fused = inplace and opt.step is not None and kernels.available()
+    hp = {k: hyperparameter(v, lay) for k, v in ctx.host_hp.items()}
+    fused_step = None
+    if inplace and opt.step is not None and kernels.available():
+        ctx.fused, fused_step = "numba", opt.step
+    elif not inplace and opt.gpu_step is not None and adam_rule.gpu_enabled(b):
+        ctx.fused, fused_step = "gpu", opt.gpu_step
+        E = tuple(xp.asarray(x, copy=True) for x in E)  # the kernels write into E
+    fused = bool(ctx.fused)
     state = opt.init(G, hp, ctx)
     g0n = np.linalg.norm(g0_host, axis=1)
     thr = (tol if tol is not None else 0.0) * g0n
@@ -391,7 +477,7 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
                 hp = {n: _take_runs(v, keep, keep_host, lay) for n, v in hp.items()}
                 ctx.host_hp = {n: v[keep_host] for n, v in ctx.host_hp.items()}
         if fused:  # e ← e − delta in one compiled pass
-            state = opt.step(E, G, state, hp, ctx, k + 1)
+            state = fused_step(E, G, state, hp, ctx, k + 1)
         else:
             delta, state = opt.update(G, state, hp, ctx, k + 1)
         if inplace:
@@ -400,7 +486,8 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
                     np.subtract(e, d, out=e)
             G = lay.hvp_into(E, G)
         else:
-            E = tmap(lambda e, d: e - d, E, delta)
+            if not fused:
+                E = tmap(lambda e, d: e - d, E, delta)
             G = lay.hvp(E)
     return gap, gnorm, to_tol, stop, status.astype(str)
 
@@ -409,7 +496,8 @@ def _take_runs(obj, keep, keep_host, lay):
     """Keep the runs ``keep`` (backend indices; ``keep_host`` on the host) in every array of a nested tuple;
     Python scalars are shared by all runs, objects with ``take_runs`` (host per-run data) select their own."""
     if isinstance(obj, tuple):
-        return tuple(_take_runs(o, keep, keep_host, lay) for o in obj)
+        parts = (_take_runs(o, keep, keep_host, lay) for o in obj)
+        return obj._make(parts) if hasattr(obj, "_make") else tuple(parts)  # a state NamedTuple keeps its type
     if isinstance(obj, (int, float)):
         return obj
     if hasattr(obj, "take_runs") and not hasattr(obj, "shape"):
@@ -420,8 +508,8 @@ def _take_runs(obj, keep, keep_host, lay):
 def _run_closed(problem, opt, config, E0, rec, steps, tol):
     R = E0.shape[0]
     g0_host = problem.backend.to_numpy(problem.hvp(problem.backend.asarray(E0))).astype(np.float64)
-    ctx = _Context(problem, None, g0_host, E0 + problem.optimum_host)
-    hp = {k: v for k, v in config.items() if k != "seed"}
+    ctx = RunContext(problem, None, g0_host, E0 + problem.optimum_host, INPLACE)
+    hp = ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
     if opt.name == "adam_theory":
         ctx.require_nonzero_g0()
     spec = opt.linear(hp, ctx, g0_host)
