@@ -8,16 +8,17 @@ An optimizer is a grid of hyperparameters and up to four callbacks, all called b
     spec           = linear(hp, ctx, g0)                  optional: the closed form (linear methods)
 
 ``g``, ``g0``, ``e`` and ``delta`` are trees: tuples with one array (k, R, d) per group of k equal-size blocks
-(:mod:`quadlab._engine.layout`), R runs.  ``hp`` maps every grid hyperparameter but ``lr`` to its per-run
-values in layout form (a Python float where every run shares the value, else an array (1, R, 1); host
-(R,) float64 arrays on the closed-form path).  Everything else an optimizer knows about the problem it
+(:mod:`quadlab._engine.layout`), R runs.  ``hp`` maps every grid hyperparameter except ``lr`` to its
+per-run values in layout form (a Python float where every run shares the value, else an array (1, R, 1);
+host (R,) float64 arrays on the closed-form path).  Everything else an optimizer knows about the problem it
 asks ``ctx``, an object with exactly the members of :class:`Context`; nothing else passes.
 
 The learning rate has one representation: every run's step as a host float64 array (R,), from
 ``ctx.lr(options)``, whether the grid configured it or a rule ("optimal", "theorem") resolved it for each
-start (:func:`quadlab.rules.resolve_lr`).  An update rule moves it into the layout with ``ctx.per_run``
-(the same function every per-run hyperparameter goes through) and keeps it in its state; no optimizer reads
-``hp["lr"]``.
+start (:func:`quadlab.rules.resolve_lr`).  ``linear`` passes it on as it is; ``init`` moves it into the
+layout with ``ctx.per_run`` (the function every per-run hyperparameter goes through) and keeps it in the
+state, where the Adam family's forms derive what they need from it (contiguous copies for numpy in place,
+a column of the compiled step's parameters).
 
 States are NamedTuples (below) whose fields are trees, layout-form per-run values, or host objects with a
 ``take_runs(keep)`` method; the runner keeps the runs that are still going by indexing axis 1 of every

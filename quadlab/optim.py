@@ -7,8 +7,8 @@ An :class:`Optimizer` holds hyperparameters and the callbacks that :func:`quadla
     (delta, state)   = update(g, state, hp, ctx, t)          w_{t} = w_{t-1} − delta,  t = 1, 2, …
 
 ``g`` and ``delta`` are trees (tuples of backend arrays in the runner's layout, see :mod:`quadlab._engine.layout`);
-every hyperparameter in ``hp`` is a backend array of shape (1, R, 1), one value per run, so one call runs a
-whole grid, or a Python float where every run shares the value.  A hyperparameter given as a 1-D array
+every hyperparameter in ``hp`` (all but ``lr``) is a backend array of shape (1, R, 1), one value per run, so
+one call runs a whole grid, or a Python float where every run shares the value.  A hyperparameter given as a 1-D array
 spans a grid axis; several arrays span their outer product (in the order of the constructor's arguments).
 An optimizer asks the runner only what :class:`quadlab.contract.Context` lists (the step sizes
 ``ctx.lr(options)``, the layout, diag(H), blockwise GD's block steps, …) and keeps its state in a

@@ -421,7 +421,8 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
     if inplace:  # split may return views of E0, which the in-place steps must not touch
         E = tuple(np.array(x, copy=True) for x in E)
     ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
-    hp = {k: hyperparameter(v, lay) for k, v in ctx.host_hp.items()}
+    # the step sizes reach an optimizer only through ctx.lr (the contract's one representation)
+    hp = {k: hyperparameter(v, lay) for k, v in ctx.host_hp.items() if k != "lr"}
     fused_step = None
     if inplace and opt.step is not None and kernels.available():
         ctx.fused, fused_step = "numba", opt.step
@@ -509,7 +510,8 @@ def _run_closed(problem, opt, config, E0, rec, steps, tol):
     R = E0.shape[0]
     g0_host = problem.backend.to_numpy(problem.hvp(problem.backend.asarray(E0))).astype(np.float64)
     ctx = RunContext(problem, None, g0_host, E0 + problem.optimum_host, INPLACE)
-    hp = ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
+    ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
+    hp = {k: v for k, v in ctx.host_hp.items() if k != "lr"}
     if opt.name == "adam_theory":
         ctx.require_nonzero_g0()
     spec = opt.linear(hp, ctx, g0_host)

@@ -143,6 +143,11 @@ def test_kernel_source_is_rendered_from_the_rule():
     assert v_k.source() == ("T g2, T b2", "T v", "v = (v * b2) + g2;")
     assert mini_k.source()[:2] == ("T g, T v, T b1, T s, T e, T lr", "T m, T x")
     assert adam_rule.KERNEL_OPTIONS == ("--fmad=false",)
+    # the numpy forms are rendered from the same tree: one ufunc per operation into one buffer, innermost first
+    assert adam_rule._DELTA_M.inplace_source == (
+        "def inplace(out, m, v, s, e, lr):\n    multiply(v, s, out=out)\n    sqrt(out, out=out)\n"
+        "    add(out, e, out=out)\n    divide(m, out, out=out)\n    multiply(out, lr, out=out)\n    return out\n")
+    assert adam_rule._DELTA_G.functional_source == "def functional(sqrt, g, v, s, e, lr):\n    return ((g / (sqrt(v * s) + e)) * lr)\n"
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -189,6 +194,8 @@ def test_the_emulated_kernel_and_evaluate_refuse_what_cupy_and_one_buffer_cannot
     g, small = np.ones((1, 2, 3)), np.zeros((1, 2, 1))
     with pytest.raises(ValueError, match="output v has shape"):
         k(g, 0.9, 1.0, 0.0, 1.0, small, np.zeros_like(g))  # an output that would need broadcasting
+    with pytest.raises(ValueError, match="are not the operands"):
+        adam_rule.Program(("*", "a", "b"), ("a", "c"))
     with pytest.raises(ValueError, match="needs a second buffer"):
         adam_rule.evaluate(("+", ("*", "a", "b"), ("*", "a", "b")), {"a": g, "b": g}, np.sqrt, out=np.empty_like(g))
 

@@ -31,7 +31,6 @@ output written at the end, temporaries per element) and stands in for cupy in th
 from __future__ import annotations
 
 import functools
-import operator
 import os
 from typing import NamedTuple
 
@@ -41,7 +40,8 @@ from ..contract import AdamState, FusedAdamState
 from . import kernels
 from .layout import tmap
 
-__all__ = ["AdamScalars", "AdamRule", "STEP", "KernelSpec", "EmulatedKernel", "to_c", "evaluate", "gpu_enabled"]
+__all__ = ["AdamScalars", "AdamRule", "STEP", "Program", "KernelSpec", "EmulatedKernel", "to_c", "evaluate",
+           "gpu_enabled"]
 
 # -- the update as data ------------------------------------------------------------------------------
 M_UPDATE = ("m", ("+", ("*", "m", "b1"), "g"))
@@ -51,7 +51,6 @@ DELTA = ("delta", ("*", ("/", "a", ("+", ("sqrt", ("*", "v", "s")), "e")), "lr")
 E_UPDATE = ("x", ("-", "x", "delta"))  # the iterate (error) e is ``x`` in kernels: ``e`` is e_t
 STEP = (M_UPDATE, G2, V_UPDATE, DELTA)
 
-_OPS = {"+": operator.add, "-": operator.sub, "*": operator.mul, "/": operator.truediv}
 _UFUNCS = {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide, "sqrt": np.sqrt}
 
 
@@ -62,23 +61,73 @@ def substitute(expr, names: dict):
     return (expr[0], *(substitute(x, names) for x in expr[1:]))
 
 
-def evaluate(expr, env: dict, sqrt, out=None):
-    """Evaluate an expression tree on the arrays (or floats) of ``env``.
+class Program:
+    """An expression tree compiled once into two Python functions that evaluate it in the tree's order.
 
-    ``out=None``: with Python's operators and ``sqrt`` (any namespace), one new array per operation.
-    ``out`` (numpy): every operation writes into ``out``, innermost first; this needs at most one operand of
-    each operation to be a subtree, which holds for :data:`STEP`.  Both apply the same IEEE operations to the
-    same operands in the same order, so they give the same bits."""
-    if isinstance(expr, str):
-        return env[expr]
-    op, *args = expr
-    if out is None:
-        vals = [evaluate(x, env, sqrt) for x in args]
-        return sqrt(*vals) if op == "sqrt" else _OPS[op](*vals)
-    if sum(not isinstance(x, str) for x in args) > 1:
-        raise ValueError(f"evaluate: {expr!r} needs a second buffer (both operands are operations)")
-    vals = [evaluate(x, env, sqrt, out) for x in args]
-    return _UFUNCS[op](*vals, out=out)
+    The tree is flattened into steps (op, left, right) over one accumulator, an operand being a name or
+    None for the accumulator (right is "" for ``sqrt``); this needs no operation to have two subtrees as
+    operands, which holds for :data:`STEP`.  From the steps, source text is rendered and compiled (as the
+    C of the GPU kernels is rendered from the same tree):
+
+    * :meth:`functional` ``(sqrt, **names)``: one expression with Python's operators, fully parenthesised,
+      new arrays on any namespace;
+    * :meth:`inplace` ``(out, **names)``: one numpy ufunc call per step, each writing into ``out``.
+
+    Both apply the same IEEE operations to the same operands in the same order, so they give the same
+    bits.  Compiled code rather than a walk of the tree per call: the Adam step runs once per iteration on
+    arrays of a few hundred entries, where a walk's Python overhead doubles its cost."""
+
+    def __init__(self, expr, params: tuple[str, ...] | None = None):
+        steps: list = []
+        self._flatten(expr, steps)
+        self.steps = tuple(steps)
+        names = tuple(dict.fromkeys(x for _, *xs in steps for x in xs if x))
+        # the callers' argument order: declared where the rule calls the program positionally (a keyword
+        # call costs about a microsecond more, a dozen times per step)
+        self.params = names if params is None else tuple(params)
+        if sorted(self.params) != sorted(names):
+            raise ValueError(f"Program: parameters {self.params} are not the operands {names}")
+        args = ", ".join(self.params)
+        calls = []
+        for op, x, y in steps:
+            operands = ["out" if v is None else v for v in (x, y) if v != ""]
+            calls.append(f"    {_UFUNCS[op].__name__}({', '.join(operands)}, out=out)")
+        self.inplace_source = f"def inplace(out, {args}):\n" + "\n".join(calls) + "\n    return out\n"
+        self.functional_source = f"def functional(sqrt, {args}):\n    return {to_c(expr)}\n"
+        namespace = {f.__name__: f for f in _UFUNCS.values()}
+        exec(compile(self.inplace_source + self.functional_source, "<quadlab.adam_rule>", "exec"), namespace)
+        self.inplace, self.functional = namespace["inplace"], namespace["functional"]
+
+    @classmethod
+    def _flatten(cls, expr, steps: list) -> None:
+        if isinstance(expr, str):
+            raise ValueError(f"Program: {expr!r} is a name, not an operation")
+        op, *args = expr
+        if op not in _UFUNCS or len(args) != (1 if op == "sqrt" else 2):
+            raise ValueError(f"Program: unknown operation {op!r} with {len(args)} operands")
+        if sum(not isinstance(x, str) for x in args) > 1:
+            raise ValueError(f"Program: {expr!r} needs a second buffer (both operands are operations)")
+        operands = []
+        for x in args:
+            if not isinstance(x, str):
+                cls._flatten(x, steps)
+            elif not x.isidentifier() or x in ("out", "sqrt"):
+                raise ValueError(f"Program: {x!r} cannot name an operand")
+            operands.append(x if isinstance(x, str) else None)
+        steps.append((op, operands[0], operands[1] if len(operands) == 2 else ""))
+
+
+@functools.cache
+def _program(expr) -> Program:
+    return Program(expr)
+
+
+def evaluate(expr, env: dict, sqrt, out=None):
+    """Evaluate an expression tree on the arrays (or floats) of ``env``: as new arrays with ``sqrt`` when
+    ``out`` is None, else into the numpy array ``out`` (:class:`Program`)."""
+    prog = _program(expr)
+    args = [env[n] for n in prog.params]
+    return prog.functional(sqrt, *args) if out is None else prog.inplace(out, *args)
 
 
 def to_c(expr) -> str:
@@ -90,6 +139,12 @@ def to_c(expr) -> str:
         inner = to_c(args[0])
         return f"sqrt({inner[1:-1] if inner.startswith('(') else inner})"
     return f"({to_c(args[0])} {op} {to_c(args[1])})"
+
+
+_M = Program(M_UPDATE[1], ("m", "b1", "g"))
+_G2 = Program(G2[1], ("g",))
+_V = Program(V_UPDATE[1], ("v", "b2", "g2"))
+_DELTA_M, _DELTA_G = (Program(substitute(DELTA[1], {"a": a}), (a, "v", "s", "e", "lr")) for a in ("m", "g"))
 
 
 # -- GPU kernels rendered from the data ---------------------------------------------------------------
@@ -300,38 +355,35 @@ class AdamRule:
         """delta and the new state: :meth:`inplace` where ``ctx.inplace``, else :meth:`functional`."""
         return (self.inplace if ctx.inplace else self.functional)(g, state, hp, ctx, t)
 
-    def _env(self, state, hp, ctx, t):
-        s, e = self.scalars_at(state, ctx, t)
-        return {"b1": hp["b1"], "b2": hp["b2"], "s": s, "e": e}
-
     def functional(self, g, state: AdamState, hp, ctx, t):
         """New arrays for delta, m and v (any namespace; the state is not modified)."""
-        env, sqrt = self._env(state, hp, ctx, t), ctx.xp.sqrt
-        ev = functools.partial(evaluate, sqrt=sqrt)
-        m = tuple(ev(M_UPDATE[1], env | {"m": m_, "g": g_}) for m_, g_ in zip(state.m, g, strict=True)) \
-            if state.m else ()
-        g2 = tuple(ev(G2[1], {"g": g_}) for g_ in g)
+        s, e = self.scalars_at(state, ctx, t)
+        b1, b2, lr, sqrt = hp["b1"], hp["b2"], state.lr, ctx.xp.sqrt
+        m = tuple(_M.functional(sqrt, m_, b1, g_) for m_, g_ in zip(state.m, g, strict=True)) if state.m else ()
+        g2 = tuple(_G2.functional(sqrt, g_) for g_ in g)
         if self.per_block:
             g2 = ctx.layout.block_mean(g2)
-        v = tuple(ev(V_UPDATE[1], env | {"v": v_, "g2": y}) for v_, y in zip(state.v, g2, strict=True))
-        delta = tuple(ev(DELTA[1], env | {"a": a, "v": v_, "lr": state.lr})
-                      for a, v_ in zip(m or g, v, strict=True))
+        v = tuple(_V.functional(sqrt, v_, b2, y) for v_, y in zip(state.v, g2, strict=True))
+        delta = _DELTA_M if m else _DELTA_G
+        delta = tuple(delta.functional(sqrt, a, v_, s, e, lr) for a, v_ in zip(m or g, v, strict=True))
         return delta, state._replace(m=m, v=v)
 
     def inplace(self, g, state: AdamState, hp, ctx, t):
         """numpy only: m and v updated in place, delta written into the state's scratch buffers (returned).
         At most nine passes over the iterate and no allocation; the operations of :meth:`functional`."""
-        env, sqrt = self._env(state, hp, ctx, t), np.sqrt
+        s, e = self.scalars_at(state, ctx, t)
+        b1, b2 = hp["b1"], hp["b2"]
         for m_, g_ in zip(state.m, g, strict=bool(state.m)):
-            evaluate(M_UPDATE[1], env | {"m": m_, "g": g_}, sqrt, out=m_)
+            _M.inplace(m_, m_, b1, g_)
         for g_, w in zip(g, state.scratch, strict=True):
-            evaluate(G2[1], {"g": g_}, sqrt, out=w)
+            _G2.inplace(w, g_)
         g2 = ctx.layout.block_mean(state.scratch) if self.per_block else state.scratch
         for v_, y in zip(state.v, g2, strict=True):
-            evaluate(V_UPDATE[1], env | {"v": v_, "g2": y}, sqrt, out=v_)
+            _V.inplace(v_, v_, b2, y)
+        delta = _DELTA_M if state.m else _DELTA_G
         lrs = state.lr if isinstance(state.lr, tuple) else (state.lr,) * len(g)
         for a, v_, w, lr in zip(state.m or g, state.v, state.scratch, lrs, strict=True):
-            evaluate(DELTA[1], env | {"a": a, "v": v_, "lr": lr}, sqrt, out=w)  # w held g∘g until v took it
+            delta.inplace(w, a, v_, s, e, lr)  # w held g∘g until v took it above
         return state.scratch, state
 
     def fused(self, e, g, state: FusedAdamState, hp, ctx, t):  # noqa: ARG002 (the contract's step signature)
@@ -344,7 +396,8 @@ class AdamRule:
     def gpu(self, e, g, state: AdamState, hp, ctx, t):
         """The elementwise kernels of :func:`kernel_specs` (cupy, built by ``make_kernel``): e ← e − delta,
         m and v updated in place."""
-        env = self._env(state, hp, ctx, t) | {"lr": state.lr}
+        s, e_t = self.scalars_at(state, ctx, t)
+        env = {"b1": hp["b1"], "b2": hp["b2"], "s": s, "e": e_t, "lr": state.lr}
         use_m = len(state.m) > 0
         specs = kernel_specs(use_m, self.per_block)
         run = [make_kernel(sp) for sp in specs]
@@ -354,7 +407,7 @@ class AdamRule:
                 leaf = {"g": g_, "m": m_, "v": v_, "x": x}
                 run[0](*(env.get(k, leaf.get(k)) for k in specs[0].inputs + specs[0].outputs))
             return state
-        g2 = ctx.layout.block_mean(tuple(evaluate(G2[1], {"g": g_}, ctx.xp.sqrt) for g_ in g))
+        g2 = ctx.layout.block_mean(tuple(_G2.functional(ctx.xp.sqrt, g_) for g_ in g))
         for x, g_, m_, v_, y in zip(e, g, m, state.v, g2, strict=True):
             leaf = {"g": g_, "m": m_, "v": v_, "x": x, "g2": y}
             for sp, k in zip(specs, run, strict=True):
