@@ -428,7 +428,7 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
         ctx.fused, fused_step = "numba", opt.step
     elif not inplace and opt.gpu_step is not None and adam_rule.gpu_enabled(b):
         ctx.fused, fused_step = "gpu", opt.gpu_step
-        E = tuple(xp.asarray(x, copy=True) for x in E)  # the kernels write into E
+        E = tuple(x.copy() for x in E)  # the kernels write into E (numpy and cupy arrays both copy)
     fused = bool(ctx.fused)
     state = opt.init(G, hp, ctx)
     g0n = np.linalg.norm(g0_host, axis=1)

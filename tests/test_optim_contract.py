@@ -64,7 +64,7 @@ def test_no_optimizer_reads_the_grid_lr():
 
 
 @pytest.mark.parametrize("path", ["iterate", "closed_form"])
-def test_the_runner_context_implements_the_protocol(path, monkeypatch):
+def test_the_runner_context_implements_the_protocol(path):
     seen = []
     opt = optim.gd(lr=[1e-3, 2e-3])
     if path == "iterate":

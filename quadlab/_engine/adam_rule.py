@@ -18,11 +18,12 @@ there is no first moment), each a tree of binary operations and ``sqrt``::
     v     = (v · β2) + g2
     delta = (a / (√(v · s) + e)) · η      and  e ← e − delta
 
-:class:`AdamRule` evaluates these trees in every form: on any namespace as new arrays (``functional``), on
-numpy into preallocated buffers (``inplace``: the same operations in the same order, so the same bits), as
-the compiled numpy step (``fused``, :func:`quadlab._engine.kernels.adam_step`, whose loop is checked against
-the trees by the tests) and as cupy elementwise kernels (``gpu``) whose C source is rendered from the trees.
-The GPU kernels are compiled with ``--fmad=false``: no multiply-add is contracted, and CUDA's default
+:class:`Program` compiles each tree once into two Python functions, rendered from the tree as the GPU
+kernels' C is: one with Python's operators (new arrays, any namespace) and one of numpy ufunc calls into
+a preallocated buffer (the same operations in the same order, so the same bits).  :class:`AdamRule` runs
+the step in every form: ``functional`` and ``inplace`` with those functions, ``fused`` with the compiled
+numpy step (:func:`quadlab._engine.kernels.adam_step`, whose loop the tests check against the trees) and
+``gpu`` with cupy elementwise kernels whose C source is rendered from the trees.  The GPU kernels are compiled with ``--fmad=false``: no multiply-add is contracted, and CUDA's default
 ``sqrt`` and ``/`` are correctly rounded, so each element goes through the IEEE operations of the numpy
 forms; :class:`EmulatedKernel` evaluates a kernel's statements with numpy the way the kernel does (every
 output written at the end, temporaries per element) and stands in for cupy in the CPU tests.
