@@ -16,7 +16,7 @@ NamedTuple of :mod:`quadlab.contract`.
 
 Where ``ctx.inplace`` is true (the numpy backend) ``update`` may overwrite its own state and return a
 ``delta`` that lives in that state (the runner consumes it before the next call); it never keeps a
-reference to ``g``, which the runner overwrites with the next gradient.  Elsewhere both are pure.
+reference to ``g``, which the runner overwrites with the next gradient.  Elsewhere ``update`` is pure.
 
 An optimizer may also carry a fused ``step(e, g, state, hp, ctx, t)`` that applies e ← e − delta in place
 in one compiled pass (:mod:`quadlab._engine.kernels`); the runner uses it on numpy when ``ctx.fused`` is
