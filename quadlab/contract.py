@@ -26,6 +26,25 @@ array leaf, so a state holds nothing else.  Where ``ctx.inplace`` is true (numpy
 its own state and return a ``delta`` that lives in it (the runner consumes it before the next call); it
 never keeps a reference to ``g``, which the runner overwrites with the next gradient.  Elsewhere
 ``update`` is pure.
+
+Examples
+--------
+Gradient descent written against the contract alone gives :func:`quadlab.optim.gd`'s bits:
+
+>>> import numpy as np
+>>> import quadlab
+>>> from quadlab import optim
+>>> from quadlab.contract import GDState
+>>> def init(g0, hp, ctx):
+...     return GDState(ctx.per_run(ctx.lr({})))
+>>> def update(g, state, hp, ctx, t):
+...     return tuple(state.lr * x for x in g), state
+>>> mine = optim.Optimizer("my_gd", {"lr": np.array([1e-3, 1e-2])}, init, update)
+>>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 2.0], [50.0, 100.0]]))
+>>> a = quadlab.run(prob, mine, steps=50, record="all")
+>>> b = quadlab.run(prob, optim.gd(lr=[1e-3, 1e-2]), steps=50, record="all", method="iterate")
+>>> bool((a.grad_norm == b.grad_norm).all()), a.method
+(True, 'iterate')
 """
 
 from __future__ import annotations

@@ -74,7 +74,8 @@ class LinearSpec(NamedTuple):
 class Optimizer:
     """An update rule with its hyperparameter grid.
 
-    Build one with a factory of this module (:func:`gd`, :func:`adam`, …), not directly.
+    Built by a factory of this module (:func:`gd`, :func:`adam`, …), or directly for a rule of one's own
+    written against :mod:`quadlab.contract` (its docstring has an example).
 
     Attributes
     ----------
