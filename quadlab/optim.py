@@ -45,6 +45,8 @@ __all__ = [
     "adam_mini",
     "blockwise_gd",
     "jacobi_gd",
+    "sign_descent",
+    "sign_descent_diagonal",
     "SPECTRA_SOURCES",
     "AdamScalars",
 ]
@@ -463,7 +465,13 @@ def adam(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, *, bias_correction: bool = True) -
     """Adam: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g∘g, w ← w − η m̂ / (√v̂ + ε), m_0 = v_0 = 0.
 
     With bias correction (the paper's Alg. 2) m̂ = m/(1−β1^t), v̂ = v/(1−β2^t); without (its Alg. 3)
-    m̂ = m, v̂ = v.  Not linear for β2 < 1; no closed form."""
+    m̂ = m, v̂ = v.  Not linear for β2 < 1; no closed form.
+
+    β1 = β2 = β ∈ (0, 1) is allowed and is the sign-descent limit studied by Kunstner et al. (2023): with
+    weights w_s = (1−β)β^{t−s}, Cauchy–Schwarz gives (Σ w_s g_s)² ≤ (Σ w_s)(Σ w_s g_s²), i.e. |m_t| ≤
+    √(1−β^t)·√v_t, so with bias correction and ε = 0 every coordinate moves by |η m̂/√v̂| ≤ η: a "soft"
+    momentum sign descent, equal to η·sign(m) when the recent gradients of that coordinate share one
+    magnitude (see :func:`sign_descent`).  β1 = β2 = 0 is refused (β2 must be > 0); use sign_descent."""
     return _adam_like("adam", lr, b1, b2, eps, bias_correction, per_block=False)
 
 
@@ -477,3 +485,74 @@ def adam_mini(lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, *, bias_correction: bool = Tr
     """Adam-mini: Adam with one second moment per block, v_l ← β2 v_l + (1−β2) mean_{i∈l}(g_i²), shared by
     every coordinate of block l (m stays per coordinate)."""
     return _adam_like("adam_mini", lr, b1, b2, eps, bias_correction, per_block=True)
+
+
+# -- sign descent ----------------------------------------------------------------------------------
+def sign_descent(lr=1e-3, momentum=0.0) -> Optimizer:
+    """(Momentum) sign descent: m ← β m + g, w ← w − η·sign(m) (m_0 = 0; β = 0: w ← w − η·sign(g)).
+
+    Every coordinate moves by exactly η (or 0 where m_i = 0), whatever the gradient's scale: the β2 → β1
+    limit of Adam (see :func:`adam`).  Both ``lr`` and ``momentum`` may be grids.
+
+    Closed form: none in general (sign(m) couples the coordinates through H).  For a diagonal H with β = 0
+    each coordinate moves independently by −η·sign(e_i) (sign(g_i) = sign(h_i e_i) = sign(e_i)), and
+    :func:`sign_descent_diagonal` gives e_k exactly.  With a constant η the iterates end in a cycle of width
+    η per coordinate, so ‖∇f‖ ≤ tol·‖∇f(w_0)‖ is reached only when η is small enough."""
+    hyper = _hyper(lr=lr, momentum=momentum)
+
+    def init(g0, hp, ctx):
+        no_m = isinstance(hp["momentum"], float) and hp["momentum"] == 0.0
+        m = () if no_m else _zeros(g0)
+        return (m, tmap(np.empty_like, g0) if ctx.inplace else ())
+
+    def update(g, state, hp, ctx, t):
+        m, scratch = state
+        lr_, mu = hp["lr"], hp["momentum"]
+        if ctx.inplace:  # the functional path's operations, in its order, into the state's buffers
+            for mi, gi in zip(m, g):
+                np.add(np.multiply(mi, mu, out=mi), gi, out=mi)
+            for a, w in zip(m or g, scratch):
+                np.multiply(np.sign(a, out=w), lr_, out=w)
+            return scratch, state
+        if m:
+            m = tuple(m_ * mu + g_ for m_, g_ in zip(m, g, strict=True))
+        return tuple(ctx.xp.sign(a) * lr_ for a in (m or g)), (m, scratch)
+
+    return Optimizer("sign_descent", hyper, init, update, {})
+
+
+def sign_descent_diagonal(e0, lr: float, steps: int) -> np.ndarray:
+    """The exact error e_k = w_k − w* of sign descent with β = 0 on a diagonal quadratic (h_i > 0).
+
+    Each coordinate follows e ← e − η·sign(e) on its own: with a = |e_{0,i}| and K = ⌈a/η⌉,
+    |e_k| = a − kη for k ≤ K, then it alternates between a − Kη ∈ (−η, 0] and a − (K−1)η ∈ (0, η] (staying
+    at 0 if a/η is an integer).  Computed in float64 as a − kη, so it agrees with the iteration to rounding.
+
+    Parameters
+    ----------
+    e0 : array (n,) the starting error.
+    lr : the step η > 0.
+    steps : k ≥ 0.
+
+    Returns
+    -------
+    e_k : array (n,)
+
+    Raises
+    ------
+    ValueError
+        For a non-finite ``e0``, η ≤ 0 or a negative or fractional ``steps``.
+    """
+    e0 = np.asarray(e0, dtype=np.float64)
+    if not np.isfinite(e0).all():
+        raise ValueError("sign_descent_diagonal: e0 must be finite")
+    lr = float(_grid_axis("lr", lr, *_LIMITS["lr"])[0])
+    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+        raise ValueError(f"sign_descent_diagonal: steps must be an integer >= 0, got {steps!r}")
+    a, k = np.abs(e0), int(steps)
+    K = np.ceil(a / lr)
+    first = a - np.minimum(k, K) * lr
+    late = (k > K) & (first != 0)
+    # after K steps the coordinate alternates: odd (k − K) sits one step back, on the positive side
+    out = np.where(late & ((k - K) % 2 == 1), a - (K - 1) * lr, first)
+    return np.sign(e0) * out
