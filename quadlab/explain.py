@@ -55,12 +55,14 @@ from .backend import check_memory
 __all__ = [
     "Heterogeneity",
     "LinfGeometry",
+    "NoisePrediction",
     "SignDescent",
     "blockwise_norm11",
     "diagonal_block_spectra",
     "heterogeneity",
     "linf_geometry",
     "linf_smoothness",
+    "noise",
     "norm11",
     "partition_sizes",
     "runner_starts",
@@ -395,3 +397,76 @@ def sign_descent(gd_steps, sign_steps, adam_steps=None) -> SignDescent:
     return SignDescent(gd_steps=g, sign_steps=s, adam_steps=a, predicted_speedup=ratio(g, s), observed_speedup=obs,
                        log_gap=gap)
 
+
+
+# -- gradient noise and batch size -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NoisePrediction:
+    """The noisy-quadratic-model explanation on one spectrum at batch size ``batch`` (None: exact gradients).
+
+    gd_steps, adam_steps: the NQM's tuned steps (closed form, :func:`quadlab.nqm.tuned_steps`) for GD and for
+    GD preconditioned by P = H^{−power} (the NQM paper's model of Adam) to bring the expected loss to
+    ``target``·(its start value); −1 where the cap is not enough.  predicted_speedup = gd_steps/adam_steps
+    (inf if only Adam reaches it, 0 if only GD, NaN if neither)."""
+
+    batch: float | None
+    scale: float
+    target: float
+    power: float
+    gd_steps: int
+    adam_steps: int
+    predicted_speedup: float
+
+    def as_dict(self) -> dict:
+        return {"batch": self.batch, "scale": self.scale, "target": self.target, "power": self.power,
+                "gd_steps": self.gd_steps, "adam_steps": self.adam_steps,
+                "predicted_speedup": self.predicted_speedup}
+
+
+def noise(problem, batch=None, *, scale: float = 1.0, target: float = 1e-8, power: float = 0.5,
+          max_steps: int = 1_000_000, points: int = 40) -> NoisePrediction:
+    """The NQM's GD/Adam ratio at batch size ``batch`` (module docstring).
+
+    Only the eigenvalues of H enter: the NQM's "Adam" H^{−power} commutes with H, so the prediction is the
+    same under every rotation of one spectrum (the point on which it parts from the ℓ∞ explanation).
+    power = ½ is the preconditioner of a second moment that is all noise: v_i ≈ Var ξ_i ∝ λ_i/B for the NQM.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic (or a 1-D array of eigenvalues)
+    batch : the batch size B (None: exact gradients, B → ∞)
+    scale : the NQM's scale s in Cov ξ = s·H/B
+    target : the fraction of the initial expected loss to reach
+    power : the NQM's Adam is GD preconditioned by H^{−power}, 0 ≤ power ≤ 1
+    max_steps, points : the closed-form search's cap and lr grid (:func:`quadlab.nqm.tuned_steps`)
+
+    Returns
+    -------
+    NoisePrediction
+
+    Raises
+    ------
+    ValueError
+        For power outside [0, 1], and as :func:`quadlab.nqm.tuned_steps`.
+    """
+    from . import nqm
+    from .noise import NQM
+
+    power = float(power)
+    if not 0 <= power <= 1:
+        raise ValueError(f"power must lie in [0, 1] (P = H^-power), got {power!r}")
+    lam = np.asarray(getattr(problem, "eigenvalues", problem), dtype=np.float64)
+    model = None if batch is None else NQM(batch=batch, scale=scale)
+    kw = dict(noise=model, points=points, max_steps=max_steps)
+    g = nqm.tuned_steps(lam, target, method="gd", **kw).steps
+    a = nqm.tuned_steps(lam, target, method="gd", precond=lam ** -power, **kw).steps
+    if g < 0 and a < 0:
+        ratio = math.nan
+    elif a < 0:
+        ratio = 0.0
+    elif g < 0:
+        ratio = math.inf
+    else:
+        ratio = g / max(a, 1)
+    return NoisePrediction(batch=None if batch is None else float(batch), scale=float(scale), target=float(target),
+                           power=power, gd_steps=int(g), adam_steps=int(a), predicted_speedup=float(ratio))
