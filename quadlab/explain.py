@@ -58,6 +58,7 @@ __all__ = [
     "NoisePrediction",
     "SignDescent",
     "blockwise_norm11",
+    "critical_batches",
     "diagonal_block_spectra",
     "heterogeneity",
     "linf_geometry",
@@ -470,3 +471,20 @@ def noise(problem, batch=None, *, scale: float = 1.0, target: float = 1e-8, powe
         ratio = g / max(a, 1)
     return NoisePrediction(batch=None if batch is None else float(batch), scale=float(scale), target=float(target),
                            power=power, gd_steps=int(g), adam_steps=int(a), predicted_speedup=float(ratio))
+
+
+def critical_batches(problem, *, scale: float = 1.0, target: float = 1e-8, power: float = 0.5, batches=None,
+                     delta: float = 0.1, points: int = 20) -> dict:
+    """The NQM's critical batch sizes (:func:`quadlab.nqm.critical_batch`) of GD and of its model of Adam, GD
+    preconditioned by H^{−power}, on the eigenvalues of ``problem``: {"gd": CriticalBatch, "adam": ...}.
+    ``batches`` defaults to 2^k, k = 0 … 16."""
+    from . import nqm
+
+    power = float(power)
+    if not 0 <= power <= 1:
+        raise ValueError(f"power must lie in [0, 1] (P = H^-power), got {power!r}")
+    lam = np.asarray(getattr(problem, "eigenvalues", problem), dtype=np.float64)
+    b = 2.0 ** np.arange(0, 17) if batches is None else batches
+    kw = dict(batches=b, scale=scale, delta=delta, points=points, refine=1)
+    return {"gd": nqm.critical_batch(lam, target, **kw),
+            "adam": nqm.critical_batch(lam, target, precond=lam ** -power, **kw)}

@@ -190,3 +190,28 @@ def test_bad_arguments_are_actionable():
         explain.linf_smoothness(p, max_block=40)
     with pytest.raises(ValueError, match="seeds"):
         explain.runner_starts(p, [-1])
+
+
+# -- the noisy quadratic model ---------------------------------------------------------------------------------
+def test_noise_prediction_sees_only_the_eigenvalues():
+    spec = het_spectrum()
+    a = explain.noise(quadlab.BlockQuadratic(spec, rotation="none"), 256, scale=0.01, target=1e-6)
+    b = explain.noise(quadlab.BlockQuadratic(spec, rotation="global", seed=3), 256, scale=0.01, target=1e-6)
+    assert a == b
+    # power 0 makes the model of Adam GD itself: the ratio is exactly 1
+    same = explain.noise(spec.eigenvalues, 256, scale=0.01, target=1e-6, power=0.0)
+    assert same.gd_steps == same.adam_steps and same.predicted_speedup == 1.0
+    # more noise (a smaller batch) never saves steps, for either method
+    exact = explain.noise(spec.eigenvalues, None, target=1e-6)
+    assert exact.batch is None and exact.gd_steps <= a.gd_steps and exact.adam_steps <= a.adam_steps
+    with pytest.raises(ValueError, match="power"):
+        explain.noise(spec.eigenvalues, 16, power=1.5)
+
+
+def test_critical_batches_follow_their_definition():
+    lam = het_spectrum().eigenvalues
+    cb = explain.critical_batches(lam, scale=0.01, target=1e-6, batches=2.0 ** np.arange(4, 15, 2))
+    for c in cb.values():
+        ok = (c.steps >= 0) & (c.steps <= (1 + c.delta) * c.limit)
+        assert c.critical == c.batches[np.flatnonzero(ok)[0]]
+        assert (np.diff(c.steps[c.steps >= 0]) <= 0).all()  # a larger batch never costs steps

@@ -66,10 +66,16 @@ def test_quick_study_predicts_records_and_resumes(tmp_path, capsys):
     assert len({p["predicted"]["noise"] for p in pts}) == 1
     assert len({p["noisy"]["256"]["predicted"]["predicted_speedup"] for p in pts}) == 1
     names = {f"{p['spectrum']}/{p['arrangement']}" for p in pts}
-    for key, s in data["summary"].items():
-        assert key in ex.EXPLANATIONS and (s["spearman"] is None or -1 <= s["spearman"] <= 1)
+    for key in ex.EXPLANATIONS:
+        s = data["summary"][key]
+        assert s["spearman"] is None or -1 <= s["spearman"] <= 1
         for f in s["failures"]:
             assert f["instance"].rsplit("/B=", 1)[0].removesuffix("/exact") in names
+
+    # the NQM's critical batch sizes: each the first batch of the grid within 1 + δ of the exact-gradient steps
+    for c in data["summary"]["critical_batch"].values():
+        ok = [b for b, k in zip(c["batches"], c["steps"]) if 0 <= k <= (1 + c["delta"]) * c["limit"]]
+        assert c["critical"] == (ok[0] if ok else None)
 
     ex.print_table(pts, data["summary"], data["settings"]["tol"])  # the table prints from the records alone
     table = capsys.readouterr().out

@@ -1,7 +1,7 @@
 """Explanations: four published explanations of Adam's edge over GD, held against tuned runs on one designed set
 of instances (docs/THEORY.md §13).
 
-    quadlab explanations [--seeds 3] [--tol 1e-4] [--quick] [--out out/explanations] [--json PATH] [--quiet]
+    quadlab explanations [--seeds 5] [--tol 1e-4] [--quick] [--out out/explanations] [--json PATH] [--quiet]
                          [--fresh] [--checkpoint PATH]
 
 The instances (20 coordinates, 4 nominal blocks of 5, κ = 4000) cross
@@ -333,6 +333,11 @@ def print_table(points: list[dict], summary: dict, tol: float, out=None) -> None
                 cells.append(f"{_fmt(o['ratio']['value'], o['ratio']['kind'])} ({_fmt(o['gd']['steps'])}, "
                              f"{_fmt(o['adam']['steps'])}) vs {_fmt(o['predicted']['predicted_speedup'])}")
             print(f"  {_name(p):<18}" + "".join(f"{c:>30}" for c in cells), file=out)
+    cb = summary.get("critical_batch")
+    if cb:
+        print(f"\n  NQM critical batch size (tuned steps within {1 + cb['gd']['delta']:g}× of exact gradients; s = "
+              f"{NOISE_SCALE:g}, expected-loss target tol²): GD {_fmt(cb['gd']['critical'])}, GD preconditioned by "
+              f"H^-1/2 {_fmt(cb['adam']['critical'])}", file=out)
     print("\n  Spearman rank correlation with the observed GD/Adam ratio, and where each explanation fails:", file=out)
     for key, label in EXPLANATIONS.items():
         s = summary[key]
@@ -379,7 +384,7 @@ def plot(points: list[dict], summary: dict, path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = study_parser(STUDY, __doc__, "1 seed, coarse tuning, short caps, one batch size", checkpoint=True)
-    ap.set_defaults(tol=1e-4, seeds=3)
+    ap.set_defaults(tol=1e-4, seeds=5)
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="finished points are kept here (default: OUT/explanations.<settings hash>.checkpoint.jsonl)")
     args = ap.parse_args(argv)
@@ -400,6 +405,11 @@ def main(argv=None) -> int:
     points = [ck.compute(Checkpoint.key(spectrum=k, arrangement=a), lambda k=k, a=a: instance_point(k, a, cfg))
               for k, a in progress(todo, total=len(todo), desc="instances", quiet=args.quiet)]
     summary = summarize(points)
+    # the NQM's critical batch sizes on the one spectrum of the design (closed form, seconds)
+    crit = explain.critical_batches(design_spectrum("het"), scale=NOISE_SCALE, target=args.tol ** 2,
+                                    batches=2.0 ** np.arange(4, 17, 1 if not args.quick else 2))
+    summary["critical_batch"] = {k: {"critical": c.critical if math.isfinite(c.critical) else None, "batches": c.batches.tolist(), "steps": c.steps.tolist(),
+                                     "limit": c.limit, "delta": c.delta} for k, c in crit.items()}
     result = {"study": STUDY, "settings": cfg, "points": points, "summary": summary,
               "reused_points": reused, "computed_points": len(todo) - reused, "checkpoint": str(ck.path)}
     if not args.quiet:
