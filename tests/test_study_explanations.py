@@ -16,8 +16,15 @@ def test_design_fixes_the_spectrum_and_moves_the_norm11():
     np.testing.assert_array_equal(np.sort(het.eigenvalues), np.sort(hom.eigenvalues))
     assert het.block_kappas.max() == 4.0 and hom.block_kappas.max() > 100
     gains = {}
+    c = None
     for arr in ex.ARRANGEMENTS:
-        p = ex.build("het", arr, 0)
+        p, V = ex.build("het", arr, 0)
+        # V holds H's eigenvectors in the design's order, and every start has the same eigen-coordinates
+        H = np.asarray(p.dense())
+        np.testing.assert_allclose(H @ V, V * het.eigenvalues, rtol=0, atol=1e-11 * het.lambda_max)
+        w = ex.start("het", V, 3)
+        c = V.T @ w if c is None else c
+        np.testing.assert_allclose(V.T @ w, c, rtol=0, atol=1e-13)
         # the mild instances are built from dense blocks: their eigenvalues are the design's to rounding
         np.testing.assert_allclose(np.sort(p.eigenvalues), np.sort(het.eigenvalues), rtol=1e-12)
         gains[arr] = explain.linf_geometry(p, partition=het.sizes).rotation_gain
@@ -27,7 +34,12 @@ def test_design_fixes_the_spectrum_and_moves_the_norm11():
     assert gains["block_mild"] < gains["block"] and gains["global_mild"] < gains["global"]
     assert max(gains["block_mild"], gains["global_mild"]) < 1.5 < min(gains["block"], gains["global"])
     # global_mild is one dense block: the theorem sees one block, the nominal partition is passed explicitly
-    assert ex.build("het", "global_mild", 0).block_sizes == (20,)
+    assert ex.build("het", "global_mild", 0)[0].block_sizes == (20,)
+    # het and hom share the eigenvalues, and the start puts draw j on the j-th smallest of them in both
+    Vh = ex.build("hom", "none", 0)[1]
+    lam_h, lam_o = het.eigenvalues, hom.eigenvalues
+    ch, co = ex.start("het", np.eye(20), 3), ex.start("hom", Vh, 3)
+    np.testing.assert_array_equal(ch[np.argsort(lam_h)], co[np.argsort(lam_o)])
     # a mild rotation turns by at most the angle: its eigenvalues are e^{±iθ_j} with |θ_j| ≤ θ
     Q = ex.mild_rotation(6, 0.05, np.random.default_rng(1))
     np.testing.assert_allclose(Q @ Q.T, np.eye(6), atol=1e-14)
@@ -59,8 +71,9 @@ def test_quick_study_predicts_records_and_resumes(tmp_path, capsys):
         assert q["theorem_blocks"] == (1 if lost else 4)
         if lost:
             assert pred["heterogeneity"] < 1
-        # GD always reaches the tolerance (its cap is three times its worst-case count at the best step)
-        assert p["observed"]["gd"]["steps"] is not None
+        # GD always reaches the tolerance (its cap is three times its worst-case count at the best step), and
+        # from starts that agree in H's eigenbasis it takes the same steps on every instance
+        assert p["observed"]["gd"]["steps"] == pts[0]["observed"]["gd"]["steps"] is not None
         assert set(p["noisy"]) == {"256"}
     # the NQM sees only eigenvalues: one prediction for every arrangement of the one spectrum
     assert len({p["predicted"]["noise"] for p in pts}) == 1

@@ -14,11 +14,15 @@ The instances (20 coordinates, 4 nominal blocks of 5, κ = 4000) cross
   large, block structure kept or lost);
 * the batch size: exact gradients, and the NQM's g = ∇f + ξ, Cov ξ = s·H/B with s = 0.01, B = 4096 and 256
   (B = 256 alone with --quick).
-Seed k draws instance k's rotations and its start w_0 = w* + N(0, I); the mild instances are built with
-``BlockQuadratic.from_blocks`` (their eigenvalues are the design's to rounding), the others exactly.
+Seed k draws instance k's rotations; the mild instances are built with ``BlockQuadratic.from_blocks`` (their
+eigenvalues are the design's to rounding), the others exactly.
 
-Observed (learning rates tuned per instance on all seeds, the worst seed scores, ``quadlab.tune.tune_lr``;
-steps to ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, median over seeds): GD; Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8); Adam with
+Starts in H's eigenbasis: seed k's start has, on the eigenvector of the j-th smallest eigenvalue, the j-th
+entry of default_rng(k)'s N(0, I) draw, the same for every instance.  GD is orthogonally invariant, so its
+runs are identical on all ten instances, and every difference in the GD/Adam ratio is Adam's.
+
+Observed (learning rates tuned per instance on all seeds, the worst seed scores, as ``quadlab.tune.tune_lr``
+scores them, on the starts above; steps to ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, median over seeds): GD; Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8); Adam with
 β2 = β1 = 0.9; momentum sign descent (β = 0.9); Adam's theory form (β1 = 0, β2 = 1).  The default tolerance is
 1e-4, not the other studies' 1e-6: sign descent with a constant step ends in a cycle of width η and cannot
 reach 1e-6 within any reasonable cap.  Under noise GD and Adam are tuned on a log grid with ``quadlab.run``.
@@ -57,13 +61,11 @@ from quadlab.studies.common import (
     progress,
     save_figure,
     steps_bound,
-    steps_per_seed,
     study_parser,
 )
-from quadlab.tune import tune_lr
 
 STUDY = "explanations"
-VERSION = 1  # bump when a point's record changes shape, so old checkpoints are not reused
+VERSION = 2  # bump when a point's record changes shape, so old checkpoints are not reused
 SPECTRA = {"het": "heterogeneous blocks", "hom": "homogeneous blocks (same eigenvalues)"}
 ARRANGEMENTS = {
     "none": "diagonal",
@@ -114,66 +116,114 @@ def mild_rotation(d: int, angle: float, rng: np.random.Generator) -> np.ndarray:
 
 
 def build(kind: str, arrangement: str, seed: int):
-    """The instance (spectrum ``kind``, ``arrangement``) of seed ``seed``: a BlockQuadratic."""
+    """The instance (spectrum ``kind``, ``arrangement``) of seed ``seed``: (BlockQuadratic, V) with V (n×n,
+    host) its eigenvectors, H V = V diag(λ) with λ the design spectrum's eigenvalues in their order."""
     spec = design_spectrum(kind)
+    n = spec.n
     if arrangement in ("none", "block", "global"):
-        return quadlab.BlockQuadratic(spec, rotation=arrangement, seed=seed)
+        p = quadlab.BlockQuadratic(spec, rotation=arrangement, seed=seed)
+        if arrangement == "none":
+            return p, np.eye(n)
+        Vs = p.eigenvectors()
+        if arrangement == "global":  # one Haar Q whose columns pair with the spectrum's eigenvalues
+            return p, np.asarray(p.backend.to_numpy(Vs[0][0]), dtype=np.float64)
+        V = np.zeros((n, n))
+        for g, Vg in zip(p.groups, Vs):
+            for j, l in enumerate(g.blocks):
+                s = p.block_slices[l]
+                V[s, s] = p.backend.to_numpy(Vg[j])
+        return p, V
     rng = np.random.default_rng([seed, 0x6D696C64])  # "mild": a stream apart from the start's default_rng(seed)
     parts = list(spec.blocks) if arrangement == "block_mild" else [spec.eigenvalues]
-    blocks = []
+    blocks, V, o = [], np.zeros((n, n)), 0
     for lam in parts:
         Q = mild_rotation(lam.size, MILD_ANGLE, rng)
         A = (Q * lam) @ Q.T
         blocks.append(0.5 * (A + A.T))
-    return quadlab.BlockQuadratic.from_blocks(blocks, seed=seed)
+        V[o:o + lam.size, o:o + lam.size] = Q
+        o += lam.size
+    return quadlab.BlockQuadratic.from_blocks(blocks, seed=seed), V
+
+
+def start(kind: str, V: np.ndarray, seed: int) -> np.ndarray:
+    """The start of seed ``seed``: w_0 = w* + V c (w* = 0), whose coordinate on the eigenvector of the j-th
+    smallest eigenvalue is the j-th entry of default_rng(seed)'s N(0, I) draw.  Every arrangement of both
+    spectra (which share their eigenvalues) then starts from the same point of H's eigenbasis, so GD, which is
+    orthogonally invariant, takes the very same steps on all ten instances, and only Adam's counts move."""
+    lam = design_spectrum(kind).eigenvalues
+    xi = np.random.default_rng(seed).standard_normal(lam.size)
+    c = xi[np.argsort(np.argsort(lam, kind="stable"), kind="stable")]
+    return V @ c
 
 
 # -- observed -------------------------------------------------------------------------------------------------
-def _record(results, lr: float, cap: int) -> dict:
-    per = steps_per_seed(results)
-    return {"lr": float(lr), "steps": median_steps(per), "per_seed": per, "cap": int(cap)}
+def tune(probs, W0, seeds, opt, lr_range, steps: int, tol: float, points: int, refine: int, noise=None) -> dict:
+    """The lr with the fewest worst-seed steps to tol, over a log grid and ``refine`` finer grids between the
+    best lr's neighbours; the score and the tie-break (final ‖∇f‖) are :func:`quadlab.tune.tune_lr`'s, which
+    cannot be used here because it draws its own starts.  The first grid runs under caps steps/16, ×4, … until
+    some lr reaches tol (an lr that needs more than the cap cannot win), the refinements up to the best count."""
+    def score(grid, cap):
+        res = [quadlab.run(p, opt.with_hyper(lr=grid), w0=w, seeds=[s], steps=cap, tol=tol, noise=noise)
+               for p, w, s in zip(probs, W0, seeds)]
+        stt = np.stack([r.steps_to_tol for r in res], axis=1)
+        fin = np.stack([np.where(r.status == "diverged", np.inf, r.final()) for r in res], axis=1).max(axis=1)
+        return stt, np.where((stt < 0).any(axis=1), cap + 1, stt.max(axis=1)), fin
+
+    grid = np.geomspace(*lr_range, points)
+    cap = min(steps, max(64, steps // 16))
+    stt, worst, fin = score(grid, cap)
+    while cap < steps and not (worst <= cap).any():
+        cap = min(steps, 4 * cap)
+        stt, worst, fin = score(grid, cap)
+    lrs, ws, fs, per = list(grid), list(worst), list(fin), list(stt)
+    for _ in range(refine):
+        k = int(np.lexsort((fs, ws))[0])
+        u = np.unique(lrs)
+        i = int(np.searchsorted(u, lrs[k]))
+        lo, hi = (u[i - 1] if i > 0 else lrs[k] / 2), (u[i + 1] if i + 1 < u.size else lrs[k] * 2)
+        grid = np.geomspace(lo, hi, points)[1:-1]
+        best = int(min(ws))
+        stt, worst, fin = score(grid, best if best <= steps else steps)
+        lrs += list(grid)
+        ws += list(worst)
+        fs += list(fin)
+        per += list(stt)
+    k = int(np.lexsort((fs, ws))[0])
+    # a seed that did not reach tol within the cap its grid ran under stays None (not reached)
+    seeds_steps = [int(v) if v >= 0 else None for v in per[k]]
+    return {"lr": float(lrs[k]), "steps": median_steps(seeds_steps), "per_seed": seeds_steps, "cap": int(steps)}
 
 
-def observe(probs, seeds, tol: float, quick: bool) -> dict:
+def observe(probs, W0, seeds, tol: float, quick: bool) -> dict:
     """Tuned steps of every method of METHODS with exact gradients."""
     g = theory.gd_rates(probs[0])  # eigenvalues only: the same for every seed
     cap_gd = 3 * steps_bound(g.best_rate, tol)
-    grid = {"points": 5, "refine": 1, "refine_points": 3} if quick else {"points": 8, "refine": 1, "refine_points": 5}
-    out = {}
-    t = tune_lr(probs, optim.gd(), lr_range=(0.1 * g.best_lr, 0.999 * g.lr_stable), seeds=seeds, steps=cap_gd,
-                tol=tol, **grid)
-    out["gd"] = _record(t.best, t.best_lr, cap_gd)
+    pts, refine = (5, 1) if quick else (8, 2)
+    out = {"gd": tune(probs, W0, seeds, optim.gd(), (0.1 * g.best_lr, 0.999 * g.lr_stable), cap_gd, tol, pts, refine)}
     # sign descent needs ~1/tol steps at a constant step (its cycle has width η): 1e4 at the default tol
     cap = 15000 if quick else 40000
     for key, opt, rng in (("adam", optim.adam(b1=0.9, b2=0.999), (1e-4, 3.0)),
                           ("adam_b1b2", optim.adam(b1=0.9, b2=0.9), (1e-5, 3.0)),
                           ("sign", optim.sign_descent(momentum=0.9), (1e-7, 1e-1))):
-        t = tune_lr(probs, opt, lr_range=rng, seeds=seeds, steps=cap, tol=tol, race=True, **grid)
-        out[key] = _record(t.best, t.best_lr, cap)
-    W = [explain.runner_starts(p, [s])[0] for p, s in zip(probs, seeds)]
-    best = np.array([theory.adam_constants(p, w).best_lr for p, w in zip(probs, W)])
-    t = tune_lr(probs, optim.adam_theory(lr=1.0), lr_range=(0.1 * best.min(), 1.2 * best.max()), seeds=seeds,
-                steps=cap_gd, tol=tol, **grid)
-    out["adam_theory"] = _record(t.best, t.best_lr, cap_gd)
+        out[key] = tune(probs, W0, seeds, opt, rng, cap, tol, pts, refine)
+    best = np.array([theory.adam_constants(p, w).best_lr for p, w in zip(probs, W0)])
+    out["adam_theory"] = tune(probs, W0, seeds, optim.adam_theory(lr=1.0), (0.1 * best.min(), 1.2 * best.max()),
+                              cap_gd, tol, pts, refine)
     return out
 
 
-def observe_noisy(probs, seeds, tol: float, batch: int, gd_lr: float, adam_lr: float, caps, quick: bool) -> dict:
-    """GD and Adam (β1 = 0.9, β2 = 0.999) under NQM noise of batch ``batch``: the lr of a log grid below (GD) or
-    around (Adam) the exact-gradient lr with the fewest worst-seed steps."""
+def observe_noisy(probs, W0, seeds, tol: float, batch: int, obs: dict, quick: bool) -> dict:
+    """GD and Adam (β1 = 0.9, β2 = 0.999) under NQM noise of batch ``batch``, tuned on a log grid from 1/30 of
+    the exact-gradient lr up to it (GD, whose noise floor only falls with the lr) or to three times it (Adam)."""
     model = NQM(batch=batch, scale=NOISE_SCALE)
-    n_pts = 5 if quick else 9
     out = {}
-    for key, opt, lr0, cap in (("gd", optim.gd(), gd_lr, caps[0]), ("adam", optim.adam(b1=0.9, b2=0.999), adam_lr,
-                                                                    caps[1])):
-        grid = lr0 * np.geomspace(1 / 30, 1.0 if key == "gd" else 3.0, n_pts)
-        res = [quadlab.run(p, opt.with_hyper(lr=grid), seeds=[s], steps=cap, tol=tol, noise=model)
-               for p, s in zip(probs, seeds)]
-        stt = np.stack([r.steps_to_tol for r in res], axis=1)  # (lrs, seeds)
-        worst = np.where((stt < 0).any(axis=1), cap + 1, stt.max(axis=1))
-        j = int(np.argmin(worst))
-        per = [int(v) if v >= 0 else None for v in stt[j]]
-        out[key] = {"lr": float(grid[j]), "steps": median_steps(per), "per_seed": per, "cap": int(cap)}
+    for key, opt, top in (("gd", optim.gd(), 1.0), ("adam", optim.adam(b1=0.9, b2=0.999), 3.0)):
+        lr0 = obs[key]["lr"]
+        # noise slows a run by a factor the NQM puts near 2 at B = 256 for this spectrum: four times the
+        # exact-gradient worst seed bounds what a tuned noisy run needs, and keeps the losing lrs cheap
+        worst = max((s for s in obs[key]["per_seed"] if s is not None), default=obs[key]["cap"])
+        out[key] = tune(probs, W0, seeds, opt, (lr0 / 30, lr0 * top), 4 * worst + 100, tol, 5 if quick else 9, 0,
+                        noise=model)
     return out
 
 
@@ -194,11 +244,13 @@ def instance_point(kind: str, arrangement: str, cfg: dict) -> dict:
     """Predictions and observations for one (spectrum, arrangement) with exact gradients, and the noisy runs."""
     seeds = list(range(cfg["seeds"]))
     tol = cfg["tol"]
-    probs = [build(kind, arrangement, s) for s in seeds]
+    built = [build(kind, arrangement, s) for s in seeds]
+    probs = [b[0] for b in built]
+    W0 = [start(kind, V, s) for (_, V), s in zip(built, seeds)]
     sizes = design_spectrum(kind).sizes
-    het = [explain.heterogeneity(p, [s], partition=sizes) for p, s in zip(probs, seeds)]
+    het = [explain.heterogeneity(p, starts=w[None, :], partition=sizes) for p, w in zip(probs, W0)]
     geo = [explain.linf_geometry(p, partition=sizes) for p in probs]
-    obs = observe(probs, seeds, tol, cfg["quick"])
+    obs = observe(probs, W0, seeds, tol, cfg["quick"])
     ratio = _ratio(obs["gd"], obs["adam"])
     sign = _ratio(obs["gd"], obs["sign"])
     pred = {
@@ -223,12 +275,8 @@ def instance_point(kind: str, arrangement: str, cfg: dict) -> dict:
     # ln(Adam β1=β2 steps / sign descent's): 0 where Adam is sign descent, as the explanation has it
     quantities["log_adam_b1b2_over_sign"] = None if sd.log_gap is None or not math.isfinite(sd.log_gap) else sd.log_gap
     noisy = {}
-    # noise slows a run by a factor that the NQM puts near 2 at B = 256 for these spectra: four times the
-    # exact-gradient worst seed bounds what a tuned noisy run needs, and keeps the untuned lrs cheap
-    worst = {m: max((s for s in obs[m]["per_seed"] if s is not None), default=obs[m]["cap"]) for m in ("gd", "adam")}
-    caps = (4 * worst["gd"] + 100, 4 * worst["adam"] + 100)
     for B in cfg["batches"]:
-        o = observe_noisy(probs, seeds, tol, B, obs["gd"]["lr"], obs["adam"]["lr"], caps, cfg["quick"])
+        o = observe_noisy(probs, W0, seeds, tol, B, obs, cfg["quick"])
         o["ratio"] = _ratio(o["gd"], o["adam"])
         o["predicted"] = explain.noise(probs[0], B, scale=NOISE_SCALE, target=tol * tol).as_dict()
         noisy[str(B)] = o
@@ -385,6 +433,12 @@ def plot(points: list[dict], summary: dict, path: Path) -> None:
 def main(argv=None) -> int:
     ap = study_parser(STUDY, __doc__, "1 seed, coarse tuning, short caps, one batch size", checkpoint=True)
     ap.set_defaults(tol=1e-4, seeds=5)
+    for action in ap._actions:  # the shared options' help, with this study's defaults
+        if action.dest == "seeds":
+            action.help = "rotation/start seeds, 1 to 1000 (default 5; 1 with --quick)"
+        elif action.dest == "tol":
+            action.help = ("stop at ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, 0 < tol < 1 (default 1e-4: momentum sign descent "
+                           "needs about 1/tol steps)")
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="finished points are kept here (default: OUT/explanations.<settings hash>.checkpoint.jsonl)")
     args = ap.parse_args(argv)
