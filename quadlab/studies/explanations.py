@@ -353,6 +353,10 @@ def _fmt(v, kind: str = "measured") -> str:
     return f"{pre}{v:.3g}" if 1e-3 <= abs(v) < 1e5 else f"{pre}{v:.1e}"
 
 
+def _fmt_batch(b) -> str:
+    return "beyond the grid" if b is None else f"{int(b):d}"
+
+
 def print_table(points: list[dict], summary: dict, tol: float, out=None) -> None:
     out = sys.stdout if out is None else out
     print(f"\nGD/Adam step ratios (tol {tol:g} on ‖∇f‖/‖∇f(w0)‖; Adam β1=0.9 β2=0.999; steps: median over seeds)",
@@ -384,8 +388,8 @@ def print_table(points: list[dict], summary: dict, tol: float, out=None) -> None
     cb = summary.get("critical_batch")
     if cb:
         print(f"\n  NQM critical batch size (tuned steps within {1 + cb['gd']['delta']:g}× of exact gradients; s = "
-              f"{NOISE_SCALE:g}, expected-loss target tol²): GD {_fmt(cb['gd']['critical'])}, GD preconditioned by "
-              f"H^-1/2 {_fmt(cb['adam']['critical'])}", file=out)
+              f"{NOISE_SCALE:g}, expected-loss target tol²): GD {_fmt_batch(cb['gd']['critical'])}, GD "
+              f"preconditioned by H^-1/2 {_fmt_batch(cb['adam']['critical'])}", file=out)
     print("\n  Spearman rank correlation with the observed GD/Adam ratio, and where each explanation fails:", file=out)
     for key, label in EXPLANATIONS.items():
         s = summary[key]
@@ -425,7 +429,7 @@ def plot(points: list[dict], summary: dict, path: Path) -> None:
         ax.set_title(f"{label}\nSpearman ρ = {'n/a' if rho is None else format(rho, '+.2f')}", fontsize=9)
         ax.set_xlabel("predicted" + (" (JS⁰)" if key == "js0" else " GD/Adam"))
     axes[0].set_ylabel("observed GD/Adam steps")
-    fig.suptitle("Predicted vs observed GD/Adam ratio (● heterogeneous, ○ homogeneous; orange: NQM noise)")
+    fig.suptitle("Predicted vs observed GD/Adam ratio (● heterogeneous, □ homogeneous; orange: under NQM noise)")
     save_figure(fig, path)
     plt.close(fig)
 
