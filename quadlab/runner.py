@@ -210,7 +210,8 @@ def _check_size(problem, R: int, T: int, optimizer, use_closed: bool, noisy: boo
     else:
         need = _ITERATE_BYTES * R * n + 8 * 2 * R * T
         if noisy:  # the noisy gradient, the host chunk of draws and the square root of H
-            need += 8 * (R * n + noise_models.Stream.budget + sum(d * d for d in problem.block_sizes))
+            root = sum(d * d for d in problem.block_sizes) if problem.is_block_diagonal else n * n
+            need += 8 * (R * n + noise_models.Stream.budget + root)
     check_memory(need, f"{R} runs of dimension {n} with {T} recorded steps",
                  "use fewer configurations or seeds per call, a sparser record=, or smaller blocks")
 
