@@ -216,3 +216,13 @@ def test_noise_never_takes_the_closed_form_or_the_fused_step(monkeypatch):
 def test_bad_noise_arguments_are_refused(bad, match):
     with pytest.raises(ValueError, match=match):
         bad()
+
+
+def test_noisy_runs_on_every_backend_match_numpy_and_are_batch_independent(xp):
+    # the noise is drawn and rotated on the host in float64, so every backend sees the same ξ_k
+    kw = dict(seeds=[0, 2], steps=50, tol=1e-3, noise=noise.NQM(batch=8), record="all")
+    ref = quadlab.run(problem("block"), optim.adam(lr=[0.01, 0.1]), **kw)
+    res = quadlab.run(problem("block", xp), optim.adam(lr=[0.01, 0.1]), **kw)
+    np.testing.assert_allclose(res.gap, ref.gap, rtol=1e-9)
+    alone = quadlab.run(problem("block", xp), optim.adam(lr=[0.1]), **{**kw, "seeds": [2]})
+    _assert_same(res, 3, alone)
