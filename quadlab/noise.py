@@ -9,8 +9,11 @@ Three models, each a frozen description that :func:`quadlab.run` turns into a st
 * :class:`HeavyTailed`: the NQM's covariance with Student-t tails.  ξ = √(scale/B)·L·t, L Lᵀ = H, with t_i
   independent Student-t variables with ν > 2 degrees of freedom rescaled to unit variance
   (t_i = T_i·√((ν−2)/ν)), so Cov ξ = (scale/B)·H exactly, as for the NQM; the components of ξ in H's
-  eigenbasis are independent and heavy-tailed.  (An α-stable variant is not offered: its variance is
-  infinite, so it cannot share the NQM's covariance.)
+  eigenbasis are independent and heavy-tailed.
+* :class:`AlphaStable`: the NQM's scale with symmetric α-stable tails, 1 < α ≤ 2: ξ = √(scale/B)·L·t with t_i
+  independent, E[exp(iθt_i)] = exp(−|θ|^α/2^{α/2}), so α = 2 is exactly the NQM's N(0, 1) draws.  For α < 2
+  the variance is infinite: the same *scale*, not the same covariance, and no closed form of
+  :mod:`quadlab.nqm` applies.
 
 How ξ is formed.  H = Q Λ Qᵀ is known exactly by construction (:meth:`quadlab.BlockQuadratic.eigenvectors`),
 so L = Q Λ^{1/2} is an exact square root: ξ = c·Q(Λ^{1/2} z) with z the unit-variance draws and
@@ -33,7 +36,7 @@ import numpy as np
 
 from ._engine import ordered
 
-__all__ = ["NQM", "Isotropic", "HeavyTailed", "NoiseModel", "STREAM_TAG", "check_noise"]
+__all__ = ["NQM", "Isotropic", "HeavyTailed", "AlphaStable", "NoiseModel", "STREAM_TAG", "check_noise"]
 
 #: the second word of every noise seed, so that the noise stream of seed s differs from its start's
 STREAM_TAG = 0x6E6F697365  # "noise"
@@ -187,11 +190,73 @@ class HeavyTailed(NoiseModel):
         return {"model": "heavy_tailed", "batch": self.batch, "df": self.df, "scale": self.scale}
 
 
+@dataclass(frozen=True)
+class AlphaStable(NoiseModel):
+    """Symmetric α-stable noise at the NQM's scale: ξ = √(scale/batch)·L·t, L Lᵀ = H.
+
+    t has independent components with characteristic function exp(−|θ|^α/2^{α/2}) (α = 2: N(0, 1)), drawn
+    by the Chambers–Mallows–Stuck formula from U ~ Uniform(−π/2, π/2) and W ~ Exp(1):
+
+        X = sin(αU)/cos(U)^{1/α} · (cos((1−α)U)/W)^{(1−α)/α},   t = X/√2.
+
+    Parameters
+    ----------
+    batch : float
+        The batch size B > 0 (a whole number).
+    alpha : float
+        The stability index, 1 < α ≤ 2 (α ≤ 1 has no mean; α < 2 has infinite variance).
+    scale : float, default 1.0
+        As for :class:`NQM` (the covariance factor at α = 2).
+
+    Raises
+    ------
+    ValueError
+        For α outside (1, 2] or an invalid ``batch``/``scale``.
+    """
+
+    batch: float
+    alpha: float = 1.8
+    scale: float = 1.0
+
+    def __post_init__(self):
+        object.__setattr__(self, "batch", _positive("AlphaStable batch", self.batch, integer=True))
+        a = _positive("AlphaStable alpha (the stability index, in (1, 2])", self.alpha, above=1.0)
+        if a > 2.0:
+            raise ValueError(f"AlphaStable alpha (the stability index) must lie in (1, 2], got {self.alpha!r}")
+        object.__setattr__(self, "alpha", a)
+        object.__setattr__(self, "scale", _positive("AlphaStable scale", self.scale))
+
+    @property
+    def coef(self) -> float:
+        return float(np.sqrt(self.scale / self.batch))
+
+    uses_hessian = True
+
+    def draw(self, rng, shape):
+        # U and W interleaved per value, so that the stream does not depend on how many rows a chunk holds
+        r = rng.random((*shape, 2))
+        u = np.pi * (r[..., 0] - 0.5)
+        w = -np.log1p(-r[..., 1])
+        a = self.alpha
+        x = np.sin(a * u) / np.cos(u) ** (1 / a) * (np.cos((1 - a) * u) / w) ** ((1 - a) / a)
+        return x / np.sqrt(2.0)
+
+    def direction_variance(self, lam):
+        if self.alpha < 2:
+            raise ValueError(f"AlphaStable noise with alpha = {self.alpha:g} < 2 has infinite variance: the "
+                             "second-moment closed forms do not apply (use Monte Carlo with quadlab.run)")
+        return super().direction_variance(lam)
+
+    def describe(self) -> dict:
+        return {"model": "alpha_stable", "batch": self.batch, "alpha": self.alpha, "scale": self.scale}
+
+
 def check_noise(noise) -> NoiseModel | None:
     """``noise`` as the runner takes it: None or a model of this module (anything else: ValueError)."""
     if noise is None or isinstance(noise, NoiseModel):
         return noise
-    raise ValueError(f"noise must be None or a model from quadlab.noise (NQM, Isotropic, HeavyTailed), got {noise!r}")
+    raise ValueError("noise must be None or a model from quadlab.noise (NQM, Isotropic, HeavyTailed, AlphaStable), "
+                     f"got {noise!r}")
 
 
 class Stream:

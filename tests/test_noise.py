@@ -226,3 +226,37 @@ def test_noisy_runs_on_every_backend_match_numpy_and_are_batch_independent(xp):
     np.testing.assert_allclose(res.gap, ref.gap, rtol=1e-9)
     alone = quadlab.run(problem("block", xp), optim.adam(lr=[0.1]), **{**kw, "seeds": [2]})
     _assert_same(res, 3, alone)
+
+
+@pytest.mark.parametrize("alpha", [1.3, 1.8, 2.0])
+def test_alpha_stable_draws_have_the_stated_characteristic_function(alpha):
+    model = noise.AlphaStable(batch=1, alpha=alpha)
+    N = 40000
+    x = model.draw(np.random.default_rng(0), (N,))
+    for theta in (0.3, 1.0, 2.5):
+        # E cos(θt) = exp(−|θ|^α / 2^{α/2}); a mean of N terms in [−1, 1] has standard error ≤ 1/√N
+        want = np.exp(-abs(theta) ** alpha / 2 ** (alpha / 2))
+        assert abs(np.cos(theta * x).mean() - want) <= 5 / np.sqrt(N)
+    if alpha == 2.0:  # exactly the NQM's standard normal: variance 1, the closed forms apply
+        assert abs(x.var() - 1) < 0.05
+        np.testing.assert_allclose(model.direction_variance([3.0]), [3.0])
+    else:
+        with pytest.raises(ValueError, match="infinite variance"):
+            quadlab.nqm.expected_loss(np.array([1.0, 2.0]), 0.1, noise=model)
+
+
+def test_alpha_stable_runs_are_batch_independent_and_chunk_free(monkeypatch):
+    P = problem("block")
+    model = noise.AlphaStable(batch=16, alpha=1.5)
+    a = _draws(P, model, [1, 4], 30)
+    monkeypatch.setattr(noise.Stream, "budget", 1)
+    np.testing.assert_array_equal(_draws(P, model, [1, 4], 30), a)
+    batch = quadlab.run(P, optim.gd(lr=[1e-3, 4e-3]), seeds=[1, 4], steps=60, noise=model)
+    alone = quadlab.run(P, optim.gd(lr=[4e-3]), seeds=[4], steps=60, noise=model)
+    _assert_same(batch, 3, alone)
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.5, float("inf")])
+def test_alpha_outside_one_two_is_refused(alpha):
+    with pytest.raises(ValueError, match="alpha"):
+        noise.AlphaStable(batch=4, alpha=alpha)
