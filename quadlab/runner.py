@@ -43,6 +43,7 @@ class Result:
     status       (R,) "converged" | "max_steps" (ran every step) | "diverged"
     config       name → (R,) hyperparameters of each run, with "seed"
     w0           (R, n) starting points (host float64)
+    noise        the noise model's ``describe()`` (None: exact gradients); see :mod:`quadlab.noise`
     """
 
     steps: np.ndarray
