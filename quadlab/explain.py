@@ -474,10 +474,11 @@ def noise(problem, batch=None, *, scale: float = 1.0, target: float = 1e-8, powe
 
 
 def critical_batches(problem, *, scale: float = 1.0, target: float = 1e-8, power: float = 0.5, batches=None,
-                     delta: float = 0.1, points: int = 20) -> dict:
+                     delta: float = 1.0, points: int = 20) -> dict:
     """The NQM's critical batch sizes (:func:`quadlab.nqm.critical_batch`) of GD and of its model of Adam, GD
     preconditioned by H^{−power}, on the eigenvalues of ``problem``: {"gd": CriticalBatch, "adam": ...}.
-    ``batches`` defaults to 2^k, k = 0 … 16."""
+    ``batches`` defaults to 2^k, k = 0 … 16; δ = 1 is McCandlish et al.'s B_crit (tuned steps twice the
+    exact-gradient ones)."""
     from . import nqm
 
     power = float(power)

@@ -387,8 +387,8 @@ def print_table(points: list[dict], summary: dict, tol: float, out=None) -> None
             print(f"  {_name(p):<18}" + "".join(f"{c:>30}" for c in cells), file=out)
     cb = summary.get("critical_batch")
     if cb:
-        print(f"\n  NQM critical batch size (tuned steps within {1 + cb['gd']['delta']:g}× of exact gradients; s = "
-              f"{NOISE_SCALE:g}, expected-loss target tol²): GD {_fmt_batch(cb['gd']['critical'])}, GD "
+        print(f"\n  NQM critical batch size (the smallest B whose tuned steps are within {1 + cb['gd']['delta']:g}× of "
+              f"the exact-gradient steps; s = {NOISE_SCALE:g}, expected-loss target tol²): GD {_fmt_batch(cb['gd']['critical'])}, GD "
               f"preconditioned by H^-1/2 {_fmt_batch(cb['adam']['critical'])}", file=out)
     print("\n  Spearman rank correlation with the observed GD/Adam ratio, and where each explanation fails:", file=out)
     for key, label in EXPLANATIONS.items():
