@@ -27,10 +27,11 @@ Block heterogeneity (this paper; :func:`heterogeneity`)
     quantity changes under rotations of H while GD's run does not (GD is orthogonally invariant).
 
 Gradient noise and batch size (Zhang et al., NeurIPS 2019, the noisy quadratic model; :func:`noise`)
-    Stochastic gradients g = ∇f + ξ with Cov ξ = s·H/B.  Adam is modelled as GD preconditioned by the
-    theory form's D; each method's steps to a target expected loss come from the NQM's closed form
-    (:mod:`quadlab.nqm`), and the ratio is their quotient at batch B.  The critical batch size (beyond which
-    a larger batch no longer saves steps) is larger for the better-conditioned method.
+    Stochastic gradients g = ∇f + ξ with Cov ξ = s·H/B.  Adam is modelled, as in the NQM paper, as GD
+    preconditioned by P = H^{−p} (p = ½ by default: the preconditioner of a second moment that is all noise);
+    each method's tuned steps to a target expected loss come from the NQM's closed form (:mod:`quadlab.nqm`),
+    and the ratio is their quotient at batch B.  Only the eigenvalues enter: the prediction is blind to
+    rotations.  The critical batch size (:func:`critical_batches`) is where a larger batch stops saving steps.
 
 Sign descent (Kunstner et al., ICLR 2023; Adam with β2 = β1 behaves like momentum sign descent;
 :func:`sign_descent`)
