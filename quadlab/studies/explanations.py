@@ -239,6 +239,12 @@ def _ratio(slow: dict, fast: dict) -> dict:
     return {"value": a / max(b, 1), "kind": "measured"}
 
 
+def _finite(x) -> float | None:
+    """A float for JSON, None where it is inf or NaN (a ratio with a side that never reached its target)."""
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
 # -- one instance ----------------------------------------------------------------------------------------------
 def instance_point(kind: str, arrangement: str, cfg: dict) -> dict:
     """Predictions and observations for one (spectrum, arrangement) with exact gradients, and the noisy runs."""
@@ -254,14 +260,14 @@ def instance_point(kind: str, arrangement: str, cfg: dict) -> dict:
     ratio = _ratio(obs["gd"], obs["adam"])
     sign = _ratio(obs["gd"], obs["sign"])
     pred = {
-        "heterogeneity": float(np.median([h.predicted_speedup for h in het])),
-        "heterogeneity_exact": float(np.median([h.predicted_speedup_exact for h in het])),
+        "heterogeneity": _finite(np.median([h.predicted_speedup for h in het])),
+        "heterogeneity_exact": _finite(np.median([h.predicted_speedup_exact for h in het])),
         "js0": float(np.median([h.js0 for h in het])),
         "linf": float(np.median([g.predicted_speedup for g in geo])),
         "linf_blockwise": float(np.median([g.predicted_speedup_blockwise for g in geo])),
         "sign": sign["value"],
         "sign_kind": sign["kind"],
-        "noise": explain.noise(probs[0], None, scale=NOISE_SCALE, target=tol * tol).predicted_speedup,
+        "noise": _finite(explain.noise(probs[0], None, scale=NOISE_SCALE, target=tol * tol).predicted_speedup),
     }
     quantities = {
         "r_tilde_max_block_kappa": float(np.median([h.x for h in het])), "kappa": het[0].kappa,
@@ -278,7 +284,8 @@ def instance_point(kind: str, arrangement: str, cfg: dict) -> dict:
     for B in cfg["batches"]:
         o = observe_noisy(probs, W0, seeds, tol, B, obs, cfg["quick"])
         o["ratio"] = _ratio(o["gd"], o["adam"])
-        o["predicted"] = explain.noise(probs[0], B, scale=NOISE_SCALE, target=tol * tol).as_dict()
+        o["predicted"] = {k: _finite(v) if isinstance(v, float) else v
+                          for k, v in explain.noise(probs[0], B, scale=NOISE_SCALE, target=tol * tol).as_dict().items()}
         noisy[str(B)] = o
     return {"spectrum": kind, "arrangement": arrangement, "observed": obs, "gd_over_adam": ratio,
             "gd_over_adam_b1b2": _ratio(obs["gd"], obs["adam_b1b2"]),
