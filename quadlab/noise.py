@@ -300,9 +300,6 @@ class Stream:
         b = self.backend
         return tuple(b.asarray(np.ascontiguousarray(X[:, i][:, sel, :])) for X in self.buf)
 
-    def bytes(self) -> int:
-        return 8 * (2 * self.chunk * len(self.rngs) * self.n + sum(f.size for _, f in self.factors or ()))
-
 
 def _factors(problem):
     """Per layout group, the host float64 factor A with ξ_row = z_row @ A and AᵀA = H_g: A = Λ^{1/2}Qᵀ per

@@ -30,9 +30,18 @@ def _draws(P, model, seeds, steps):
     return np.stack([P.backend.to_numpy(lay.merge(st.at(k, rows))) for k in range(steps)])
 
 
-@pytest.mark.parametrize("rotation", ["block", "global", "none"])
+def _given():
+    rng = np.random.default_rng(7)
+    blocks = []
+    for d in (3, 2, 3):
+        A = rng.standard_normal((d, d))
+        blocks.append(A @ A.T + d * np.eye(d))
+    return quadlab.BlockQuadratic.from_blocks(blocks)
+
+
+@pytest.mark.parametrize("rotation", ["block", "global", "none", "given"])
 def test_the_square_root_factor_reproduces_H(rotation):
-    P = problem(rotation)
+    P = _given() if rotation == "given" else problem(rotation)
     lay = Layout(P)
     st = noise.Stream(noise.NQM(batch=1), P, lay, np.array([0]))
     H = P.backend.to_numpy(P.dense())
