@@ -1,11 +1,11 @@
 """quadlab: block-diagonal quadratics for the Hessian view of why Transformers need Adam."""
 
-from . import backend, checks, contract, heterogeneity, lanczos, optim, spectra, theory, tune
+from . import backend, checks, contract, explain, heterogeneity, lanczos, noise, nqm, optim, spectra, theory, tune
 from .backend import get_backend
 from .checks import report
 from .problem import BlockQuadratic
 from .runner import Result, run
 from .spectra import BlockSpectrum
 
-__all__ = ["BlockQuadratic", "BlockSpectrum", "Result", "backend", "get_backend", "optim", "run", "spectra", "theory", "checks", "tune", "report", "lanczos", "heterogeneity", "contract"]
+__all__ = ["BlockQuadratic", "BlockSpectrum", "Result", "backend", "get_backend", "optim", "run", "spectra", "theory", "checks", "tune", "report", "lanczos", "heterogeneity", "contract", "explain", "noise", "nqm"]
 __version__ = "0.1.0"

@@ -155,6 +155,8 @@ STUDIES = {
     "kappa-sweep": ("kappa_sweep", "steps against κ and r·max κ_l with the theory's slopes"),
     "blockwise-lrs": ("blockwise_lrs", "one learning rate per block: oracle blockwise GD and Adam-mini"),
     "readings": ("readings", "Cases 1–2 under every reading of “scaled and shifted to [1, κ]”, and the default"),
+    "explanations": ("explanations", "four explanations of Adam's edge (heterogeneity, ℓ∞, noise, sign descent) "
+                     "against tuned runs"),
 }
 
 

@@ -57,7 +57,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from ._engine.adam_rule import AdamScalars
     from ._engine.layout import Layout
 
-__all__ = ["Context", "GDState", "MomentumState", "PreconditionedState", "AdamState", "FusedAdamState"]
+__all__ = ["Context", "GDState", "MomentumState", "PreconditionedState", "AdamState", "FusedAdamState", "SignState"]
 
 
 @runtime_checkable
@@ -130,6 +130,14 @@ class PreconditionedState(NamedTuple):
     """A fixed diagonal preconditioner: delta = η (p ∘ g) (Jacobi GD, blockwise GD, the Adam theory form)."""
 
     precond: tuple  #: p, one leaf per group: (k, 1, d) shared by the runs, or (k, R, d) per run (1/|g_0|)
+    lr: Any  #: per-run step in layout form: float or (1, R, 1)
+
+
+class SignState(NamedTuple):
+    """(Momentum) sign descent: m ← β m + g, delta = η sign(m) (β = 0: delta = η sign(g))."""
+
+    m: tuple  #: the momentum buffer, one (k, R, d) leaf per group; () when every run has β = 0
+    scratch: tuple  #: numpy in place: one (k, R, d) buffer per leaf that receives delta; () elsewhere
     lr: Any  #: per-run step in layout form: float or (1, R, 1)
 
 

@@ -31,15 +31,12 @@ themselves as ``e_{t+1} = A(e_t)`` in the preconditioned eigenbasis (``linear``)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
-
 import numpy as np
 
 from ._engine.adam_rule import AdamRule, AdamScalars
 from ._engine.layout import tmap
-from .contract import GDState, MomentumState, PreconditionedState
+from ._engine.optimizer import _LIMITS, LinearSpec, Optimizer, _grid_axis, _hyper, _zeros
+from .contract import GDState, MomentumState, PreconditionedState, SignState
 
 __all__ = [
     "Optimizer",
@@ -52,6 +49,8 @@ __all__ = [
     "adam_mini",
     "blockwise_gd",
     "jacobi_gd",
+    "sign_descent",
+    "sign_descent_diagonal",
     "SPECTRA_SOURCES",
     "AdamScalars",
 ]
@@ -59,158 +58,10 @@ __all__ = [
 SPECTRA_SOURCES = ("exact", "lanczos")
 
 
-class LinearSpec(NamedTuple):
-    """e_{t+1} in closed form: z = P^{-1/2} e evolves under M = P^{1/2} H P^{1/2} with a scalar recurrence
-    per eigenvalue μ of M.  ``kind``: "gd" (z ← (1−ημ) z), "heavy_ball" or "nesterov" (2×2 recurrences,
-    momentum β).  ``precond``: host (R, n) or (n,) diagonal of P, or None for P = I."""
-
-    kind: str
-    eta: np.ndarray  # (R,)
-    momentum: np.ndarray | None  # (R,)
-    precond: np.ndarray | None
-
-
-@dataclass(frozen=True)
-class Optimizer:
-    """An update rule with its hyperparameter grid.
-
-    Built by a factory of this module (:func:`gd`, :func:`adam`, …), or directly for a rule of one's own
-    written against :mod:`quadlab.contract` (its docstring has an example).
-
-    Attributes
-    ----------
-    name : str
-        The factory's name ("gd", "adam", …).
-    hyper : dict of str to numpy.ndarray
-        Each numeric hyperparameter's 1-D float64 grid axis; the configurations are their outer product.
-    init, update : callable
-        The contract's callbacks (:mod:`quadlab.contract`).
-    options : dict
-        Non-grid settings, e.g. ``bias_correction``, ``lr="optimal"``, ``spectra``.
-    linear : callable or None
-        ``linear(hp, ctx, g0) -> LinearSpec`` for the methods with a closed form; None otherwise.
-    step, gpu_step : callable or None
-        The fused forms, numba on numpy and cupy elementwise kernels (the Adam family); None otherwise.
-
-    Examples
-    --------
-    >>> from quadlab import optim
-    >>> opt = optim.adam(lr=[1e-3, 1e-2], b1=[0.0, 0.9])
-    >>> opt.n_configs, opt.is_linear
-    (4, False)
-    >>> opt.grid()["b1"].tolist()
-    [0.0, 0.9, 0.0, 0.9]
-    """
-
-    name: str
-    hyper: dict[str, np.ndarray]
-    init: Callable = field(repr=False)
-    update: Callable = field(repr=False)
-    options: dict[str, Any] = field(default_factory=dict)
-    linear: Callable | None = field(default=None, repr=False)
-    step: Callable | None = field(default=None, repr=False)
-    gpu_step: Callable | None = field(default=None, repr=False)
-
-    def grid(self) -> dict[str, np.ndarray]:
-        """Hyperparameters per configuration.
-
-        Returns
-        -------
-        dict of str to numpy.ndarray
-            Each grid hyperparameter at every configuration, (C,) with C = :attr:`n_configs`, the last
-            hyperparameter varying fastest; empty when the optimizer has no grid axis.
-
-        Examples
-        --------
-        >>> from quadlab import optim
-        >>> optim.heavy_ball(lr=[0.1, 0.2], momentum=[0.5, 0.9]).grid()["lr"].tolist()
-        [0.1, 0.1, 0.2, 0.2]
-        """
-        names = list(self.hyper)
-        if not names:
-            return {}
-        mesh = np.meshgrid(*[self.hyper[k] for k in names], indexing="ij")
-        return {k: m.reshape(-1) for k, m in zip(names, mesh, strict=True)}
-
-    @property
-    def n_configs(self) -> int:
-        """C, the number of configurations: the product of the grid axes' lengths (1 without a grid)."""
-        return int(np.prod([v.size for v in self.hyper.values()])) if self.hyper else 1
-
-    @property
-    def is_linear(self) -> bool:
-        """True where the update is linear in the error, so :func:`quadlab.run` can use the closed form."""
-        return self.linear is not None
-
-    def with_hyper(self, **values) -> Optimizer:
-        """The same optimizer with some grid hyperparameters replaced.
-
-        Parameters
-        ----------
-        **values : float or array_like
-            New values (a number or a 1-D array) for hyperparameters the optimizer has.
-
-        Returns
-        -------
-        Optimizer
-            A copy with those grid axes replaced, everything else shared.
-
-        Raises
-        ------
-        ValueError
-            If a name is not a grid hyperparameter of this optimizer, or a value is outside its range
-            (the constructor's checks).
-
-        Examples
-        --------
-        >>> from quadlab import optim
-        >>> optim.adam(lr=[1e-3, 1e-2]).with_hyper(lr=3e-3).hyper["lr"].tolist()
-        [0.003]
-        """
-        hyper = dict(self.hyper)
-        for k, v in values.items():
-            if k not in hyper:
-                raise ValueError(f"{self.name} has no grid hyperparameter {k!r}; it has {sorted(hyper)}")
-            hyper[k] = _grid_axis(k, v, *_LIMITS[k])
-        return replace(self, hyper=hyper)
-
-
-# -- validation ------------------------------------------------------------------------------------
-_LIMITS = {  # name: (lo, hi, lo_open, hi_open)
-    "lr": (0.0, np.inf, True, True),
-    "momentum": (0.0, 1.0, False, False),
-    "b1": (0.0, 1.0, False, True),  # β1 < 1: the bias correction divides by 1 − β1^t
-    "b2": (0.0, 1.0, True, False),  # β2 > 0: β2 = 0 keeps no second moment (v = g², sign descent)
-    "eps": (0.0, np.inf, False, True),
-}
-
-
-def _grid_axis(name, value, lo, hi, lo_open, hi_open) -> np.ndarray:
-    a = np.atleast_1d(np.asarray(value, dtype=np.float64))
-    if a.ndim != 1 or a.size == 0:
-        raise ValueError(f"{name} must be a number or a non-empty 1-D array, got shape {np.shape(value)}")
-    if not np.isfinite(a).all():
-        raise ValueError(f"{name} must be finite, got {a[~np.isfinite(a)][0]!r}")
-    bad = (a <= lo if lo_open else a < lo) | (a >= hi if hi_open else a > hi)
-    if bad.any():
-        interval = f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
-        what = "positive" if name == "lr" else f"in {interval}"
-        raise ValueError(f"{name} must be {what}, got {float(a[bad][0])!r}")
-    return a
-
-
-def _hyper(**kw) -> dict[str, np.ndarray]:
-    return {k: _grid_axis(k, v, *_LIMITS[k]) for k, v in kw.items()}
-
-
 def _check_source(spectra: str) -> str:
     if spectra not in SPECTRA_SOURCES:
         raise ValueError(f"spectra must be one of {SPECTRA_SOURCES}, got {spectra!r}")
     return spectra
-
-
-def _zeros(g):
-    return tmap(lambda x: x * 0, g)
 
 
 # -- GD family -------------------------------------------------------------------------------------
@@ -568,6 +419,12 @@ adam.__doc__ = """Adam: m ← β1 m + (1−β1) g, v ← β2 v + (1−β2) g∘g
 
     With bias correction (the paper's Alg. 2) m̂ = m/(1−β1^t), v̂ = v/(1−β2^t); without (its Alg. 3)
     m̂ = m, v̂ = v.
+
+    β1 = β2 = β ∈ (0, 1) is allowed and is the sign-descent limit studied by Kunstner et al. (2023): with
+    weights w_s = (1−β)β^{t−s}, Cauchy–Schwarz gives (Σ w_s g_s)² ≤ (Σ w_s)(Σ w_s g_s²), i.e. |m_t| ≤
+    √(1−β^t)·√v_t, so with bias correction and ε = 0 every coordinate moves by |η m̂/√v̂| ≤ η: a "soft"
+    momentum sign descent, equal to η·sign(m) when the recent gradients of that coordinate share one
+    magnitude (see :func:`sign_descent`).  β1 = β2 = 0 is refused (β2 must be > 0); use sign_descent.
 """ + _ADAM_DOC.format(b1=_B1_DOC, name="adam", fused="on numpy with numba one compiled pass per step")
 rmsprop.__doc__ = """RMSprop = Adam with β1 = 0: v ← β2 v + (1−β2) g∘g, w ← w − η g / (√v + ε) (PyTorch's default:
     no bias correction, β2 = α = 0.99).
@@ -575,3 +432,74 @@ rmsprop.__doc__ = """RMSprop = Adam with β1 = 0: v ← β2 v + (1−β2) g∘g,
 adam_mini.__doc__ = """Adam-mini: Adam with one second moment per block, v_l ← β2 v_l + (1−β2) mean_{i∈l}(g_i²), shared by
     every coordinate of block l (m stays per coordinate).
 """ + _ADAM_DOC.format(b1=_B1_DOC, name="adam_mini", fused="no compiled numpy step (the block mean)")
+
+
+# -- sign descent ----------------------------------------------------------------------------------
+def sign_descent(lr=1e-3, momentum=0.0) -> Optimizer:
+    """(Momentum) sign descent: m ← β m + g, w ← w − η·sign(m) (m_0 = 0; β = 0: w ← w − η·sign(g)).
+
+    Every coordinate moves by exactly η (or 0 where m_i = 0), whatever the gradient's scale: the β2 → β1
+    limit of Adam (see :func:`adam`).  Both ``lr`` and ``momentum`` may be grids.
+
+    Closed form: none in general (sign(m) couples the coordinates through H).  For a diagonal H with β = 0
+    each coordinate moves independently by −η·sign(e_i) (sign(g_i) = sign(h_i e_i) = sign(e_i)), and
+    :func:`sign_descent_diagonal` gives e_k exactly.  With a constant η the iterates end in a cycle of width
+    η per coordinate, so ‖∇f‖ ≤ tol·‖∇f(w_0)‖ is reached only when η is small enough."""
+    hyper = _hyper(lr=lr, momentum=momentum)
+
+    def init(g0, hp, ctx):
+        no_m = isinstance(hp["momentum"], float) and hp["momentum"] == 0.0
+        m = () if no_m else _zeros(g0)
+        return SignState(m, tmap(np.empty_like, g0) if ctx.inplace else (), ctx.per_run(ctx.lr({})))
+
+    def update(g, state, hp, ctx, t):
+        m, scratch = state.m, state.scratch
+        lr_, mu = state.lr, hp["momentum"]
+        if ctx.inplace:  # the functional path's operations, in its order, into the state's buffers
+            for mi, gi in zip(m, g):
+                np.add(np.multiply(mi, mu, out=mi), gi, out=mi)
+            for a, w in zip(m or g, scratch):
+                np.multiply(np.sign(a, out=w), lr_, out=w)
+            return scratch, state
+        if m:
+            m = tuple(m_ * mu + g_ for m_, g_ in zip(m, g, strict=True))
+        return tuple(ctx.xp.sign(a) * lr_ for a in (m or g)), state._replace(m=m)
+
+    return Optimizer("sign_descent", hyper, init, update, {})
+
+
+def sign_descent_diagonal(e0, lr: float, steps: int) -> np.ndarray:
+    """The exact error e_k = w_k − w* of sign descent with β = 0 on a diagonal quadratic (h_i > 0).
+
+    Each coordinate follows e ← e − η·sign(e) on its own: with a = |e_{0,i}| and K = ⌈a/η⌉,
+    |e_k| = a − kη for k ≤ K, then it alternates between a − Kη ∈ (−η, 0] and a − (K−1)η ∈ (0, η] (staying
+    at 0 if a/η is an integer).  Computed in float64 as a − kη, so it agrees with the iteration to rounding.
+
+    Parameters
+    ----------
+    e0 : array (n,) the starting error.
+    lr : the step η > 0.
+    steps : k ≥ 0.
+
+    Returns
+    -------
+    e_k : array (n,)
+
+    Raises
+    ------
+    ValueError
+        For a non-finite ``e0``, η ≤ 0 or a negative or fractional ``steps``.
+    """
+    e0 = np.asarray(e0, dtype=np.float64)
+    if not np.isfinite(e0).all():
+        raise ValueError("sign_descent_diagonal: e0 must be finite")
+    lr = float(_grid_axis("lr", lr, *_LIMITS["lr"])[0])
+    if isinstance(steps, bool) or int(steps) != steps or steps < 0:
+        raise ValueError(f"sign_descent_diagonal: steps must be an integer >= 0, got {steps!r}")
+    a, k = np.abs(e0), int(steps)
+    K = np.ceil(a / lr)
+    first = a - np.minimum(k, K) * lr
+    late = (k > K) & (first != 0)
+    # after K steps the coordinate alternates: odd (k − K) sits one step back, on the positive side
+    out = np.where(late & ((k - K) % 2 == 1), a - (K - 1) * lr, first)
+    return np.sign(e0) * out

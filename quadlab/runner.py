@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import noise as noise_models
 from ._engine import adam_rule, closed_form, kernels
 from ._engine.context import RunContext, hyperparameter
 from ._engine.layout import Layout, tmap
@@ -52,6 +53,8 @@ class Result:
         Name → (R,) hyperparameters of each run, with "seed".
     w0 : numpy.ndarray
         (R, n) starting points (host float64).
+    noise : dict or None
+        The noise model's ``describe()`` (None: exact gradients); see :mod:`quadlab.noise`.
     optimizer, options, method, backend, dtype, tol, n_steps
         What ran: the optimizer's name and options, "iterate" or "closed_form", the backend and dtype,
         the tolerance and the step cap.
@@ -83,6 +86,7 @@ class Result:
     dtype: str = "float64"
     tol: float | None = None
     n_steps: int = 0
+    noise: dict | None = None  # the noise model's description (NoiseModel.describe()), None for exact gradients
 
     @property
     def n_runs(self) -> int:
@@ -245,7 +249,7 @@ def _check_seeds(seeds) -> list[int]:
 _ITERATE_BYTES = 8 * 8
 
 
-def _check_size(problem, R: int, T: int, optimizer, use_closed: bool) -> None:
+def _check_size(problem, R: int, T: int, optimizer, use_closed: bool, noisy: bool = False) -> None:
     """Refuse a batch whose working set cannot fit (:func:`quadlab.backend.check_memory`), before any work."""
     n = problem.n
     if use_closed:
@@ -256,6 +260,9 @@ def _check_size(problem, R: int, T: int, optimizer, use_closed: bool) -> None:
         need = 8 * (classes * (per_class + 6 * n) + 2 * R * T + R * n)
     else:
         need = _ITERATE_BYTES * R * n + 8 * 2 * R * T
+        if noisy:  # the noisy gradient, the host chunk of draws and the square root of H
+            root = sum(d * d for d in problem.block_sizes) if problem.is_block_diagonal else n * n
+            need += 8 * (R * n + noise_models.Stream.budget + root)
     check_memory(need, f"{R} runs of dimension {n} with {T} recorded steps",
                  "use fewer configurations or seeds per call, a sparser record=, or smaller blocks")
 
@@ -289,6 +296,7 @@ def run(
     record="log",
     method: str = "auto",
     check_every: int | None = None,
+    noise=None,
 ) -> Result:
     """Run every configuration of ``optimizer`` from every start on ``problem``.
 
@@ -321,6 +329,11 @@ def run(
         while k < 8·16, then k/8 up to 256 (1024 on a GPU), so that the checks cost nothing per step on long
         runs while a run that stops is carried at most 1/8 of its steps further.  A stopped run is detected
         exactly either way; its extra steps are discarded.
+    noise : None or a model of :mod:`quadlab.noise`
+        The optimizer then sees g_k = ∇f(w_k) + ξ_k, ξ_k drawn from the run's seed (common random numbers:
+        every configuration with seed s sees the same ξ_k).  The tolerance, the divergence test and the
+        recorded f − f*, ‖∇f‖ use the true gradient.  Runs iterate (no closed form; ``method="auto"``
+        iterates) and never take a fused compiled step.  With a single given ``w0``, ``seeds`` draw the noise.
 
     Returns
     -------
@@ -350,6 +363,10 @@ def run(
         raise ValueError(f"tol is relative to ||grad f(w0)|| and must lie in (0, 1), got {tol!r}")
     if method not in ("auto", "iterate", "closed_form"):
         raise ValueError(f"method must be 'auto', 'iterate' or 'closed_form', got {method!r}")
+    noise = noise_models.check_noise(noise)
+    if noise is not None and method == "closed_form":
+        raise ValueError("method='closed_form' gives exact-gradient trajectories; with noise= use method='auto' or "
+                         "'iterate' (the expected loss under noise is in quadlab.nqm)")
     if method == "closed_form" and not optimizer.is_linear:
         raise ValueError(
             f"{optimizer.name} is not linear in the error (adaptive second moments), so it has no closed form; "
@@ -357,7 +374,7 @@ def run(
             "blockwise_gd and jacobi_gd."
         )
     seeds = _check_seeds(seeds)
-    if w0 is not None and len(seeds) > 1 and np.ndim(w0) == 1:
+    if w0 is not None and len(seeds) > 1 and np.ndim(w0) == 1 and noise is None:
         raise ValueError("seeds only draw starting points; with a single given w0 leave seeds at its default")
     grid = optimizer.grid()
     C, S = optimizer.n_configs, len(seeds)
@@ -366,8 +383,8 @@ def run(
     config["seed"] = np.tile(np.asarray(seeds, dtype=np.int64), C)
     E0 = _starts(problem, w0, seeds, C)
     rec = record_steps(record, steps)
-    use_closed = optimizer.is_linear and method != "iterate"
-    _check_size(problem, R, rec.size, optimizer, use_closed)
+    use_closed = optimizer.is_linear and method != "iterate" and noise is None
+    _check_size(problem, R, rec.size, optimizer, use_closed, noise is not None)
     b = problem.backend
     # Overflow in a diverging run is expected and reported through its status, not as warnings.
     with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -376,7 +393,7 @@ def run(
             out = _run_closed(problem, optimizer, config, E0, rec, steps, tol)
         else:
             cadence = (check_every, check_every) if check_every else ((64, 1024) if b.is_gpu else (16, 256))
-            out = _run_iterate(problem, optimizer, config, E0, rec, steps, tol, cadence)
+            out = _run_iterate(problem, optimizer, config, E0, rec, steps, tol, cadence, noise)
     gap, gnorm, to_tol, stop, status = out
     # values after a run stopped are not part of its trajectory
     after = rec[None, :] > stop[:, None]
@@ -386,7 +403,7 @@ def run(
         steps=rec, gap=gap, grad_norm=gnorm, steps_to_tol=to_tol, stop_step=stop, status=status,
         config=config, w0=E0 + problem.optimum_host, optimizer=optimizer.name, options=dict(optimizer.options),
         method="closed_form" if use_closed else "iterate", backend=b.name, dtype=b.dtype_name, tol=tol,
-        n_steps=steps,
+        n_steps=steps, noise=None if noise is None else noise.describe(),
     )
 
 
@@ -408,7 +425,20 @@ def _classify(first_good, first_bad):
     return conv, dive
 
 
-def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
+def _fused_route(ctx, opt, noise, backend):
+    """The one eligibility test of the optimizer's fused step: ("numba", step) on numpy in place with numba,
+    ("gpu", gpu_step) where the cupy kernels are enabled, else ("", None).  Never with gradient noise (the
+    fused step reads the gradient buffer that the noise would have to be added to)."""
+    if noise is not None:
+        return "", None
+    if ctx.inplace and opt.step is not None and kernels.available():
+        return "numba", opt.step
+    if not ctx.inplace and opt.gpu_step is not None and adam_rule.gpu_enabled(backend):
+        return "gpu", opt.gpu_step
+    return "", None
+
+
+def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence, noise=None):
     b = problem.backend
     xp = b.xp
     R, T = E0.shape[0], rec.size
@@ -423,13 +453,11 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
     ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
     # the step sizes reach an optimizer only through ctx.lr (the contract's one representation)
     hp = {k: hyperparameter(v, lay) for k, v in ctx.host_hp.items() if k != "lr"}
-    fused_step = None
-    if inplace and opt.step is not None and kernels.available():
-        ctx.fused, fused_step = "numba", opt.step
-    elif not inplace and opt.gpu_step is not None and adam_rule.gpu_enabled(b):
-        ctx.fused, fused_step = "gpu", opt.gpu_step
+    ctx.fused, fused_step = _fused_route(ctx, opt, noise, b)
+    if ctx.fused == "gpu":
         E = tuple(x.copy() for x in E)  # the kernels write into E (numpy and cupy arrays both copy)
     fused = bool(ctx.fused)
+    stream = None if noise is None else noise_models.Stream(noise, problem, lay, config["seed"])
     state = opt.init(G, hp, ctx)
     g0n = np.linalg.norm(g0_host, axis=1)
     thr = (tol if tol is not None else 0.0) * g0n
@@ -479,6 +507,10 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
                 ctx.host_hp = {n: v[keep_host] for n, v in ctx.host_hp.items()}
         if fused:  # e ← e − delta in one compiled pass
             state = fused_step(E, G, state, hp, ctx, k + 1)
+        elif stream is not None:  # the optimizer sees ∇f(w_k) + ξ_k; G stays the true gradient
+            Xi = stream.at(k, rows)
+            Gn = tmap(lambda g, x: np.add(g, x, out=x), G, Xi) if inplace else tmap(lambda g, x: g + x, G, Xi)
+            delta, state = opt.update(Gn, state, hp, ctx, k + 1)
         else:
             delta, state = opt.update(G, state, hp, ctx, k + 1)
         if inplace:

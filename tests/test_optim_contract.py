@@ -86,6 +86,7 @@ STATES = [  # every grid has a diverging configuration, so runs are dropped mid-
     (optim.jacobi_gd(lr=[0.2, 5.0]), contract.PreconditionedState),
     (optim.blockwise_gd(lr=[0.5, 5.0]), contract.PreconditionedState),
     (optim.adam_theory(), contract.PreconditionedState),
+    (optim.sign_descent(lr=1e-2, momentum=0.9), contract.SignState),  # bounded steps: never diverges
     (optim.adam(lr=[1e-3, 1e7]), (contract.AdamState, contract.FusedAdamState)),
     (optim.rmsprop(lr=[1e-3, 1e7]), (contract.AdamState, contract.FusedAdamState)),
     (optim.adam_mini(lr=[1e-3, 1e7]), contract.AdamState),
