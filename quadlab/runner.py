@@ -440,28 +440,17 @@ def _run_closed(problem, opt, config, E0, rec, steps, tol):
     rec_good = (gnorm <= thr[:, None]) & ok if tol is not None else np.zeros_like(rec_bad)
     rec_stop = np.where((rec_bad | rec_good).any(axis=1), rec[(rec_bad | rec_good).argmax(axis=1)], steps)
     need_scan = np.broadcast_to((tol is not None) | rec_bad.any(axis=1), (R,))
+    # the first crossing can fall between recorded steps: bisection where ‖∇f_k‖² is provably convex in k
+    # (GD-kind without cross terms), a scan of every step elsewhere, each run up to rec_stop
+    live = np.flatnonzero(need_scan)
+    first, bad = closed_form.first_stop(plan, live, rec_stop[live], thr[live], div[live], tol is not None)
     found = ~need_scan.copy()
-    k0, width = 0, 64
-    budget = 1 << 21  # (run, step, mode) elements per slab: a bounded working set whatever the horizon
-    while True:
-        live = np.flatnonzero(~found & (rec_stop >= k0))
-        if live.size == 0:
-            break
-        # slabs double in length, so a run that stops early is not carried through a long slab, and the
-        # steps evaluated stay within twice the horizon
-        k1 = min(int(rec_stop[live].max()), k0 + max(64, min(width, budget // (live.size * problem.n))) - 1)
-        width *= 2
-        ks = np.arange(k0, k1 + 1)
-        _, gn = plan.values(ks, rows=live, want_gap=False)
-        fg, fb = _first_stop(gn.T, k0, thr[live], div[live], tol is not None)
-        conv, dive = _classify(fg, fb)
-        to_tol[live[conv]] = fg[conv]
-        stop[live[conv]] = fg[conv]
-        status[live[conv]] = "converged"
-        stop[live[dive]] = fb[dive]
-        status[live[dive]] = "diverged"
-        found[live[conv | dive]] = True
-        k0 = k1 + 1
+    found[live[first >= 0]] = True
+    conv, dive = live[(first >= 0) & ~bad], live[(first >= 0) & bad]
+    to_tol[conv] = stop[conv] = first[(first >= 0) & ~bad]
+    status[conv] = "converged"
+    stop[dive] = first[(first >= 0) & bad]
+    status[dive] = "diverged"
     # a recorded crossing that the scan missed (the value sits within rounding of the threshold, and the
     # scan's products were summed in another order) stops the run at that recorded step
     missed = np.flatnonzero(~found & (rec_stop < steps))
