@@ -250,7 +250,9 @@ def run(
     steps : iterations per run (≥ 1).
     tol : stop a run at the first k with ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖ (None: run every step).
     record : "log", "all", or an array of steps at which f − f* and ‖∇f‖ are kept.
-    method : "auto" (closed form for the linear methods), "iterate", or "closed_form".
+    method : "auto" (closed form for the linear methods), "iterate", "closed_form", or "gpu_scan" (opt-in:
+        the whole iteration in one kernel launch for small problems, :mod:`quadlab._engine.gpu_scan`; on a
+        numpy problem its host emulation).
     check_every : iterate path only: steps between host reads of the convergence test.  Default: 16 (64
         on a GPU) while k < 8·16, then k/8 up to 256 (1024 on a GPU), so that the checks cost nothing per
         step on long runs while a run that stops is carried at most 1/8 of its steps further.  A stopped run
@@ -261,8 +263,12 @@ def run(
     steps = _check_steps(steps)
     if tol is not None and not (np.isfinite(tol) and 0 < tol < 1):
         raise ValueError(f"tol is relative to ||grad f(w0)|| and must lie in (0, 1), got {tol!r}")
-    if method not in ("auto", "iterate", "closed_form"):
-        raise ValueError(f"method must be 'auto', 'iterate' or 'closed_form', got {method!r}")
+    if method not in ("auto", "iterate", "closed_form", "gpu_scan"):
+        raise ValueError(f"method must be 'auto', 'iterate', 'closed_form' or 'gpu_scan', got {method!r}")
+    if method == "gpu_scan":
+        from ._engine import gpu_scan
+
+        return gpu_scan.run(problem, optimizer, w0, seeds, steps, tol, record)
     if method == "closed_form" and not optimizer.is_linear:
         raise ValueError(
             f"{optimizer.name} is not linear in the error (adaptive second moments), so it has no closed form; "
