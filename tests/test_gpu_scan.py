@@ -9,7 +9,10 @@ orders' error bound otherwise.  Whether the compiled kernel reproduces the emula
 """
 
 import importlib.util
+import shutil
+import subprocess
 
+import _cuda_host
 import numpy as np
 import pytest
 from hypothesis import given
@@ -179,3 +182,37 @@ def test_run_method_gpu_scan_is_the_opt_in_path():
     assert got.method == "gpu_scan"
     np.testing.assert_array_equal(got.stop_step, ref.stop_step)
     np.testing.assert_array_equal(got.grad_norm, ref.grad_norm)
+
+
+@pytest.mark.skipif(not _cuda_host.available(), reason="needs g++ (C++20) to run the CUDA source on host threads")
+@pytest.mark.parametrize("name, dtype, rotation", [
+    ("adam", "float64", "block"), ("adam", "float32", "none"), ("rmsprop", "float64", "global"),
+    ("gd", "float32", "block"),
+])
+def test_cuda_source_on_host_threads_matches_the_emulation(name, dtype, rotation, tmp_path):
+    """The kernel's own CUDA text, compiled by g++ behind a thread shim (one std::thread per CUDA thread,
+    std::barrier for __syncthreads), gives the emulation's bits: the source's indexing, shared memory,
+    synchronisation and stop/record logic are those the emulation was tested for."""
+    p = gpu_scan.prepare(_case3(rotation, dtype), OPTIMIZERS[name](), seeds=[0, 1], steps=120, tol=1e-3)
+    lib = _cuda_host.build(p.kind, dtype, tmp_path)
+    for got, want in zip(_cuda_host.launch(lib, p), gpu_scan.emulate(p), strict=True):
+        np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="needs nvcc (the CUDA toolkit) to compile the source")
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_cuda_source_compiles_without_fused_multiply_adds(dtype, tmp_path):
+    """Every kernel compiles with nvcc as cupy compiles it (--fmad=false), without a warning, and the PTX
+    has no fma instruction (a contracted a·b + c would round once where the numpy path rounds twice)."""
+    parts = [gpu_scan.cuda_source(kind, dtype).replace("quadlab_scan(", f"quadlab_scan_{kind}(")
+             for kind in gpu_scan.UPDATES]
+    head = parts[0].split("\n", 2)[1]  # the typedef, once
+    src = head + "\n" + "\n".join(p.replace(head, "") for p in parts)
+    cu, ptx = tmp_path / "scan.cu", tmp_path / "scan.ptx"
+    cu.write_text(src)
+    out = subprocess.run(["nvcc", "-ptx", "--fmad=false", "-o", str(ptx), str(cu)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "warning" not in out.stderr
+    text = ptx.read_text()
+    assert all(f"quadlab_scan_{kind}" in text for kind in gpu_scan.UPDATES)
+    assert "fma." not in text

@@ -79,8 +79,9 @@ extern "C" __global__ void quadlab_scan(
     const int r = blockIdx.x;
     const int i = threadIdx.x;
     const bool own = i < n;
-    T x = 0, m = 0, v = 0, g = 0, w = 0;
+    T x = 0, m = 0, v = 0, g = 0;
     const T lr = hp[4 * r + 0], b1 = hp[4 * r + 1], b2 = hp[4 * r + 2], mu = hp[4 * r + 3];
+    (void)lr; (void)b1; (void)b2; (void)mu;  // each update reads only some of them
     if (own) {{
         x = X[(long long)r * n + i]; m = M[(long long)r * n + i]; v = V[(long long)r * n + i];
         xs[i] = x;
@@ -138,6 +139,7 @@ extern "C" __global__ void quadlab_scan(
         if (own) {{
             const T s = sched[2 * ((k) * nU + which[r]) + 0];
             const T et = sched[2 * ((k) * nU + which[r]) + 1];
+            (void)s; (void)et;
 {UPDATE}
             xs[i] = x;
         }}
@@ -155,7 +157,9 @@ def cuda_source(kind: str, dtype: str) -> str:
         raise ValueError(f"gpu_scan: no kernel for {kind!r}; kinds are {sorted(UPDATES)}")
     if dtype not in ("float32", "float64"):
         raise ValueError(f"gpu_scan: dtype must be float32 or float64, got {dtype!r}")
-    body = "\n".join(f"            {s};" for s in UPDATES[kind])
+    lines = UPDATES[kind]
+    scratch = ["T w;"] if any(s.startswith("w = ") for s in lines) else []
+    body = "\n".join(f"            {s}" for s in scratch + [f"{s};" for s in lines])
     return _KERNEL.format(T="double" if dtype == "float64" else "float", UPDATE=body)
 
 
