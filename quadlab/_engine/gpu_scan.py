@@ -25,13 +25,15 @@ step can differ only where ‖∇f_k‖ lies within that of the threshold.
 The statements of :data:`UPDATES` are the single source of the per-coordinate arithmetic: :func:`cuda_source`
 pastes them into the kernel, and :func:`emulate` evaluates the same text on numpy arrays (every run and
 coordinate at once, the same IEEE operations), with the kernel's loops transcribed beside it.  The tests
-check the emulation against the numpy iterate path, so CI checks the kernel's arithmetic without a GPU; that
-the compiled kernel reproduces the emulation is checked only where cupy and a GPU exist
-(``tests/test_gpu_scan.py``, marked ``gpu``).
+check the emulation against the numpy iterate path, so CI checks the kernel's arithmetic without a GPU; they
+also run the CUDA text itself on host threads (g++ behind a small shim, where g++ exists) and compile it with
+nvcc (where the toolkit exists).  That ``cupy.RawKernel`` on a device reproduces the emulation is checked only
+where cupy and a GPU exist (``tests/test_gpu_scan.py``, marked ``gpu``).
 
-Limits: n ≤ 1,024 (one thread per coordinate), block-diagonal or diagonal storage (any rotation but
-"global" beyond 1,024 coordinates), optimizers gd, heavy_ball, nesterov (numeric learning rates or the
-named ones, resolved on the host), adam and rmsprop (not adam_mini: its second moment is a block mean).
+Limits: n ≤ 1,024 (one thread per coordinate; a global rotation is one dense block), optimizers gd,
+heavy_ball, nesterov (numeric learning rates or the named ones, resolved on the host), adam and rmsprop (not
+adam_mini: its second moment is a block mean).  Thread 0 sums the norms alone, which is cheap at Case 3's
+n = 9 and slow for n in the hundreds.
 """
 
 from __future__ import annotations
