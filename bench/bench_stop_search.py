@@ -4,7 +4,7 @@
 
 Both searches run on the same :class:`quadlab._engine.closed_form.Plan` (so they read the same values) and
 must return the same steps; the table gives the time of each, the speed-up, and whole ``quadlab.run`` calls
-(which use the bisection where it is exact).  Workloads: GD, which closed form serves on any problem, on
+(which use the bisection where it is exact), also with the former scan forced (same results asserted).  Workloads: GD, which closed form serves on any problem, on
 
 * Case 3 (three Haar-rotated 3×3 blocks, κ = 5000) with 64 learning rates × 16 seeds, 20 000 steps;
 * 4 Haar-rotated blocks of 500 (κ = 1000), 8 learning rates × 2 seeds, 20 000 steps;
@@ -18,6 +18,7 @@ searches agree.  Not collected by pytest.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import time
@@ -55,8 +56,8 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-6)
     a = ap.parse_args()
     print(f"load average before: {os.getloadavg()}")
-    print("| workload | runs | bisection | scan | speed-up | quadlab.run (record='log') |")
-    print("|---|---|---|---|---|---|")
+    print("| workload | runs | bisection | scan | speed-up | quadlab.run | quadlab.run with the scan |")
+    print("|---|---|---|---|---|---|---|")
     for name, problem, opt, seeds in _workloads():
         plan, g0n = _plan(problem, opt, seeds)
         R = plan.R
@@ -70,15 +71,26 @@ def main():
                     out[s] = closed_form.first_stop(*args, search=s)
                     times[s].append(time.perf_counter() - t0)
         assert all((x == y).all() for x, y in zip(out["auto"], out["scan"], strict=True)), name
-        t_run = []
+        t_run, t_old = [], []
+        auto = closed_form.first_stop
         for _ in range(a.repeats):
             t0 = time.perf_counter()
             res = quadlab.run(problem, opt, seeds=list(seeds), steps=a.steps, tol=a.tol)
             t_run.append(time.perf_counter() - t0)
+            # the same call with the former search (the runner calls closed_form.first_stop)
+            closed_form.first_stop = functools.partial(auto, search="scan")
+            try:
+                t0 = time.perf_counter()
+                old = quadlab.run(problem, opt, seeds=list(seeds), steps=a.steps, tol=a.tol)
+                t_old.append(time.perf_counter() - t0)
+            finally:
+                closed_form.first_stop = auto
+            assert (old.stop_step == res.stop_step).all() and (old.status == res.status).all(), name
         st = dict(zip(*np.unique(res.status, return_counts=True), strict=True))
         ta, ts = statistics.median(times["auto"]), statistics.median(times["scan"])
         print(f"| {name} | {R} ({', '.join(f'{k} {v}' for k, v in st.items())}) | {ta * 1e3:.1f} ms | "
-              f"{ts * 1e3:.1f} ms | {ts / ta:.0f}x | {statistics.median(t_run) * 1e3:.1f} ms |")
+              f"{ts * 1e3:.1f} ms | {ts / ta:.0f}x | {statistics.median(t_run) * 1e3:.1f} ms | "
+              f"{statistics.median(t_old) * 1e3:.1f} ms |")
     print(f"load average after: {os.getloadavg()}")
 
 
