@@ -216,3 +216,14 @@ def test_cuda_source_compiles_without_fused_multiply_adds(dtype, tmp_path):
     text = ptx.read_text()
     assert all(f"quadlab_scan_{kind}" in text for kind in gpu_scan.UPDATES)
     assert "fma." not in text
+
+
+def test_gpu_scan_gives_the_iterate_paths_result_on_every_backend(xp):
+    """device="auto": the kernel on cupy (where a GPU exists), the emulation on the host namespaces."""
+    problem = quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000.0), seed=0, xp=xp)
+    opt = optim.adam(lr=[1e-2, 1e-1])
+    got = quadlab.run(problem, opt, seeds=[0, 1], steps=300, tol=1e-4, method="gpu_scan")
+    ref = quadlab.run(problem, opt, seeds=[0, 1], steps=300, tol=1e-4, method="iterate")
+    np.testing.assert_array_equal(got.stop_step, ref.stop_step)
+    np.testing.assert_array_equal(got.grad_norm, ref.grad_norm)
+    np.testing.assert_array_equal(got.gap, ref.gap)
