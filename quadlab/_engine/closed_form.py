@@ -367,6 +367,7 @@ def _grad_norm_at(plan: Plan, rows: np.ndarray, ks: np.ndarray) -> np.ndarray:
 
 
 def _norms_into(plan, pos, ks, out):
+    """out[pos[r]] = ‖∇f‖ of run r at its steps, class by class, in slabs of at most _BUDGET elements."""
     xp, b = plan.xp, plan.backend
     for crows, pieces, _eta, _beta in plan.classes:
         here = np.flatnonzero(pos[crows] >= 0)
