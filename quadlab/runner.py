@@ -322,8 +322,10 @@ def run(
         Relative gradient tolerance in (0, 1); None runs every step.
     record : "log", "all" or array_like of int
         Where f − f* and ‖∇f‖ are kept (:func:`record_steps`).
-    method : {"auto", "iterate", "closed_form"}
-        "auto": the closed form for the linear methods, iteration otherwise.
+    method : {"auto", "iterate", "closed_form", "gpu_scan"}
+        "auto": the closed form for the linear methods, iteration otherwise.  "gpu_scan" (opt-in): the whole
+        iteration in one kernel launch for small problems (:mod:`quadlab._engine.gpu_scan`; on a numpy problem
+        its host emulation); no noise.
     check_every : int, optional
         Iterate path only: steps between host reads of the convergence test.  Default: 16 (64 on a GPU)
         while k < 8·16, then k/8 up to 256 (1024 on a GPU), so that the checks cost nothing per step on long
@@ -361,12 +363,16 @@ def run(
     steps = _check_steps(steps)
     if tol is not None and not (np.isfinite(tol) and 0 < tol < 1):
         raise ValueError(f"tol is relative to ||grad f(w0)|| and must lie in (0, 1), got {tol!r}")
-    if method not in ("auto", "iterate", "closed_form"):
-        raise ValueError(f"method must be 'auto', 'iterate' or 'closed_form', got {method!r}")
+    if method not in ("auto", "iterate", "closed_form", "gpu_scan"):
+        raise ValueError(f"method must be 'auto', 'iterate', 'closed_form' or 'gpu_scan', got {method!r}")
     noise = noise_models.check_noise(noise)
-    if noise is not None and method == "closed_form":
-        raise ValueError("method='closed_form' gives exact-gradient trajectories; with noise= use method='auto' or "
+    if noise is not None and method in ("closed_form", "gpu_scan"):
+        raise ValueError(f"method={method!r} gives exact-gradient trajectories; with noise= use method='auto' or "
                          "'iterate' (the expected loss under noise is in quadlab.nqm)")
+    if method == "gpu_scan":
+        from ._engine import gpu_scan
+
+        return gpu_scan.run(problem, optimizer, w0, seeds, steps, tol, record)
     if method == "closed_form" and not optimizer.is_linear:
         raise ValueError(
             f"{optimizer.name} is not linear in the error (adaptive second moments), so it has no closed form; "
@@ -562,28 +568,17 @@ def _run_closed(problem, opt, config, E0, rec, steps, tol):
     rec_good = (gnorm <= thr[:, None]) & ok if tol is not None else np.zeros_like(rec_bad)
     rec_stop = np.where((rec_bad | rec_good).any(axis=1), rec[(rec_bad | rec_good).argmax(axis=1)], steps)
     need_scan = np.broadcast_to((tol is not None) | rec_bad.any(axis=1), (R,))
+    # the first crossing can fall between recorded steps: bisection where ‖∇f_k‖² is provably convex in k
+    # (GD-kind without cross terms), a scan of every step elsewhere, each run up to rec_stop
+    live = np.flatnonzero(need_scan)
+    first, bad = closed_form.first_stop(plan, live, rec_stop[live], thr[live], div[live], tol is not None)
     found = ~need_scan.copy()
-    k0, width = 0, 64
-    budget = 1 << 21  # (run, step, mode) elements per slab: a bounded working set whatever the horizon
-    while True:
-        live = np.flatnonzero(~found & (rec_stop >= k0))
-        if live.size == 0:
-            break
-        # slabs double in length, so a run that stops early is not carried through a long slab, and the
-        # steps evaluated stay within twice the horizon
-        k1 = min(int(rec_stop[live].max()), k0 + max(64, min(width, budget // (live.size * problem.n))) - 1)
-        width *= 2
-        ks = np.arange(k0, k1 + 1)
-        _, gn = plan.values(ks, rows=live, want_gap=False)
-        fg, fb = _first_stop(gn.T, k0, thr[live], div[live], tol is not None)
-        conv, dive = _classify(fg, fb)
-        to_tol[live[conv]] = fg[conv]
-        stop[live[conv]] = fg[conv]
-        status[live[conv]] = "converged"
-        stop[live[dive]] = fb[dive]
-        status[live[dive]] = "diverged"
-        found[live[conv | dive]] = True
-        k0 = k1 + 1
+    found[live[first >= 0]] = True
+    conv, dive = live[(first >= 0) & ~bad], live[(first >= 0) & bad]
+    to_tol[conv] = stop[conv] = first[(first >= 0) & ~bad]
+    status[conv] = "converged"
+    stop[dive] = first[(first >= 0) & bad]
+    status[dive] = "diverged"
     # a recorded crossing that the scan missed (the value sits within rounding of the threshold, and the
     # scan's products were summed in another order) stops the run at that recorded step
     missed = np.flatnonzero(~found & (rec_stop < steps))

@@ -1,0 +1,159 @@
+"""The closed form's stop-step search (issue 20): bisection where ‖∇f_k‖² is provably convex in k gives the
+scan's first crossing.
+
+The reference is the scan of every step (``first_stop(..., search="scan")``, the runner's former path) on the
+same plan, so both read the same floating-point values; the cases cover double roots (ημ = 1 exactly, so
+t = 1 − ημ = 0, and repeated eigenvalues), η at the stability edge 2/λ_max (|t| = 1) and just beyond it, tol
+never reached, and divergence.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import quadlab
+from quadlab import optim, spectra
+from quadlab._engine import closed_form
+from quadlab._engine.context import RunContext
+from quadlab.runner import DIVERGENCE_FACTOR, INPLACE, _starts
+from strategies import block_spectra, property_settings
+
+# learning rates as multiples of 1/λ_max: deep inside, ημ = 1 at the top (t = 0), the edge ημ = 2 (t = −1),
+# just past the edge (a mode grows by 1e-9 per step), and clearly unstable
+MULTS = (0.01, 0.5, 1.0, 1.9, 2.0, 2.0 * (1 + 1e-9), 2.2, 3.0)
+
+
+def _plan(problem, opt, seeds=(0, 1)):
+    """The runner's closed-form plan and ‖∇f(w_0)‖ for these runs (as quadlab.run builds them)."""
+    E0 = _starts(problem, None, list(seeds), opt.n_configs)
+    g0 = problem.backend.to_numpy(problem.hvp(problem.backend.asarray(E0))).astype(np.float64)
+    ctx = RunContext(problem, None, g0, E0 + problem.optimum_host, INPLACE)
+    ctx.host_hp = {k: np.repeat(v, len(seeds)) for k, v in opt.grid().items()}
+    hp = {k: v for k, v in ctx.host_hp.items() if k != "lr"}
+    return closed_form.Plan(problem, opt.linear(hp, ctx, g0), E0), np.linalg.norm(g0, axis=1)
+
+
+def _both(plan, g0n, steps, tol):
+    R = plan.R
+    rows = np.arange(R)
+    thr = (0.0 if tol is None else tol) * g0n
+    args = (plan, rows, np.full(R, steps), thr, DIVERGENCE_FACTOR * g0n, tol is not None)
+    with np.errstate(all="ignore"):
+        return closed_form.first_stop(*args), closed_form.first_stop(*args, search="scan")
+
+
+@st.composite
+def _setting(draw):
+    blocks = draw(block_spectra(max_blocks=3, max_size=4, max_log10_kappa=4.0))
+    if draw(st.booleans()):  # a repeated eigenvalue in the first block
+        b0 = blocks[0]
+        blocks = ((b0[0],) * len(b0),) + blocks[1:]
+    rotation = draw(st.sampled_from(("none", "block", "global")))
+    # eligible: GD on any rotation; blockwise GD where the stored blocks are the spectrum's (not "global",
+    # which mixes blocks); Jacobi GD and the Adam theory form without rotation
+    kind = draw(st.sampled_from({"none": ("gd", "blockwise_gd", "jacobi_gd", "adam_theory"),
+                                 "block": ("gd", "blockwise_gd"), "global": ("gd",)}[rotation]))
+    steps = draw(st.sampled_from((1, 7, 300, 3000)))
+    tol = draw(st.one_of(st.none(), st.just(1e-200), st.floats(-14.0, -0.3).map(lambda u: 10.0 ** u)))
+    seed = draw(st.integers(0, 2**16))
+    pick = draw(st.integers(0, 100))
+    return blocks, rotation, kind, steps, tol, seed, pick
+
+
+def _optimizer(kind, problem, pick):
+    lam = np.concatenate([np.asarray(b) for b in problem.spectrum.blocks])
+    lmax = float(lam.max())
+    mults = np.array(MULTS)
+    if kind == "gd":
+        # also ημ = 1 exactly at one eigenvalue inside the spectrum
+        return optim.gd(lr=np.r_[mults / lmax, 1.0 / float(lam[pick % lam.size])])
+    if kind == "blockwise_gd":
+        return optim.blockwise_gd(lr=mults)  # multiples of each block's oracle step
+    if kind == "jacobi_gd":  # unrotated: diag(H) = λ, so every mode has ημ/λ = η and the edge is η = 2
+        return optim.jacobi_gd(lr=mults)
+    return optim.adam_theory(lr=np.r_[mults, 10.0 * mults])
+
+
+@property_settings(60)
+@given(_setting())
+def test_bisection_gives_the_scans_first_crossing(setting):
+    blocks, rotation, kind, steps, tol, seed, pick = setting
+    sp = quadlab.BlockSpectrum.from_blocks([np.array(b) for b in blocks])
+    problem = quadlab.BlockQuadratic(sp, rotation=rotation, seed=seed)
+    plan, g0n = _plan(problem, _optimizer(kind, problem, pick), seeds=(seed, seed + 1))
+    assert (closed_form.search_kind(plan) > 0).all()  # every case here is eligible
+    (stop, bad), (stop_ref, bad_ref) = _both(plan, g0n, steps, tol)
+    np.testing.assert_array_equal(stop, stop_ref)
+    np.testing.assert_array_equal(bad, bad_ref)
+
+
+def test_edge_cases_are_exercised():
+    """The strategy's cases reach what they are meant to: convergence, divergence (a growing mode, kind 2),
+    and tol never reached, on the paper's Case 3."""
+    problem = quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000.0), seed=0)
+    plan, g0n = _plan(problem, optim.gd(lr=np.array(MULTS) / 5000.0))
+    kinds = closed_form.search_kind(plan)
+    # two seeds per lr; the edge 2/λ_max already grows (the stored top eigenvalue is 5000 + a few ulps)
+    np.testing.assert_array_equal(kinds, [1] * 8 + [2] * 8)
+    (stop, bad), (stop_ref, bad_ref) = _both(plan, g0n, 60000, 1e-6)
+    np.testing.assert_array_equal(stop, stop_ref)
+    np.testing.assert_array_equal(bad, bad_ref)
+    assert (stop[:2] == -1).all()  # 0.01/λ_max does not reach 1e-6 in 60000 steps
+    assert (stop[2:8] > 0).all() and not bad[2:8].any()
+    assert (stop[8:12] == -1).all()  # at and just past the edge: |t| ≈ 1, neither converged nor diverged
+    assert bad[12:].all() and (stop[12:] > 0).all()  # 2.2 and 3.0 diverge
+
+
+def test_grad_norm_at_has_the_values_bits():
+    """The search reads ‖∇f_k‖ with the operations of Plan.values, so both see the same bits."""
+    problem = quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000.0), seed=3)
+    for opt in (optim.gd(lr=np.geomspace(1e-5, 5e-4, 5)), optim.blockwise_gd(lr=np.array([0.3, 1.0, 2.5]))):
+        plan, _ = _plan(problem, opt, seeds=(0, 1, 2))
+        ks = np.array([0, 1, 2, 5, 64, 999, 1000, 12345])
+        rows = np.array([4, 0, 2])
+        _, ref = plan.values(ks, rows=rows, want_gap=False)
+        got = closed_form._grad_norm_at(plan, rows, np.tile(ks, (rows.size, 1)))
+        np.testing.assert_array_equal(got, ref)
+        # per-run steps: run i at its own steps
+        mixed = np.array([[3, 7], [100, 2], [0, 5000]])
+        got = closed_form._grad_norm_at(plan, rows, mixed)
+        for i, r in enumerate(rows):
+            np.testing.assert_array_equal(got[i], plan.values(mixed[i], rows=[r], want_gap=False)[1][0])
+
+
+@pytest.mark.parametrize("make, rotation, expect", [
+    (lambda: optim.heavy_ball(lr=1e-4, momentum=0.9), "block", 0),
+    (lambda: optim.nesterov(lr=1e-4, momentum=0.9), "none", 0),
+    (lambda: optim.jacobi_gd(lr=0.5), "block", 0),
+    (lambda: optim.jacobi_gd(lr=0.5), "none", 1),
+    (lambda: optim.blockwise_gd(lr=0.5), "block", 1),
+    (lambda: optim.gd(lr=1e-4), "global", 1),
+    (lambda: optim.gd(lr=5e-4), "block", 2),
+])
+def test_eligibility(make, rotation, expect):
+    """Bisection only where the gradient norm has no cross terms and φ_k = t^k; kind 2 where a mode grows."""
+    problem = quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000.0), seed=0, rotation=rotation)
+    plan, _ = _plan(problem, make())
+    assert (closed_form.search_kind(plan) == expect).all()
+
+
+def test_cross_terms_break_monotonicity():
+    """Why Jacobi GD on rotated blocks keeps the scan.  On one rotated block with eigenvalues (1, 10⁴),
+    M = P^{1/2}HP^{1/2} has unit diagonal, so its eigenvalues sum to 2 and at η = 1 the two modes have
+    t₂ = −t₁ with |t₁| < 1: both contract, but the cross term ∝ (t₁t₂)^k alternates in sign and ‖∇f_k‖
+    rises at every other step, so a bisection on it would be wrong."""
+    problem = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([np.array([1.0, 1e4])]), seed=3)
+    plan, _ = _plan(problem, optim.jacobi_gd(lr=1.0), seeds=(0,))
+    mu = np.concatenate([mu for mu, *_ in closed_form._eigen_pieces(problem, plan.spec.precond)]).ravel()
+    assert (np.abs(1.0 - mu) < 1.0).all()
+    assert closed_form.search_kind(plan)[0] == 0
+    _, g = plan.values(np.arange(40), want_gap=False)
+    assert (np.diff(g[0]) > 0).sum() >= 10
+
+
+def test_search_must_be_known():
+    problem = quadlab.BlockQuadratic(spectra.simple_heterogeneous(500.0), seed=0)
+    plan, g0n = _plan(problem, optim.gd(lr=1e-3))
+    with pytest.raises(ValueError, match="search must be"):
+        closed_form.first_stop(plan, [0], [10], g0n[:1], g0n[:1], True, search="bisect")
