@@ -27,7 +27,7 @@ from ._engine import build, ordered
 from .backend import Backend, check_memory, get_backend
 from .spectra import BlockSpectrum
 
-__all__ = ["BlockQuadratic", "Group", "ROTATIONS"]
+__all__ = ["BlockQuadratic", "Group", "ROTATIONS", "starts"]
 
 ROTATIONS = ("block", "none", "global")
 
@@ -408,3 +408,52 @@ class BlockQuadratic:
                 V = self._block_rotations(g.blocks, g.size)
             out.append(V)
         return tuple(out)
+
+
+def starts(problem: BlockQuadratic, seeds) -> np.ndarray:
+    """The starting points :func:`quadlab.run` draws for ``seeds``: w₀ = w* + ξ_s, ξ_s ~ N(0, I_n).
+
+    ξ_s is ``numpy.random.default_rng(s).standard_normal(n)``, one generator per seed, so a seed's start does
+    not depend on the other seeds asked for (and a study that needs a run's start, e.g. for the theory's
+    constants, gets the same bits as the run).
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+        Supplies n and the optimum w* (``problem.optimum_host``).
+    seeds : int or sequence of int
+        Non-negative integer seeds, one start each.
+
+    Returns
+    -------
+    numpy.ndarray
+        Host float64 array of shape (len(seeds), n); row i is the start of seed ``seeds[i]``.
+
+    Raises
+    ------
+    ValueError
+        If ``problem`` is not a BlockQuadratic, or a seed is not a non-negative integer (bools and fractional
+        numbers included), or ``seeds`` is empty.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab.problem import starts
+    >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000.0), seed=0)
+    >>> W = starts(p, [0, 1])
+    >>> W.shape
+    (2, 9)
+    >>> bool((quadlab.run(p, quadlab.optim.gd(lr=1e-3), seeds=[1], steps=1).w0[0] == W[1]).all())
+    True
+    """
+    if not isinstance(problem, BlockQuadratic):
+        raise ValueError(f"problem must be a quadlab BlockQuadratic, got {type(problem).__name__}")
+    seeds = [seeds] if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) else list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one non-negative integer seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"seeds must be non-negative integers (numpy's generators take no negative or "
+                             f"fractional seed), got {s!r}")
+    return problem.optimum_host + np.stack([np.random.default_rng(int(s)).standard_normal(problem.n)
+                                            for s in seeds])

@@ -112,8 +112,7 @@ def run_case(name: str, title: str, spec, args) -> tuple[dict, dict]:
     cap_lin = int(math.ceil(1.25 * gd_bound)) + 100
     cap_ada = args.adam_steps
     points, refine = (6, 1) if args.quick else (10, 1)
-    # the runner's start for seed s is w* + N(0, I) from default_rng(s) (w* = 0 here)
-    w0 = [p.optimum_host + np.random.default_rng(s).standard_normal(p.n) for p, s in zip(probs, seeds)]
+    w0 = [quadlab.starts(p, [s])[0] for p, s in zip(probs, seeds)]  # the runs' own starts
     mu_max = [float(np.max(theory.adam_constants(p, w).mu_max)) for p, w in zip(probs, w0)]
     hb = theory.heavy_ball_optimum(probs[0])
 

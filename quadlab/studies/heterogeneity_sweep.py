@@ -124,8 +124,7 @@ def compute_point(s: float, args) -> dict:
     tol = args.tol
     tune = tuning(args.quick)
     probs = [quadlab.BlockQuadratic(spec, rotation="block", seed=k) for k in seeds]
-    # the runner's start for seed k (w* = 0): the same draw, so the constants below are those of the runs
-    w0 = [np.random.default_rng(k).standard_normal(spec.n) for k in seeds]
+    w0 = [quadlab.starts(p, [k])[0] for p, k in zip(probs, seeds)]  # the runs' own: the constants below are theirs
 
     g = theory.gd_rates(probs[0])  # depends on the eigenvalues only
     cap_gd = steps_bound(g.best_rate, tol)
