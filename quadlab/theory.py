@@ -28,44 +28,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .rates import (
-    GDRates,
-    HeavyBallRates,
-    _lr_array,
-    _readonly,
-    _scalar_or_array,
-    block_extremes,
-    gd_rates,
-    gd_rho,
-    gd_worst_start,
-    heavy_ball_optimum,
-    heavy_ball_rho,
-    iterations_to,
-    nesterov_rho,
-    speedup,
-    theory_blocks,
-)
+from . import rates
+from .rates import *  # noqa: F403 (the GD, heavy-ball and Nesterov rates, re-exported: rates.__all__)
+from .rates import _lr_array, _readonly, _scalar_or_array, block_extremes, gd_rates, speedup, theory_blocks
 
-__all__ = [
-    "AdamConstants",
-    "GDRates",
-    "HeavyBallRates",
-    "RStatistics",
-    "adam_constants",
-    "block_extremes",
-    "gd_rates",
-    "gd_rho",
-    "gd_worst_start",
-    "heavy_ball_optimum",
-    "heavy_ball_rho",
-    "iterations_to",
-    "nesterov_rho",
-    "perturb_start",
-    "preconditioned_extremes",
-    "r_statistics",
-    "speedup",
-    "theory_blocks",
-]
+#: this module's own names, then those of :mod:`quadlab.rates` it re-exports
+__all__ = ["AdamConstants", "RStatistics", "adam_constants", "perturb_start", "preconditioned_extremes",
+           "r_statistics", *rates.__all__]
 
 
 # -- diagonally preconditioned spectra ------------------------------------------------------------

@@ -206,12 +206,9 @@ def print_table(rec: dict, out=sys.stdout) -> None:
 
 
 def plot(records, traces, path: Path, tol: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     fig, axes = plt.subplots(1, len(records), figsize=(6.4 * len(records), 5.8), constrained_layout=True,
                              squeeze=False)
@@ -282,9 +279,3 @@ def main(argv=None) -> int:
         print("\nshare = ln(S_GD/S_m)/ln(S_GD/S_Adam) (heavy ball in place of GD against Adam β1=0.9): "
               "0 = no better than GD, 1 = as fast as Adam, > 1 = faster than Adam")
     return finish(result, args, "blockwise_lrs", figure=lambda path: plot(records, traces, path, args.tol))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.blockwise_lrs: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("blockwise_lrs"))

@@ -198,12 +198,9 @@ def _band(values):
 
 
 def plot(records, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     s = np.array([r["s"] for r in records])
     js = np.array([r["js0"] for r in records])
@@ -278,9 +275,3 @@ def main(argv=None) -> int:
     result = {"study": STUDY, "settings": settings(args), "points": records, "computed_points": computed,
               "reused_points": len(grid) - computed, "checkpoint": str(ckpt.path)}
     return finish(result, args, STUDY, figure=lambda path: plot(records, path))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.heterogeneity_sweep: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("heterogeneity_sweep"))

@@ -241,14 +241,11 @@ _FILLED = {"gd_best": True, "gd": False, "adam_theory_thm": True, "adam_theory":
 
 
 def plot(points: dict[str, list[dict]], tol: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
     from quadlab import plots
 
+    plt = plots.pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6.6), constrained_layout=True)
     kmin = min(r["kappa"] for recs in points.values() for r in recs)
     kmax = max(r["kappa"] for recs in points.values() for r in recs)
@@ -389,9 +386,3 @@ def main(argv=None) -> int:
         print_table(points, slopes, args.tol)
         print(f"\n{len(todo) - reused} points computed, {reused} reused from {ck_path}")
     return finish(result, args, "kappa_sweep", figure=lambda path: plot(points, args.tol, path))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.kappa_sweep: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("kappa_sweep"))

@@ -290,12 +290,9 @@ def print_report(result: dict, out=None) -> None:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     recs = result["readings"]
     labels = list(dict.fromkeys(r["label"] for r in recs))
@@ -419,9 +416,3 @@ def main(argv=None) -> int:
         print_report(result)
         print(f"\n{len(todo) - reused} points computed, {reused} reused from {ck.path}")
     return finish(result, args, "readings", figure=lambda path: plot(result, path))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.readings: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("readings"))

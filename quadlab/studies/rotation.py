@@ -200,12 +200,9 @@ def print_table(case: str, recs: dict, out=None) -> None:
 
 
 def plot(all_recs, all_traces, path: Path, tol: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     cases = list(all_recs)
     fig, axes = plt.subplots(len(cases), 2, figsize=(13, 4.6 * len(cases)), constrained_layout=True, squeeze=False)
@@ -250,9 +247,3 @@ def main(argv=None) -> int:
     result = {"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds, "quick": args.quick,
               "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES}}
     return finish(result, args, STUDY, figure=lambda path: plot(recs, traces, path, args.tol))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.rotation: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("rotation"))
