@@ -30,22 +30,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._engine.choices import one_of
 from .density import Density, density, measures, smooth
 from .slq import SLQResult, slq
-from .spectra import BlockSpectrum
+from .spectra import DENSITY_SOURCES, BlockSpectrum
 
 __all__ = ["VARIANTS", "HeterogeneityReport", "analyze", "js0", "js_matrix", "js_pair"]
 
 VARIANTS = ("divergence", "distance", "grid_sum")
 BASES = ("nats", "bits")
-SOURCES = ("exact", "slq")
 
 
 def _check_variant(variant: str, base: str) -> None:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if base not in BASES:
-        raise ValueError(f"base must be 'nats' or 'bits', got {base!r}")
+    one_of("variant", variant, VARIANTS)
+    one_of("base", base, BASES)
 
 
 def _pointwise(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -77,8 +75,8 @@ def js_pair(p, q, quad_weights, variant: str = "divergence", base: str = "nats")
 
 
 def _density_of(obj, source, sigma, relative, normalize, k, log_axis, grid, n_grid, m, probes, seed) -> Density:
-    if source is not None and source not in SOURCES:
-        raise ValueError(f"source must be 'exact' or 'slq', got {source!r}")
+    if source is not None:
+        one_of("source", source, DENSITY_SOURCES)
     if isinstance(obj, Density):
         return obj
     if isinstance(obj, SLQResult):

@@ -26,6 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._engine.choices import one_of
+from .spectra import EXTREMES_SOURCES
+
 __all__ = [
     "GDRates",
     "HeavyBallRates",
@@ -40,8 +43,6 @@ __all__ = [
     "speedup",
     "theory_blocks",
 ]
-
-SOURCES = ("exact", "lanczos")
 
 
 def _readonly(a):
@@ -86,8 +87,7 @@ def block_extremes(problem, source: str = "exact", *, extremes=None, margin=None
         if not np.isfinite(ex).all() or (ex[:, 0] <= 0).any() or (ex[:, 1] < ex[:, 0]).any():
             raise ValueError("extremes must be finite with 0 < λ_min <= λ_max in every row")
         return _readonly(ex)
-    if source not in SOURCES:
-        raise ValueError(f"unknown source {source!r}: use 'exact', 'lanczos', or pass extremes=")
+    one_of("source", source, EXTREMES_SOURCES, " (or pass extremes=)")
     from .rules import block_extremes as resolve  # the one definition of block extremes
 
     return _readonly(resolve(problem, source, "theorem", margin=margin))

@@ -44,19 +44,29 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PARTITIONS", "SOURCES", "RULES", "block_extremes", "whole_extremes", "gd_optimal_lr", "theorem_lr",
+from ._engine.choices import one_of
+from .spectra import EXTREMES_SOURCES
+
+__all__ = ["PARTITIONS", "RULES", "block_extremes", "whole_extremes", "gd_optimal_lr", "theorem_lr",
            "oracle_block_steps", "partition_blocks", "resolve_lr"]
 
 PARTITIONS = ("nominal", "theorem")
-SOURCES = ("exact", "lanczos")
 RULES = ("optimal", "theorem")
 
 
+def __getattr__(name: str):
+    if name == "SOURCES":  # renamed: the sources of every kind are named in quadlab.spectra
+        import warnings
+
+        warnings.warn("quadlab.rules.SOURCES is deprecated: use quadlab.spectra.EXTREMES_SOURCES",
+                      DeprecationWarning, stacklevel=2)
+        return EXTREMES_SOURCES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _check(source: str, partition: str) -> None:
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    if partition not in PARTITIONS:
-        raise ValueError(f"partition must be one of {PARTITIONS}, got {partition!r}")
+    one_of("source", source, EXTREMES_SOURCES)
+    one_of("partition", partition, PARTITIONS)
 
 
 def partition_blocks(problem, partition: str = "nominal") -> tuple[np.ndarray, ...]:

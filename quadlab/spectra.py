@@ -22,6 +22,9 @@ import numpy as np
 from .backend import host_rng
 
 __all__ = [
+    "SOURCES",
+    "EXTREMES_SOURCES",
+    "DENSITY_SOURCES",
     "BlockSpectrum",
     "simple_heterogeneous",
     "simple_homogeneous",
@@ -33,6 +36,16 @@ __all__ = [
     "scaled_blocks",
     "rescale",
 ]
+
+#: The spectrum sources, passed as ``source=`` everywhere (glossary in docs/ARCHITECTURE.md): where a block's
+#: numbers come from.  "exact": the eigenvalues a problem was built from (or ``eigvalsh`` of H as stored);
+#: "lanczos": extreme eigenvalues estimated by Lanczos on products H·x, widened to safe bounds; "slq": a
+#: spectral density estimated by stochastic Lanczos quadrature.
+SOURCES = ("exact", "lanczos", "slq")
+#: the sources block extremes can come from (:mod:`quadlab.rules`, :mod:`quadlab.rates`, :mod:`quadlab.theory`)
+EXTREMES_SOURCES = ("exact", "lanczos")
+#: the sources spectral densities can come from (:mod:`quadlab.heterogeneity`)
+DENSITY_SOURCES = ("exact", "slq")
 
 
 def _check_block(values, name: str, positive: bool = True) -> np.ndarray:

@@ -104,3 +104,17 @@ def test_resolver_rejects_unknown_names():
         rules.block_extremes(p, "exact", "rows")
     with pytest.raises(ValueError, match="unknown step rule"):
         rules.resolve_lr(p, {"lr": "best"}, np.zeros(p.n))
+
+
+def test_one_source_vocabulary():
+    # every kind of source is named once, in quadlab.spectra; each function accepts its own subset
+    from quadlab import heterogeneity, rates, spectra
+
+    assert set(spectra.EXTREMES_SOURCES) | set(spectra.DENSITY_SOURCES) == set(spectra.SOURCES)
+    p = quadlab.BlockQuadratic(spectra.simple_heterogeneous())
+    for bad, call in (("slq", lambda s: rules.block_extremes(p, s)), ("slq", lambda s: rates.block_extremes(p, s)),
+                      ("lanczos", lambda s: heterogeneity.js0(p, source=s))):
+        with pytest.raises(ValueError, match=r"source must be one of \("):
+            call(bad)
+    with pytest.warns(DeprecationWarning, match="EXTREMES_SOURCES"):
+        assert rules.SOURCES == spectra.EXTREMES_SOURCES

@@ -149,7 +149,7 @@ def test_bad_inputs_name_the_problem():
         theory.adam_constants(p, np.full(p.n, np.nan))
     with pytest.raises(ValueError, match="lr must be finite and > 0"):
         theory.gd_rates(p, lr=-1.0)
-    with pytest.raises(ValueError, match="unknown source"):
+    with pytest.raises(ValueError, match="source must be one of"):
         theory.gd_rates(p, source="guess")
     with pytest.raises(ValueError, match=r"shape \(3, 2\)"):
         theory.gd_rates(p, extremes=[[1, 2]])
