@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -131,6 +132,8 @@ def main(argv=None) -> int:
     unknown = [s for s in only if s not in STUDIES]
     if unknown:
         p.error(f"--only: unknown studies {unknown}; choose from {list(STUDIES)}")
+    # a kill (SIGTERM) unwinds like Ctrl-C, so the temporary worktrees are removed in the finally below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     root = Path(subprocess.run(["git", "rev-parse", "--show-toplevel"], check=True, capture_output=True,
                                text=True).stdout.strip())
     with tempfile.TemporaryDirectory(prefix="json-identity-") as tmpname:
