@@ -255,7 +255,7 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
             eta = np.asarray(c.eta).reshape(R)
             ok = lr <= eta * (1.0 + 8.0 * np.finfo(np.float64).eps)
             if ok.any():
-                sub = theory.adam_constants(problem, result.w0[ok], spectra=False)
+                sub = theory.adam_constants(problem, result.w0[ok], exact_rates=False)
                 bound[ok] = np.asarray(sub.bound_at(np.minimum(lr[ok], np.asarray(sub.eta).reshape(-1))))
             note[~ok] = "lr > theorem step: bound n/a"
         else:

@@ -11,6 +11,7 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 
+from ._engine.choices import deprecated, one_of
 from .backend import Backend
 from .krylov import (
     BREAKDOWN_FACTOR,
@@ -31,6 +32,7 @@ from .krylov import (
     _symmetry_check,
 )
 from .problem import BlockQuadratic
+from .spectra import EXTREMES_SOURCES
 
 __all__ = ["BlockExtremes", "Extremes", "block_extremes", "extreme_eigenvalues", "whole_extremes"]
 
@@ -65,13 +67,18 @@ class Extremes:
     hi: float
     lo_residual: float
     hi_residual: float
-    steps: int
+    m_used: int
     tol: float
     status: str
     message: str
 
     def __iter__(self):
         return iter((self.lo, self.hi))
+
+    @property
+    def steps(self) -> int:
+        deprecated("Extremes.steps", "m_used")
+        return self.m_used
 
     @property
     def converged(self) -> bool:
@@ -87,11 +94,11 @@ class Extremes:
         return (self.hi + self.hi_residual) / lo if lo > 0 else math.inf
 
 
-def _extremes_groups(be: Backend, names, groups, L: int, tol: float, max_steps, seed: int, reorth=True):
+def _extremes_groups(be: Backend, names, groups, L: int, tol: float, max_m, seed: int, reorth=True):
     seeds = np.random.SeedSequence(seed).spawn(L)
     out: list = [None] * L
     for g in groups:
-        cap = g.size if max_steps is None else min(_check_int(max_steps, "max_steps"), g.size)
+        cap = g.size if max_m is None else min(_check_int(max_m, "max_m (the most Lanczos steps)"), g.size)
         V0 = np.stack([_probe_block(seeds[l], 1, g.size) for l in g.indices])
         last_check = np.zeros(g.k, dtype=np.int64)
 
@@ -125,13 +132,13 @@ def _extremes_groups(be: Backend, names, groups, L: int, tol: float, max_steps, 
             else:
                 st = STATUS_MAX_STEPS
                 msg = (f"block {names[l]!r}: not converged after {s} steps (residuals {rl:.3g} at {tl:.6g}, {rh:.3g} "
-                       f"at {th:.6g}; tol {tol:g} relative); raise max_steps or loosen tol")
+                       f"at {th:.6g}; tol {tol:g} relative); raise max_m or loosen tol")
             out[l] = Extremes(float(tl), float(th), float(rl), float(rh), s, tol, st, msg)
     return out
 
 
-def extreme_eigenvalues(op, tol: float = 1e-10, *, n=None, xp=None, seed: int = 0, max_steps: int | None = None,
-                        check_symmetric: bool = False) -> Extremes:
+def extreme_eigenvalues(op, tol: float = 1e-10, *, n=None, xp=None, seed: int = 0, max_m: int | None = None,
+                        check_symmetric: bool = False, max_steps: int | None = None) -> Extremes:
     """λ_min and λ_max of one symmetric operator by Lanczos with full reorthogonalisation from one random start.
 
     Stops when both extreme Ritz pairs have residual ‖Ay − θy‖ ≤ tol·|θ| (ARPACK's criterion, so ``tol`` means
@@ -139,6 +146,9 @@ def extreme_eigenvalues(op, tol: float = 1e-10, *, n=None, xp=None, seed: int = 
     ``max_steps`` (default: the dimension, where Lanczos is exact).  ``op``: as for :func:`lanczos`, or a
     BlockQuadratic (then the whole H; see :func:`block_extremes` for per-block values).  An eigenvalue at 0 can
     only converge by exhaustion, since the test is relative.  Returns :class:`Extremes` (unpacks to (lo, hi))."""
+    if max_steps is not None:
+        deprecated("extreme_eigenvalues(max_steps=...)", "max_m=...")
+        max_m = max_steps
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be positive and finite, got {tol!r}")
     seed = _check_seed(seed)
@@ -153,7 +163,7 @@ def extreme_eigenvalues(op, tol: float = 1e-10, *, n=None, xp=None, seed: int = 
         names, _, groups = _collect(op, n, be)
     if check_symmetric:
         _symmetry_check(be, groups[0], names, np.random.SeedSequence(seed).spawn(2)[1:], None)
-    return _extremes_groups(be, names, groups, 1, float(tol), max_steps, seed)[0]
+    return _extremes_groups(be, names, groups, 1, float(tol), max_m, seed)[0]
 
 
 @dataclass(frozen=True, eq=False)
@@ -171,13 +181,18 @@ class BlockExtremes:
     raw_hi: np.ndarray
     residual_lo: np.ndarray
     residual_hi: np.ndarray
-    steps: np.ndarray
+    m_used: np.ndarray
     source: str
     margin: float
     status: tuple[str, ...]
 
     def __iter__(self):
         return iter((self.lo, self.hi))
+
+    @property
+    def steps(self) -> np.ndarray:
+        deprecated("BlockExtremes.steps", "m_used")
+        return self.m_used
 
     @property
     def kappa(self) -> np.ndarray:
@@ -196,18 +211,21 @@ def _widen(raw_lo, raw_hi, r_lo, r_hi, margin: float):
 
 
 def whole_extremes(problem: BlockQuadratic, margin: float = 0.01, *, tol: float = 1e-8, seed: int = 0,
-                   max_steps: int | None = None) -> tuple[float, float]:
+                   max_m: int | None = None, max_steps: int | None = None) -> tuple[float, float]:
     """(λ_min(H), λ_max(H)) of the whole H by one Lanczos run (:func:`extreme_eigenvalues`), widened by the
     residuals and ``margin`` exactly as :func:`block_extremes` widens each block's."""
+    if max_steps is not None:
+        deprecated("whole_extremes(max_steps=...)", "max_m=...")
+        max_m = max_steps
     if not (np.isfinite(margin) and 0 <= margin < 1):
         raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
-    e = extreme_eigenvalues(problem, tol, seed=seed, max_steps=max_steps)
+    e = extreme_eigenvalues(problem, tol, seed=seed, max_m=max_m)
     lo, hi = _widen(np.array(e.lo), np.array(e.hi), np.array(e.lo_residual), np.array(e.hi_residual), margin)
     return float(lo), float(hi)
 
 
 def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float = 0.01, *, tol: float = 1e-8,
-                   seed: int = 0, max_steps: int | None = None) -> BlockExtremes:
+                   seed: int = 0, max_m: int | None = None, max_steps: int | None = None) -> BlockExtremes:
     """Per-block extreme eigenvalues of a BlockQuadratic, for step sizes and theory constants.
 
     source="exact": min/max of each block's known eigenvalues (for rotation="global", where a nominal block is
@@ -223,10 +241,12 @@ def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float
     where r are the residual norms (an eigenvalue lies within r of θ).  With the default margin = 1 %, the GD
     step 2/(lo + hi) is at most the exact optimal step and η·λ_max < 2 holds whenever the extreme Ritz pairs have
     converged to the extreme eigenvalues; a 1 % larger λ_max costs GD about 1 % in rate."""
+    if max_steps is not None:
+        deprecated("block_extremes(max_steps=...)", "max_m=...")
+        max_m = max_steps
     if not isinstance(problem, BlockQuadratic):
         raise ValueError(f"block_extremes needs a BlockQuadratic, got {type(problem).__name__}")
-    if source not in ("exact", "lanczos"):
-        raise ValueError(f"source must be 'exact' or 'lanczos', got {source!r}")
+    one_of("source", source, EXTREMES_SOURCES)
     if not (np.isfinite(margin) and 0 <= margin < 1):
         raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
     if not (np.isfinite(tol) and tol > 0):
@@ -243,12 +263,12 @@ def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float
                              _frozen(np.zeros(L, dtype=np.int64)), "exact", 0.0, ("exact",) * L)
     be = problem.backend
     names_l, _, groups = _collect_problem(problem)
-    ex = _extremes_groups(be, names_l, groups, L, float(tol), max_steps, _check_seed(seed))
+    ex = _extremes_groups(be, names_l, groups, L, float(tol), max_m, _check_seed(seed))
     raw_lo = np.array([e.lo for e in ex])
     raw_hi = np.array([e.hi for e in ex])
     r_lo = np.array([e.lo_residual for e in ex])
     r_hi = np.array([e.hi_residual for e in ex])
     lo, hi = _widen(raw_lo, raw_hi, r_lo, r_hi, margin)
     return BlockExtremes(names, _frozen(lo), _frozen(hi), _frozen(raw_lo), _frozen(raw_hi), _frozen(r_lo),
-                         _frozen(r_hi), _frozen(np.array([e.steps for e in ex])), "lanczos", float(margin),
+                         _frozen(r_hi), _frozen(np.array([e.m_used for e in ex])), "lanczos", float(margin),
                          tuple(e.status for e in ex))

@@ -38,6 +38,7 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 
+from ._engine.choices import deprecated
 from .backend import Backend, get_backend
 from .problem import BlockQuadratic
 from .spectra import BlockSpectrum
@@ -439,20 +440,25 @@ class LanczosResult:
 
     alpha: np.ndarray
     beta: np.ndarray
-    steps: np.ndarray
+    m_used: np.ndarray
     breakdown: tuple
     basis: np.ndarray | None
     status: str
     message: str
 
+    @property
+    def steps(self) -> np.ndarray:
+        deprecated("LanczosResult.steps", "m_used")
+        return self.m_used
+
     def tridiagonal(self, i: int = 0) -> np.ndarray:
         """Probe i's T_s as a dense (s, s) array."""
-        s = int(self.steps[i])
+        s = int(self.m_used[i])
         return np.diag(self.alpha[i, :s]) + np.diag(self.beta[i, : s - 1], 1) + np.diag(self.beta[i, : s - 1], -1)
 
     def ritz(self):
         """(nodes, weights, residuals), each (p, m), as in :class:`SLQResult`."""
-        return _ritz(self.alpha, self.beta, self.steps, self.alpha.shape[1])
+        return _ritz(self.alpha, self.beta, self.m_used, self.alpha.shape[1])
 
 
 def lanczos(op, v0, m: int, *, n=None, xp=None, reorth: bool = True, keep_basis: bool = True,

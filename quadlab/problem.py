@@ -34,11 +34,25 @@ ROTATIONS = ("block", "none", "global")
 
 @dataclass(frozen=True, eq=False)
 class Group:
-    """Blocks of one size d stacked together.
+    """Blocks of one size d stacked together, as the problem stores them.
 
-    ``blocks``: indices of the nominal blocks in this group; ``coords``: host int array (k·d,) of the
-    coordinates they occupy, block after block; ``H``: backend array (k, d, d), or None for diagonal storage;
-    ``lam``: host (k, d) exact eigenvalues; ``start``/``stop``: a slice when ``coords`` is contiguous."""
+    Attributes
+    ----------
+    size : int
+        d.
+    blocks : tuple of int
+        Indices of the nominal blocks in this group.
+    coords : numpy.ndarray
+        Host int array (k·d,) of the coordinates they occupy, block after block.
+    H : backend array or None
+        (k, d, d), or None for diagonal storage.
+    lam : numpy.ndarray
+        Host (k, d) exact eigenvalues.
+    start, stop : int or None
+        A slice when ``coords`` is contiguous.
+    k : int
+        Number of blocks in the group.
+    """
 
     size: int
     blocks: tuple[int, ...]
@@ -54,21 +68,53 @@ class Group:
 
 
 class BlockQuadratic:
-    """A block-diagonal PD quadratic with an exactly known spectrum.
+    """A block-diagonal positive-definite quadratic with an exactly known spectrum.
+
+    f(w) = ½ wᵀHw − hᵀw with H = blockdiag(H_1, …, H_L), h = Hw*; with e = w − w*, ∇f(w) = He and
+    f(w) − f* = ½ eᵀHe.  H_l = Q_l Λ_l Q_lᵀ with Q_l Haar-distributed, so the spectrum is known by construction.
 
     Parameters
     ----------
     spectrum : BlockSpectrum
         Eigenvalues per block.
-    rotation : "block" (default) | "none" | "global"
+    rotation : {"block", "none", "global"}, default "block"
         "block": H_l = Q_l Λ_l Q_lᵀ with an independent Haar Q_l per block.  "none": H = diag(Λ).
         "global": H = Q diag(Λ) Qᵀ with one Haar Q of size n, which keeps the spectrum and destroys the block
         structure (the nominal block partition is kept for reporting and for per-block optimizers).
-    optimum : None | "random" | array (n,)
+    optimum : None, "random" or array_like (n,)
         w*: zero (default), standard Gaussian drawn from the seed, or given.
-    seed : int
+    seed : int, default 0
         Seeds every random draw (rotations, random optimum) through numpy's SeedSequence on the host.
-    xp, dtype : the backend (see :func:`quadlab.backend.get_backend`).
+    xp : str or module, default "numpy"
+        The array backend (:func:`quadlab.backend.get_backend`).
+    dtype : str, default "float64"
+        Storage and iteration dtype.
+
+    Attributes
+    ----------
+    n, block_sizes, block_names, block_slices : int, tuple, tuple, tuple of slice
+    eigenvalues, kappa, block_kappas : numpy.ndarray, float, numpy.ndarray
+        The exact spectrum (block after block), κ and κ_l.
+    optimum, optimum_host, f_star : backend array, numpy.ndarray, float
+        w* and f* = −½ w*ᵀHw*.
+    groups : tuple of Group
+        The stored blocks, stacked by size.
+
+    Raises
+    ------
+    ValueError
+        If ``spectrum`` is not a BlockSpectrum, ``rotation`` is unknown, ``seed`` is not a non-negative integer,
+        ``optimum`` is invalid (shape, complex, non-finite), the backend or dtype is unknown, or H would not fit
+        in the available memory.
+
+    Examples
+    --------
+    >>> import numpy as np, quadlab
+    >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000), seed=0)
+    >>> p.n, p.kappa, p.block_sizes
+    (9, 1000.0, (3, 3, 3))
+    >>> bool(np.allclose(np.linalg.eigvalsh(p.dense()), np.sort(p.eigenvalues)))
+    True
     """
 
     def __init__(
@@ -116,8 +162,36 @@ class BlockQuadratic:
                     xp="numpy", dtype="float64") -> BlockQuadratic:
         """A problem from user-given dense blocks H_l.
 
-        Each block must be square, finite, symmetric to within 100·eps·max|H_l| (it is then symmetrised)
-        and positive definite (all eigenvalues from ``eigvalsh`` > 0)."""
+        Each block must be square, finite, symmetric to within 100·eps·max|H_l| (it is then symmetrised) and
+        positive definite (every eigenvalue from ``eigvalsh`` > 0); the spectrum is those eigenvalues.
+
+        Parameters
+        ----------
+        blocks : sequence of array_like
+            The dense blocks H_l, (d_l, d_l).
+        names : sequence of str, optional
+            One per block (default block0, block1, …).
+        optimum, seed, xp, dtype
+            As for :class:`BlockQuadratic`.
+
+        Returns
+        -------
+        BlockQuadratic
+            With ``rotation == "given"``.
+
+        Raises
+        ------
+        ValueError
+            If there is no block, or a block is complex, not square, non-finite, not symmetric or not positive
+            definite.
+
+        Examples
+        --------
+        >>> from quadlab.problem import BlockQuadratic
+        >>> p = BlockQuadratic.from_blocks([[[2.0, 1.0], [1.0, 2.0]], [[5.0]]])
+        >>> p.eigenvalues.round(12).tolist(), p.rotation
+        ([1.0, 3.0, 5.0], 'given')
+        """
         blocks = list(blocks)
         if not blocks:
             raise ValueError("from_blocks needs at least one block")
@@ -315,9 +389,28 @@ class BlockQuadratic:
         return W, False
 
     def hvp(self, E):
-        """H·e for each row e of E (shape (R, n) → (R, n)): per group of equal-size blocks, the rows times H_b
-        in the fixed per-run summation order of :func:`quadlab._engine.ordered.matmul` (H_b is symmetric), so a row's
-        product is the same whatever the other rows are."""
+        """H·e for each row e of E, in a fixed per-run summation order.
+
+        Per group of equal-size blocks the rows are multiplied by H_b with :func:`quadlab._engine.ordered.matmul`, so a
+        row's product is the same bits whatever the other rows are.
+
+        Parameters
+        ----------
+        E : backend array
+            (R, n), in the problem's backend and dtype.
+
+        Returns
+        -------
+        backend array
+            (R, n).
+
+        Examples
+        --------
+        >>> import numpy as np, quadlab
+        >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000), rotation="none")
+        >>> p.hvp(np.ones((1, 9)))[0].tolist()[:4]
+        [1.0, 2.0, 3.0, 99.0]
+        """
         xp = self.xp
         if self._diag is not None:
             return E * self._diag
@@ -332,30 +425,114 @@ class BlockQuadratic:
         return out if self._perm is None else xp.take(out, self._perm, axis=1)
 
     def error(self, W):
-        """e = w − w* for each point."""
+        """e = w − w* for each point.
+
+        Parameters
+        ----------
+        W : array_like
+            A point (n,) or a batch of points (R, n), real; host or backend array.
+
+        Returns
+        -------
+        backend array
+            The shape of ``W``.
+
+        Raises
+        ------
+        ValueError
+            If ``W`` is complex or has the wrong shape.
+        """
         E, single = self._as_batch(W)
         E = E - self.optimum
         return E[0] if single else E
 
     def grad(self, W):
-        """∇f(w) = H(w − w*) for a point (n,) or a batch (R, n)."""
+        """∇f(w) = H(w − w*) for each point.
+
+        Parameters
+        ----------
+        W : array_like
+            A point (n,) or a batch of points (R, n), real; host or backend array.
+
+        Returns
+        -------
+        backend array
+            The shape of ``W``.
+
+        Raises
+        ------
+        ValueError
+            If ``W`` is complex or has the wrong shape.
+
+        Examples
+        --------
+        >>> import numpy as np, quadlab
+        >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000), optimum="random")
+        >>> bool(np.abs(p.grad(p.optimum)).max() == 0)
+        True
+        """
         E, single = self._as_batch(W)
         G = self.hvp(E - self.optimum)
         return G[0] if single else G
 
     def gap(self, W):
-        """f(w) − f* = ½ (w − w*)ᵀ H (w − w*), computed from the error (no cancellation against f*)."""
+        """f(w) − f* = ½ (w − w*)ᵀ H (w − w*), from the error (no cancellation against f*).
+
+        Parameters
+        ----------
+        W : array_like
+            A point (n,) or a batch of points (R, n), real; host or backend array.
+
+        Returns
+        -------
+        float-valued backend array
+            Shape () for one point, (R,) for a batch.
+
+        Raises
+        ------
+        ValueError
+            If ``W`` is complex or has the wrong shape.
+
+        Examples
+        --------
+        >>> import numpy as np, quadlab
+        >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000), rotation="none")
+        >>> float(p.gap(np.eye(9)[0]))  # ½·λ₁·1²
+        0.5
+        """
         E, single = self._as_batch(W)
         E = E - self.optimum
         v = 0.5 * self.xp.sum(E * self.hvp(E), axis=1)
         return v[0] if single else v
 
     def f(self, W):
-        """f(w) = ½ wᵀHw − hᵀw = f* + ½ (w − w*)ᵀ H (w − w*)."""
+        """f(w) = ½ wᵀHw − hᵀw = f* + ½ (w − w*)ᵀ H (w − w*).
+
+        Parameters
+        ----------
+        W : array_like
+            A point (n,) or a batch of points (R, n), real; host or backend array.
+
+        Returns
+        -------
+        float-valued backend array
+            Shape () for one point, (R,) for a batch.
+
+        Raises
+        ------
+        ValueError
+            If ``W`` is complex or has the wrong shape.
+        """
         return self.gap(W) + self.f_star
 
     def dense(self):
-        """H as a dense (n, n) backend array (assembled on the host; for inspection and tests)."""
+        """H as a dense (n, n) array, assembled on the host (for inspection and tests).
+
+        Returns
+        -------
+        backend array
+            (n, n).
+        """
         b = self.backend
         if self._diag is not None:
             return b.asarray(np.diag(b.to_numpy(self._diag)))
@@ -368,7 +545,23 @@ class BlockQuadratic:
         return b.asarray(H)
 
     def block(self, l: int):
-        """H_l, the dense diagonal block of nominal block l, as a backend array (d_l, d_l)."""
+        """H_l, the dense diagonal block of nominal block l.
+
+        Parameters
+        ----------
+        l : int
+            0 ≤ l < L.
+
+        Returns
+        -------
+        backend array
+            (d_l, d_l).
+
+        Raises
+        ------
+        ValueError
+            If ``l`` is out of range.
+        """
         if not 0 <= l < self.spectrum.n_blocks:
             raise ValueError(f"block index {l} out of range for {self.spectrum.n_blocks} blocks")
         if self._diag is not None:
@@ -383,7 +576,13 @@ class BlockQuadratic:
         raise AssertionError("unreachable")
 
     def diagonal(self):
-        """diag(H) as a backend array (n,)."""
+        """diag(H).
+
+        Returns
+        -------
+        backend array
+            (n,).
+        """
         if self._diag is not None:
             return self._diag
         xp = self.xp
@@ -392,10 +591,17 @@ class BlockQuadratic:
         return out if self._perm is None else xp.take(out, self._perm)
 
     def eigenvectors(self):
-        """The exact eigenvectors, group by group: a tuple of backend arrays (k, d, d) (float64) whose
-        columns pair with ``group.lam``.  Regenerated from the seed (the Haar factors are not kept, so H is
-        the only matrix stored); for user-given blocks computed with eigh.  Empty for rotation="none",
-        where the eigenvectors are the coordinate axes."""
+        """The exact eigenvectors, group by group, regenerated from the seed.
+
+        The Haar factors are not kept (H is the only matrix stored); for user-given blocks they are computed with
+        ``eigh``.
+
+        Returns
+        -------
+        tuple of backend arrays
+            One float64 (k, d, d) array per group whose columns pair with ``group.lam``; empty for
+            rotation="none", where the eigenvectors are the coordinate axes.
+        """
         xp = self.xp
         out = []
         for g in self.groups:

@@ -77,8 +77,32 @@ _NAMES = {"gpt2": "gpt2_blocks.npz", "resnet18": "resnet18_blocks.npz"}
 
 @dataclass(frozen=True)
 class StoredSpectra:
-    """A stored set of block spectra: ``slq`` (an :class:`~quadlab.lanczos.SLQResult`, so densities and JS⁰
-    work on it directly), the JSON header ``meta`` and the file it came from."""
+    """A stored set of block spectra: SLQ quadratures per block, the file's header and where it came from.
+
+    Each block's spectral measure is Σ_i w_i δ_{θ_i} over its probes' Ritz nodes θ and quadrature weights w, so
+    densities and JS⁰ (:mod:`quadlab.heterogeneity`) work on ``slq`` directly.
+
+    Parameters
+    ----------
+    slq : SLQResult
+        Nodes, weights and block names/sizes (:class:`quadlab.slq.SLQResult`).
+    meta : dict
+        The JSON header: model, configuration, data provenance, library versions.
+    source : str
+        The file it was read from ("" when built in memory).
+
+    Attributes
+    ----------
+    names : tuple of str
+        The block names (``slq.names``).
+
+    Examples
+    --------
+    >>> from quadlab import stored
+    >>> st = stored.load("gpt2")
+    >>> st.names[0], st.meta["model"]
+    ('wte.weight', 'gpt2')
+    """
 
     slq: SLQResult
     meta: dict
@@ -89,27 +113,108 @@ class StoredSpectra:
         return self.slq.names
 
     def measure(self, block) -> tuple[np.ndarray, np.ndarray]:
+        """The discrete measure of one block: (nodes, weights), NaN-padded slots dropped.
+
+        Parameters
+        ----------
+        block : int or str
+            The block's index or name.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            Nodes θ and weights w (Σ w = 1), both 1-D.
+        """
         return self.slq.measure(block)
 
     def scale(self) -> np.ndarray:
-        """max |θ| per block."""
+        """Each block's scale max |θ| over its Ritz nodes.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (L,), float64.
+        """
         lo, hi = self.slq.extremes()
         return np.maximum(np.abs(lo), np.abs(hi))
 
 
 def data_path(name: str) -> Path:
+    """The path of a shipped spectra file.
+
+    Parameters
+    ----------
+    name : str
+        "gpt2" or "resnet18".
+
+    Returns
+    -------
+    pathlib.Path
+        The .npz file inside the package's data folder.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a shipped set.
+
+    Examples
+    --------
+    >>> from quadlab import stored
+    >>> stored.data_path("resnet18").name
+    'resnet18_blocks.npz'
+    """
     if name not in _NAMES:
         raise ValueError(f"no stored spectra named {name!r}; shipped: {sorted(_NAMES)} (or pass a file path)")
     return _DATA / _NAMES[name]
 
 
 def save(path, slq: SLQResult, meta: dict) -> Path:
-    """Write ``slq`` and ``meta`` (JSON-serialisable) to ``path`` (.npz), atomically
-    (:func:`quadlab._engine.fileio.replace_atomic`: a uniquely named temporary file in the same folder, fsynced, then
-    renamed over ``path``)."""
+    """Write block spectra and their header to an .npz file, atomically.
+
+    The archive holds the nodes, weights and breakdown data as plain arrays and ``meta`` as JSON text (no
+    pickles), written through :func:`quadlab._engine.fileio.replace_atomic`: a uniquely named temporary file in
+    the same folder, fsynced, then renamed over ``path``, so a reader never sees half a file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file to write (``.npz``).
+    slq : SLQResult
+        The block spectra.
+    meta : dict
+        JSON-serialisable header (model, configuration, provenance).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    ValueError
+        If ``slq`` is not an SLQResult or ``meta`` is not JSON-serialisable.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from quadlab import stored
+    >>> st = stored.load("gpt2")
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     p = stored.save(pathlib.Path(tmp) / "copy.npz", st.slq, st.meta)
+    ...     stored.load(p).names == st.names
+    True
+    """
+    if not isinstance(slq, SLQResult):
+        raise ValueError(f"save needs an SLQResult (quadlab.slq.slq's result), got {type(slq).__name__}")
+    if not isinstance(meta, dict):
+        raise ValueError(f"meta must be a dict (the file's JSON header), got {type(meta).__name__}")
     path = Path(path)
     meta = dict(meta, names=list(slq.names), sizes=list(slq.sizes), m=slq.m, probes=slq.probes, seed=slq.seed)
-    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), "meta": np.array(json.dumps(meta))}
+    try:
+        text = json.dumps(meta)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"meta must be JSON-serialisable (str keys; str, numbers, lists, dicts): {exc}") from None
+    arrays = {"format": np.array(FORMAT), "version": np.array(VERSION), "meta": np.array(text)}
     for i in range(len(slq.names)):
         arrays[f"nodes_{i}"] = np.asarray(slq.nodes[i], dtype=np.float64)
         arrays[f"weights_{i}"] = np.asarray(slq.weights[i], dtype=np.float64)
@@ -159,13 +264,35 @@ def _check_meta(path, meta) -> None:
 
 
 def load(name_or_path="gpt2", *, allow_quick: bool = False) -> StoredSpectra:
-    """Load shipped spectra by name ("gpt2", "resnet18") or a file written by :func:`save`.
+    """Load block spectra: a shipped set by name or a file written by :func:`save`, every part checked.
 
-    Every failure is a ValueError naming the file and the problem: a missing file, a file that is not an npz
-    archive, a member whose CRC does not match (corruption), a wrong or missing header or meta key, pickled
-    (object) content, arrays whose shapes disagree with the header, non-finite or negative weights, a
-    non-finite node that carries weight.  Toy spectra written by ``quadlab extract --quick`` (meta
-    ``quick``) are refused unless ``allow_quick=True``: they look like the real ones but are not."""
+    Parameters
+    ----------
+    name_or_path : str or pathlib.Path, default "gpt2"
+        "gpt2", "resnet18" or the path of an .npz file.
+    allow_quick : bool, keyword-only, default False
+        Accept toy spectra written by ``quadlab extract --quick`` (header ``quick``); refused otherwise, since
+        they look like the real ones but are not.
+
+    Returns
+    -------
+    StoredSpectra
+
+    Raises
+    ------
+    ValueError
+        Naming the file and the problem: a missing file, not an npz archive, a member whose CRC does not match
+        (corruption), a wrong or missing header or meta key, pickled (object) content, shapes that disagree with
+        the header, non-finite or negative weights, a non-finite node that carries weight, or quick spectra
+        without ``allow_quick``.
+
+    Examples
+    --------
+    >>> from quadlab import stored
+    >>> st = stored.load("resnet18")
+    >>> len(st.names) > 4, len(st.slq.weights) == len(st.names)
+    (True, True)
+    """
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise ValueError(f"load() takes a shipped name ({', '.join(sorted(_NAMES))}) or a file path, "
                          f"not {type(name_or_path).__name__}")
@@ -236,9 +363,36 @@ def load(name_or_path="gpt2", *, allow_quick: bool = False) -> StoredSpectra:
 
 
 def from_paper_json(values, weights, sizes=None) -> StoredSpectra:
-    """Import the paper code's output: ``values_layer.json`` and ``weights_layer.json``, each a JSON object
-    {block name: probes × m list of Ritz values / quadrature weights} (paths or already-parsed dicts).
-    ``sizes`` (dict name → d) is recorded if known; otherwise the sizes are unknown and stored as 0."""
+    """Import the paper code's SLQ output: ``values_layer.json`` and ``weights_layer.json``.
+
+    Each file is a JSON object {block name: probes × m list} of Ritz values θ and quadrature weights w.
+
+    Parameters
+    ----------
+    values, weights : str, pathlib.Path or dict
+        The two files (or their parsed objects), with the same block names and shapes.
+    sizes : dict of str to int, optional
+        d per block, recorded when known; otherwise stored as 0 (unknown).
+
+    Returns
+    -------
+    StoredSpectra
+        ``source`` is the values file's path ("" for dicts).
+
+    Raises
+    ------
+    ValueError
+        If a file cannot be read or parsed, the names or shapes of the two disagree, or a number is not finite
+        (weights also ≥ 0).
+
+    Examples
+    --------
+    >>> from quadlab import stored
+    >>> st = stored.from_paper_json({"b": [[1.0, 3.0]]}, {"b": [[0.25, 0.75]]})
+    >>> nodes, w = st.measure("b")
+    >>> nodes.tolist(), w.tolist()
+    ([1.0, 3.0], [0.25, 0.75])
+    """
     def read(obj, what):
         if isinstance(obj, dict):
             return obj
@@ -279,11 +433,39 @@ def from_paper_json(values, weights, sizes=None) -> StoredSpectra:
 
 
 def to_paper_json(source, folder) -> tuple[Path, Path]:
-    """Write ``source`` (a :class:`StoredSpectra`, an :class:`~quadlab.lanczos.SLQResult`, a shipped name or a
-    path) in the paper code's format: ``folder/values_layer.json`` and ``folder/weights_layer.json``, each
-    {block name: probes × m list}.  JSON has no NaN, so the slots beyond a probe's quadrature (after a breakdown)
-    are written as node 0.0 with weight 0.0, which every reader of a quadrature ignores; :func:`from_paper_json`
-    reads the files back to the same measures.  Each file is written atomically.  Returns the two paths."""
+    """Write block spectra in the paper code's format, atomically, one file each for values and weights.
+
+    ``folder/values_layer.json`` and ``folder/weights_layer.json`` are {block name: probes × m list}.  JSON has no
+    NaN, so slots beyond a probe's quadrature (after a breakdown) are written as node 0.0 with weight 0.0, which
+    every reader of a quadrature ignores; :func:`from_paper_json` reads the files back to the same measures.
+
+    Parameters
+    ----------
+    source : StoredSpectra, SLQResult, str or pathlib.Path
+        The spectra, a shipped name or a file written by :func:`save`.
+    folder : str or pathlib.Path
+        An existing or creatable folder.
+
+    Returns
+    -------
+    tuple of pathlib.Path
+        (values file, weights file).
+
+    Raises
+    ------
+    ValueError
+        If ``source`` cannot be loaded or ``folder`` cannot be written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from quadlab import stored
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     v, w = stored.to_paper_json("gpt2", tmp)
+    ...     back = stored.from_paper_json(v, w)
+    >>> back.names == stored.load("gpt2").names
+    True
+    """
     if isinstance(source, SLQResult):
         q = source
     else:
@@ -410,14 +592,43 @@ def _shift_map(blocks: list[np.ndarray], kappa: float) -> list[np.ndarray]:
 
 def sample_block(nodes, weights, d: int, *, method: str = "quantile", smooth: bool = True, seed=0,
                  q: float = 1.0) -> np.ndarray:
-    """d eigenvalues (ascending) drawn from the discrete measure Σ_i w_i δ_{x_i} by its inverse distribution
-    function: at the quantiles (j − ½)/d ("quantile") or at d sorted uniforms from ``default_rng(seed)``
-    ("random").  ``smooth``: interpolate F⁻¹ linearly between the mid-steps (C_i − w_i/2, x_i) of the
-    cumulative weights C_i, so draws fall between nodes in proportion to the weights around them.
+    """d eigenvalues drawn from a discrete measure Σ_i w_i δ_{x_i} by its inverse distribution function F⁻¹.
 
-    ``q`` in (0, 1]: draw from the top fraction q of the mass only, i.e. at the levels 1 − q + q·u instead of
-    u (the measure conditioned on its upper q-quantile range, the atom at the cut split); q = 1 is the whole
-    measure."""
+    F⁻¹ is evaluated at the quantile levels (j − ½)/d, j = 1..d ("quantile") or at d sorted uniforms from
+    ``default_rng(seed)`` ("random").  With ``smooth`` F⁻¹ is interpolated linearly between the mid-steps
+    (C_i − w_i/2, x_i) of the cumulative weights C_i, so draws fall between nodes in proportion to the weights
+    around them; without it F⁻¹ is the step function (draws are nodes).  With q < 1 the levels become
+    1 − q + q·u: the measure conditioned on its upper fraction q of mass (the atom at the cut split).
+
+    Parameters
+    ----------
+    nodes, weights : array_like
+        x_i (finite) and w_i (≥ 0, positive sum); slots with NaN nodes and zero weight are ignored.
+    d : int
+        Number of eigenvalues, ≥ 1.
+    method : {"quantile", "random"}, keyword-only
+    seed : int, keyword-only, default 0
+        Seed of the "random" levels.
+    smooth : bool, keyword-only, default True
+    q : float, keyword-only, default 1.0
+        The top fraction of the mass to draw from, in (0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (d,), ascending.
+
+    Raises
+    ------
+    ValueError
+        If the measure is empty or invalid, d is not a positive integer, ``method`` is unknown or q ∉ (0, 1].
+
+    Examples
+    --------
+    >>> from quadlab import stored
+    >>> stored.sample_block([1.0, 2.0], [0.5, 0.5], 2, smooth=False).tolist()
+    [1.0, 2.0]
+    """
     if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
         raise ValueError(f"d (eigenvalues per block) must be a positive integer, got {d!r}")
     if method not in _METHODS:
@@ -448,16 +659,52 @@ def sample_block(nodes, weights, d: int, *, method: str = "quantile", smooth: bo
 def sampled_spectrum(source, blocks=None, d: int = 25, kappa: float = 5000.0, *, reading: str | None = None,
                      q: float | None = None, method: str = "quantile", smooth: bool = True, seed: int = 0,
                      transform: str | None = None) -> BlockSpectrum:
-    """A :class:`~quadlab.spectra.BlockSpectrum` for a quadratic case: per chosen block, d eigenvalues sampled
-    (:func:`sample_block`) from the block's stored measure, read into [1, κ] by ``reading`` (a key of
-    ``READINGS``, default ``DEFAULT_READING``; the module docstring gives each one's map and what it does to κ_l
-    and to a block's lower edge).  Every reading returns min λ = 1 and max λ = κ exactly.
+    """A BlockSpectrum for a quadratic case: d eigenvalues per chosen block, sampled and read into [1, κ].
 
-    ``q``: the top fraction of each block's mass that the "top" reading draws from (default ``TOP_Q``; an
-    error for the other readings).  ``transform`` ("abs", "positive", "signed"): deprecated alias of
-    ``reading``.  ``source``: a :class:`StoredSpectra` or a shipped name; ``blocks``: names (default: all);
-    ``d``: an int or one int per block; with ``method="random"`` block l uses the seed
-    ``SeedSequence(seed).spawn(L)[l]``."""
+    Per block, :func:`sample_block` draws from the block's stored measure; the draws are then mapped into
+    [1, κ] by ``reading`` (a key of ``READINGS``; the module docstring gives each one's map and what it does to
+    κ_l and to a block's lower edge).  Every reading returns min λ = 1 and max λ = κ exactly.
+
+    Parameters
+    ----------
+    source : StoredSpectra, str or pathlib.Path
+        The spectra, a shipped name or a file written by :func:`save`.
+    blocks : sequence of str, optional
+        Block names (default: all of them).
+    d : int or sequence of int, default 25
+        Eigenvalues per block (one int for all, or one per block).
+    kappa : float, default 5000.0
+        κ of the result, > 1 and finite.
+    reading : str, keyword-only, optional
+        A key of ``READINGS`` (default ``DEFAULT_READING``).
+    q : float, keyword-only, optional
+        The top fraction of each block's mass that the "top" reading draws from (default ``TOP_Q``); an error
+        with any other reading.
+    method, smooth : keyword-only
+        As for :func:`sample_block`.
+    seed : int, keyword-only, default 0
+        With ``method="random"`` block l uses ``SeedSequence(seed).spawn(L)[l]``.
+    transform : {"abs", "positive", "signed"}, keyword-only, optional
+        Deprecated alias of ``reading`` (a DeprecationWarning).
+
+    Returns
+    -------
+    BlockSpectrum
+        The blocks under their stored names.
+
+    Raises
+    ------
+    ValueError
+        If a block name is unknown, ``reading``/``q``/``transform`` are invalid or contradict each other, d or κ
+        is out of range, or the spectra cannot be loaded.
+
+    Examples
+    --------
+    >>> from quadlab import stored
+    >>> s = stored.sampled_spectrum("gpt2", ["wte.weight", "layers.0.mlp.fc.weight"], d=5, kappa=100.0)
+    >>> s.sizes, s.lambda_min, s.lambda_max
+    ((5, 5), 1.0, 100.0)
+    """
     if transform is not None:
         import warnings
 
@@ -508,13 +755,63 @@ def sampled_spectrum(source, blocks=None, d: int = 25, kappa: float = 5000.0, *,
 
 
 def gpt2_case(kappa: float = 5000.0, blocks=GPT2_CASE_BLOCKS, d: int = 25, **kw) -> BlockSpectrum:
-    """Case 1 (heterogeneous, Transformer-type): GPT2 blocks sampled from the shipped spectra; see
-    :func:`sampled_spectrum` for ``reading`` (default ``DEFAULT_READING``), ``q``, ``method``, ``smooth`` and
-    ``seed``."""
+    """Case 1 (heterogeneous, Transformer-type): four GPT2 blocks sampled from the shipped spectra.
+
+    Parameters
+    ----------
+    kappa : float, default 5000.0
+        κ of the case.
+    blocks : sequence of str, default ``GPT2_CASE_BLOCKS``
+        The stored blocks to sample.
+    d : int, default 25
+        Eigenvalues per block.
+    **kw
+        ``reading``, ``q``, ``method``, ``smooth``, ``seed`` of :func:`sampled_spectrum`.
+
+    Returns
+    -------
+    BlockSpectrum
+
+    Raises
+    ------
+    ValueError
+        As for :func:`sampled_spectrum`.
+
+    Examples
+    --------
+    >>> from quadlab import stored
+    >>> s = stored.gpt2_case(kappa=1000.0)
+    >>> s.n_blocks, s.n, s.kappa
+    (4, 100, 1000.0)
+    """
     return sampled_spectrum("gpt2", blocks, d, kappa, **kw)
 
 
 def resnet18_case(kappa: float = 5000.0, blocks=RESNET18_CASE_BLOCKS, d: int = 25, **kw) -> BlockSpectrum:
-    """Case 2 (homogeneous, CNN-type): ResNet18 convolution blocks sampled from the shipped spectra; options as
-    :func:`gpt2_case`."""
+    """Case 2 (homogeneous, CNN-type): four ResNet18 convolution blocks sampled from the shipped spectra.
+
+    Parameters
+    ----------
+    kappa : float, default 5000.0
+        κ of the case.
+    blocks : sequence of str, default ``RESNET18_CASE_BLOCKS``
+    d : int, default 25
+    **kw
+        As for :func:`gpt2_case`.
+
+    Returns
+    -------
+    BlockSpectrum
+
+    Raises
+    ------
+    ValueError
+        As for :func:`sampled_spectrum`.
+
+    Examples
+    --------
+    >>> from quadlab import stored
+    >>> stored.resnet18_case(kappa=1000.0).sizes
+    (25, 25, 25, 25)
+    """
     return sampled_spectrum("resnet18", blocks, d, kappa, **kw)

@@ -22,7 +22,7 @@ def test_report_rates_the_step_the_run_took(rotation):
     seeds = [0, 1, 2]
     by_rule = quadlab.run(p, optim.adam_theory(), seeds=seeds, steps=400, record="all")
     eta = rules.theorem_lr(p, by_rule.w0)
-    np.testing.assert_array_equal(eta, np.asarray(theory.adam_constants(p, by_rule.w0, spectra=False).eta))
+    np.testing.assert_array_equal(eta, np.asarray(theory.adam_constants(p, by_rule.w0, exact_rates=False).eta))
     rep_rule = checks.report(by_rule, p)
     np.testing.assert_array_equal(rep_rule.config["lr"], eta)
     for s, lr in zip(seeds, eta, strict=True):
