@@ -67,9 +67,30 @@ __all__ = ["Split", "block_spectra", "estimate", "heads", "resolve_blocks", "row
 class Split:
     """A tensor (or each tensor whose name matches ``pattern``) split along its first dimension into blocks.
 
-    kind "rows": one block per row (``size`` rows per block if given); "heads": ``groups`` equal consecutive
-    row groups; "tokens": one block per row, labelled as tokens.  ``start``/``stop``: the row range split
-    (default all rows); ``select``: indices of the groups kept (default all)."""
+    Build one with :func:`rows`, :func:`heads` or :func:`tokens`.
+
+    Parameters
+    ----------
+    pattern : str
+        A parameter name or regex.
+    kind : {"rows", "heads", "tokens"}, default "rows"
+        "rows": one block per row (``size`` rows per block); "heads": ``groups`` equal consecutive row groups;
+        "tokens": one block per row, labelled as tokens.
+    groups : int, optional
+        The number of heads ("heads").
+    size : int, default 1
+        Rows per block ("rows").
+    start, stop : int
+        The row range split (default all rows).
+    select : tuple of int, optional
+        Indices of the groups kept (default all).
+
+    Examples
+    --------
+    >>> from quadlab.extract.spectra import heads
+    >>> heads("attn.query.weight", 2).ranges("attn.query.weight", (4, 3))
+    [('head 0', 0, 6), ('head 1', 6, 12)]
+    """
 
     pattern: str
     kind: str = "rows"
@@ -80,8 +101,27 @@ class Split:
     select: tuple | None = None
 
     def ranges(self, name: str, shape: tuple) -> list[tuple[str, int, int]]:
-        """(label, flat start, flat stop) per kept group of the tensor ``name`` of shape ``shape``; ``select``
-        counts groups from ``start`` (group g holds rows start + g·size … start + (g + 1)·size − 1)."""
+        """(label, flat start, flat stop) per kept group of one tensor; group g holds rows
+        start + g·size … start + (g + 1)·size − 1.
+
+        Parameters
+        ----------
+        name : str
+            The tensor's name (for labels and messages).
+        shape : tuple of int
+            Its shape.
+
+        Returns
+        -------
+        list of tuple
+            (label, flat start, flat stop) per kept group.
+
+        Raises
+        ------
+        ValueError
+            If the tensor is 0-d, the row range does not fit, the rows do not split evenly, or ``select`` is out of
+            range.
+        """
         if len(shape) == 0:
             raise ValueError(f"{name}: a 0-d parameter has no rows to split; select it whole instead")
         nrows = int(shape[0])
@@ -124,19 +164,96 @@ def _check_pattern(pattern) -> re.Pattern:
 
 
 def rows(pattern: str, *, size: int = 1, start: int = 0, stop: int | None = None, select=None) -> Split:
-    """One block per output row (neuron / channel), or per ``size`` consecutive rows, of each matching tensor."""
+    """One block per output row (neuron / channel), or per ``size`` consecutive rows, of each matching tensor.
+
+    Parameters
+    ----------
+    pattern : str
+        A parameter name or regex.
+    size : int, keyword-only, default 1
+    start, stop : int, keyword-only
+        The row range (default all).
+    select : sequence of int, keyword-only, optional
+        Indices of the groups kept (default all), counted from ``start``.
+
+    Returns
+    -------
+    Split
+
+    Raises
+    ------
+    ValueError
+        If ``pattern`` is empty or not a valid regex.
+
+    Examples
+    --------
+    >>> from quadlab.extract.spectra import rows
+    >>> [r[0] for r in rows("fc.weight", size=2).ranges("fc.weight", (4, 5))]
+    ['rows 0-1', 'rows 2-3']
+    """
     return Split(pattern, "rows", None, int(size), int(start), stop, None if select is None else tuple(select))
 
 
 def heads(pattern: str, n: int, *, start: int = 0, stop: int | None = None, select=None) -> Split:
-    """n blocks per matching tensor: its rows [start, stop) cut into n equal consecutive groups (attention heads)."""
+    """n blocks per matching tensor: its rows [start, stop) cut into n equal consecutive groups (attention heads).
+
+    Parameters
+    ----------
+    pattern : str
+        A parameter name or regex.
+    n : int
+        The number of heads, ≥ 1.
+    start, stop : int, keyword-only
+        The row range (default all), e.g. the query part of a fused qkv weight.
+    select : sequence of int, keyword-only, optional
+        Indices of the groups kept (default all), counted from ``start``.
+
+    Returns
+    -------
+    Split
+
+    Raises
+    ------
+    ValueError
+        If ``n`` is not a positive integer or ``pattern`` is invalid.
+
+    Examples
+    --------
+    >>> from quadlab.extract.spectra import heads
+    >>> len(heads("qkv.weight", 4, start=0, stop=8).ranges("qkv.weight", (24, 8)))
+    4
+    """
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"heads: n must be a positive number of heads, got {n!r}")
     return Split(pattern, "heads", int(n), 1, int(start), stop, None if select is None else tuple(select))
 
 
 def tokens(pattern: str, *, select=None) -> Split:
-    """One block per token (row) of an embedding weight (vocab, width); ``select`` picks token ids."""
+    """One block per token (row) of an embedding weight (vocab, width).
+
+    Parameters
+    ----------
+    pattern : str
+        A parameter name or regex.
+    select : sequence of int, keyword-only, optional
+        Indices of the groups kept (default all), counted from ``start``.
+        Token ids.
+
+    Returns
+    -------
+    Split
+
+    Raises
+    ------
+    ValueError
+        If ``pattern`` is invalid.
+
+    Examples
+    --------
+    >>> from quadlab.extract.spectra import tokens
+    >>> [r[0] for r in tokens("wte.weight", select=[65]).ranges("wte.weight", (256, 8))]
+    ['token 65']
+    """
     return Split(pattern, "tokens", None, 1, 0, None, None if select is None else tuple(select))
 
 
@@ -156,12 +273,36 @@ def _match(params: dict, pattern: str, what: str) -> list[str]:
 
 
 def resolve_blocks(model: torch.nn.Module, blocks=None) -> dict[str, list[tuple[str, int, int]]]:
-    """The blocks a selection names, as {block name: [(parameter name, flat start, flat stop), …]}.
+    r"""The blocks a selection names, as {block name: [(parameter name, flat start, flat stop), …]}.
 
-    ``blocks``: None (one block per trainable parameter tensor); a regex (one block per tensor whose name it
-    matches, ``re.search``; an exact name also works); a :class:`Split` (``rows``/``heads``/``tokens``); a list of
-    those (concatenated); or a dict {block name: a name or regex, a list of them (one block of all the tensors
-    they match, in model order), or a Split (blocks "name[head 0]", …)}."""
+    Parameters
+    ----------
+    model : torch.nn.Module
+    blocks : None, str, Split, list or dict, optional
+        None: one block per trainable parameter tensor; a regex: one block per tensor whose name it matches
+        (``re.search``; an exact name also works); a :class:`Split`; a list of those (concatenated); or a dict
+        {block name: a name or regex, a list of them (one block of all the tensors they match, in model order),
+        or a Split (blocks "name[head 0]", …)}.
+
+    Returns
+    -------
+    dict
+        Block name → list of (parameter name, flat start, flat stop), in model order.
+
+    Raises
+    ------
+    ValueError
+        If the model has no trainable parameter, a selection matches nothing or is of an unusable type, a
+        container is empty, or two blocks get one name.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from quadlab.extract.spectra import resolve_blocks
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.Linear(3, 1))
+    >>> resolve_blocks(net, {"first": "0\\.", "last": "1.weight"})
+    {'first': [('0.weight', 0, 6), ('0.bias', 0, 3)], 'last': [('1.weight', 0, 3)]}
+    """
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     if not params:
         raise ValueError("the model has no trainable parameters (requires_grad=True)")
@@ -381,13 +522,39 @@ def _to(obj, device, dtype):
 
 
 def estimate(sizes: Mapping[str, int], m: int, probes: int, batches: int, graph_sets: int) -> dict:
-    """The work of an extraction before it starts: per block min(m, d_l) Lanczos steps, each one matmat of
-    ``probes`` columns, each column one double backward per batch:
+    """The work of an extraction before it starts.
+
+    Per block min(m, d_l) Lanczos steps, each one matmat of ``probes`` columns, each column one double backward
+    per batch:
 
         products = probes · K · Σ_l min(m, d_l),   graphs = K · (number of distinct tensor sets),
 
     and the largest Lanczos basis, 8·probes·(min(m, d) + 1)·d bytes (float64; twice that at the peak of the
-    reorthogonalisation)."""
+    reorthogonalisation).
+
+    Parameters
+    ----------
+    sizes : mapping of str to int
+        d_l per block.
+    m, probes : int
+        SLQ's Lanczos length and probes.
+    batches : int
+        K.
+    graph_sets : int
+        The number of distinct tensor sets (a set's first gradients are built once per batch).
+
+    Returns
+    -------
+    dict
+        "steps" (Σ_l min(m, d_l), the Lanczos length summed over blocks), "hvp_products", "graphs", "batches",
+        "basis_bytes".
+
+    Examples
+    --------
+    >>> from quadlab.extract.spectra import estimate
+    >>> estimate({"a": 10, "b": 3}, m=5, probes=2, batches=4, graph_sets=2)["hvp_products"]
+    64
+    """
     steps = {b: min(m, d) for b, d in sizes.items()}
     return {"steps": int(sum(steps.values())), "hvp_products": int(probes * batches * sum(steps.values())),
             "graphs": int(batches * graph_sets), "batches": int(batches),
@@ -408,23 +575,63 @@ def block_spectra(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, 
                   probes: int = 10, seed: int = 0, device=None, dtype=None, mode: str | None = None,
                   on_device: bool | None = None, progress: bool = False, flush_denormal: bool = True,
                   check_symmetric: bool = False, info: dict | None = None) -> lanczos.SLQResult:
-    """Stochastic Lanczos quadrature of the block Hessians H_S = P_S H P_Sᵀ of ``model`` (module docstring),
-    H = mean over ``batches`` of ∇²``loss_fn(model, batch)``.
+    """Stochastic Lanczos quadrature of the block Hessians H_S = P_S H P_Sᵀ of any torch model.
 
-    ``blocks``: see :func:`resolve_blocks` (None: one block per parameter tensor; a regex; a dict of multi-tensor
-    blocks; ``rows``/``heads``/``tokens`` partitions).  ``m``, ``probes``, ``seed``: as :func:`quadlab.lanczos.slq`
-    (block l's probes come from ``SeedSequence(seed).spawn(2L)[l]``, so a block's result depends on its position).
-    ``batches``: any iterable (a list, a DataLoader); it is read once and kept, so the Hessian is of fixed batches.
-    ``device``/``dtype``: where and in what precision the products run (default: the model's own); if either
-    differs from the model's, a copy of the model is moved (yours is left alone) and the batches' tensors follow
-    (floating ones cast to ``dtype``).  ``mode``: "eval"/"train" set before the graphs are built (BatchNorm and
-    dropout change the Hessian), None leaves the model's mode.  ``on_device``: run the Lanczos vectors on the
-    model's device as torch tensors (default: only when that device is not the CPU).  ``progress``: print the
-    cost estimate and a per-step bar (stderr).  ``flush_denormal``: on the CPU flush subnormal floats to zero
-    during the products (values below 1e-38 in float32; products on subnormals run ~50× slower).
-    ``check_symmetric``: spend one product per block on quadlab's symmetry probe (float32 products fail its
-    float64 tolerance).  ``info``: a dict to fill with the blocks' pieces, the estimate, the products done, the
-    device and the wall time."""
+    H = mean over ``batches`` of ∇² ``loss_fn(model, batch)`` (module docstring); block l's probes come from
+    ``SeedSequence(seed).spawn(2L)[l]``, so a block's result depends on its position.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    loss_fn : callable
+        (model, batch) → scalar tensor.
+    batches : iterable
+        A list or a DataLoader; read once and kept, so the Hessian is of fixed batches.
+    blocks : optional
+        As for :func:`resolve_blocks`.
+    m, probes, seed : int, keyword-only
+        As for :func:`quadlab.slq.slq` (defaults 100, 10, 0).
+    device, dtype : keyword-only, optional
+        Where and in what precision the products run (default: the model's own); if either differs, a copy of
+        the model is moved (yours is left alone) and the batches' tensors follow (floating ones cast).
+    mode : {"eval", "train"} or None, keyword-only
+        Set before the graphs are built (BatchNorm and dropout change the Hessian); None leaves the model's mode.
+    on_device : bool, keyword-only, optional
+        Run the Lanczos vectors on the model's device as torch tensors (default: only off the CPU).
+    progress : bool, keyword-only, default False
+        Print the cost estimate and a per-step bar (stderr).
+    flush_denormal : bool, keyword-only, default True
+        On the CPU flush subnormal floats to zero during the products (products on subnormals are many times
+        slower).
+    check_symmetric : bool, keyword-only, default False
+        Spend one product per block on quadlab's symmetry probe (float32 products fail its float64 tolerance).
+    info : dict, keyword-only, optional
+        Filled with the blocks' pieces, the estimate, the products done, the device and the wall time.
+
+    Returns
+    -------
+    SLQResult
+
+    Raises
+    ------
+    ValueError
+        If ``loss_fn`` is not callable, ``mode``/``dtype``/``device`` are invalid, ``batches`` is not an iterable
+        or is empty, the model has no parameters, the selection is invalid (:func:`resolve_blocks`), the loss is
+        not a scalar or does not depend on a block, the Lanczos bases would not fit in memory, or an operation
+        has no double backward.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from quadlab.extract import block_spectra
+    >>> torch.manual_seed(0) and None
+    >>> model = torch.nn.Linear(4, 1, bias=False).double()
+    >>> X = torch.randn(30, 4, dtype=torch.float64)
+    >>> q = block_spectra(model, lambda m, x: (m(x) ** 2).mean(), [X], m=4, probes=1)
+    >>> nodes, w = q.measure("weight")
+    >>> bool(np.allclose(np.sort(nodes), np.linalg.eigvalsh(2 * (X.T @ X).numpy() / 30)))
+    True
+    """
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):
