@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._engine.choices import one_of
+from ._engine.choices import deprecated, one_of
 from .spectra import EXTREMES_SOURCES
 
 __all__ = ["PARTITIONS", "RULES", "block_extremes", "whole_extremes", "gd_optimal_lr", "theorem_lr",
-           "oracle_block_steps", "partition_blocks", "resolve_lr"]
+           "oracle_block_lrs", "oracle_block_steps", "partition_blocks", "resolve_lr"]
 
 PARTITIONS = ("nominal", "theorem")
 RULES = ("optimal", "theorem")
@@ -263,7 +263,7 @@ def theorem_lr(problem, w0, source: str = "exact") -> np.ndarray:
     return np.atleast_1d(np.asarray(adam_constants(problem, w0, source=source, exact_rates=False).eta, dtype=np.float64))
 
 
-def oracle_block_steps(problem, source: str = "exact") -> np.ndarray:
+def oracle_block_lrs(problem, source: str = "exact") -> np.ndarray:
     """Blockwise GD's oracle steps η_l = 2/(λ_min + λ_max) of H[B_l, B_l] over the nominal blocks.
 
     Parameters
@@ -288,11 +288,28 @@ def oracle_block_steps(problem, source: str = "exact") -> np.ndarray:
     --------
     >>> import quadlab
     >>> from quadlab import rules, spectra
-    >>> rules.oracle_block_steps(quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000))).tolist()
+    >>> rules.oracle_block_lrs(quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000))).tolist()
     [0.5, 0.01, 0.001001001001001001]
     """
     ex = block_extremes(problem, source, "nominal")
     return 2.0 / (ex[:, 0] + ex[:, 1])
+
+
+def oracle_block_steps(problem, source: str = "exact") -> np.ndarray:
+    """Deprecated name of :func:`oracle_block_lrs` (these are step sizes, and "steps" counts iterations).
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    source : {"exact", "lanczos"}, default "exact"
+
+    Returns
+    -------
+    numpy.ndarray
+        :func:`oracle_block_lrs` ``(problem, source)``, with a DeprecationWarning.
+    """
+    deprecated("rules.oracle_block_steps", "rules.oracle_block_lrs")
+    return oracle_block_lrs(problem, source)
 
 
 def resolve_lr(problem, options: dict, w0, lr=None) -> np.ndarray:

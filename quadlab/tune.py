@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._engine.choices import deprecated
 from .optim import Optimizer
 from .runner import Result, run
 
@@ -41,9 +42,9 @@ class TuneResult:
         reached the tolerance on every seed.
     lrs : numpy.ndarray
         Every lr tried, sorted, shape (P,).
-    steps : numpy.ndarray
+    steps_to_tol : numpy.ndarray
         The response curve: worst-seed steps to tolerance per lr, −1 where some seed did not reach it within
-        that lr's cap.
+        that lr's cap (``steps`` is its deprecated name: ``steps`` is the iteration cap everywhere else).
     final_grad_norm : numpy.ndarray
         Worst-seed final ‖∇f‖ per lr (inf when a run diverged).
     diverged : numpy.ndarray
@@ -78,7 +79,7 @@ class TuneResult:
     best_lr: float
     best_steps: int
     lrs: np.ndarray
-    steps: np.ndarray
+    steps_to_tol: np.ndarray
     final_grad_norm: np.ndarray
     diverged: np.ndarray
     best: Result | list[Result]
@@ -86,6 +87,11 @@ class TuneResult:
     fragile: bool = False
     note: str = ""
     neighbours: dict | None = None
+
+    @property
+    def steps(self) -> np.ndarray:
+        deprecated("TuneResult.steps", "TuneResult.steps_to_tol")
+        return self.steps_to_tol
 
     @property
     def reached(self) -> bool:
@@ -248,7 +254,7 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
                     + f" (±{neighbourhood:g}); the count depends on the exact step")
     return TuneResult(
         best_lr=float(best), best_steps=best_steps, lrs=lrs[order],
-        steps=steps_arr, final_grad_norm=np.concatenate(all_fin)[order],
+        steps_to_tol=steps_arr, final_grad_norm=np.concatenate(all_fin)[order],
         diverged=np.concatenate(all_div)[order], best=best_res if many else best_res[0], caps=caps,
         fragile=fragile, note=note, neighbours=neigh,
     )

@@ -25,7 +25,7 @@ Optimizers, per s (learning rates tuned on all seeds at once by ``quadlab.tune.t
 * Adam theory form at the theorem's step η = min_l C_{l,1} (bound max_l (1 − 1/(r̃κ_l))² per step).
 Reported: steps to ‖∇f‖ ≤ tol·‖∇f(w_0)‖ (median over seeds); the GD/Adam steps ratio (median over seeds of
 the per-seed ratios; a seed is one rotation and one start); r̃; κ_M = μ_max/μ_min of M; and κ/κ_M, the ratio
-of the asymptotic step counts (GD needs about κ/2·ln(1/ε) steps, the Adam form about κ_M/2·ln(1/ε)).
+of the asymptotic step counts (GD needs about κ/2·ln(1/tol) steps, the Adam form about κ_M/2·ln(1/tol)).
 
 What to expect.  Because ∇f(w_0) in block l scales like s^l, D^{-1}H is the same for every s (same seed):
 the Adam theory form's iteration in z = D^{1/2}e does not depend on s, only the weighting of its gradient
