@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -81,8 +82,12 @@ def differences(a, b, path: str = "", limit: int = 5) -> list[str]:
 
 
 def run_study(src: Path, study: str, work: Path) -> tuple[object | None, str, float]:
-    """Run one study against the checkout ``src``; returns (parsed output or None, error text, seconds)."""
-    work.mkdir(parents=True, exist_ok=True)
+    """Run one study against the checkout ``src`` in a fresh folder ``work`` (emptied first: a checkpoint left by
+    an earlier run would be reused, and the JSON would then only say so); returns (parsed output or None, error
+    text, seconds)."""
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
     target = work / ("report.txt" if study == "stored-report" else "result.json")
     argv = [a.replace("{json}", target.name) for a in STUDIES[study]]
     env = {**os.environ, "PYTHONPATH": str(src), "MPLBACKEND": "Agg"}
