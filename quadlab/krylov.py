@@ -108,9 +108,7 @@ STATUS_CONVERGED = "converged"
 STATUS_MAX_STEPS = "max_steps"
 
 
-# ================================================================================================
-# Operators: everything becomes groups of equal-size blocks with one batched apply (k, p, d) → (k, p, d)
-# ================================================================================================
+# -- Operators: everything becomes groups of equal-size blocks with one batched apply (k, p, d) → (k, p, d) --------
 @dataclass
 class _Group:
     indices: list[int]
@@ -302,9 +300,7 @@ def _symmetry_check(be: Backend, group: _Group, names, rng_seeds, rtol: float | 
             )
 
 
-# ================================================================================================
-# The Lanczos loop (batched over blocks and probes)
-# ================================================================================================
+# -- The Lanczos loop (batched over blocks and probes) -------------------------------------------------------------
 @dataclass
 class _Run:
     alpha: np.ndarray  # (k, p, m) float64, zero beyond each probe's steps
@@ -452,9 +448,7 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-# ================================================================================================
-# Plain Lanczos (basis, tridiagonal) for one operator
-# ================================================================================================
+# -- Plain Lanczos (basis, tridiagonal) for one operator -----------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class LanczosResult:
     """Lanczos on one operator from given start vector(s): the tridiagonals, and the basis when kept.

@@ -19,52 +19,17 @@ diagonal only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from ._engine import build, ordered
+from ._engine.build import Group
 from .backend import Backend, check_memory, get_backend
 from .spectra import BlockSpectrum
 
 __all__ = ["BlockQuadratic", "Group", "ROTATIONS", "starts"]
 
 ROTATIONS = ("block", "none", "global")
-
-
-@dataclass(frozen=True, eq=False)
-class Group:
-    """Blocks of one size d stacked together, as the problem stores them.
-
-    Attributes
-    ----------
-    size : int
-        d.
-    blocks : tuple of int
-        Indices of the nominal blocks in this group.
-    coords : numpy.ndarray
-        Host int array (k·d,) of the coordinates they occupy, block after block.
-    H : backend array or None
-        (k, d, d), or None for diagonal storage.
-    lam : numpy.ndarray
-        Host (k, d) exact eigenvalues.
-    start, stop : int or None
-        A slice when ``coords`` is contiguous.
-    k : int
-        Number of blocks in the group.
-    """
-
-    size: int
-    blocks: tuple[int, ...]
-    coords: np.ndarray
-    H: object
-    lam: np.ndarray
-    start: int | None
-    stop: int | None
-
-    @property
-    def k(self) -> int:
-        return len(self.blocks)
 
 
 class BlockQuadratic:
@@ -196,30 +161,7 @@ class BlockQuadratic:
         if not blocks:
             raise ValueError("from_blocks needs at least one block")
         names = [f"block{l}" for l in range(len(blocks))] if names is None else list(names)
-        mats, eigs = [], []
-        for l, (B, name) in enumerate(zip(blocks, names, strict=True)):
-            if np.iscomplexobj(B):
-                raise ValueError(f"block {name!r} (index {l}) is complex; a quadratic needs a real symmetric block")
-            A = np.array(B, dtype=np.float64)
-            if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
-                raise ValueError(f"block {name!r} (index {l}) must be a non-empty square matrix, got shape {A.shape}")
-            if not np.isfinite(A).all():
-                raise ValueError(f"block {name!r} (index {l}) has non-finite entries")
-            asym = np.abs(A - A.T).max()
-            scale = np.abs(A).max()
-            if asym > 100 * np.finfo(np.float64).eps * scale:
-                raise ValueError(
-                    f"block {name!r} (index {l}) is not symmetric: max |H - H^T| = {asym:.3g} "
-                    f"(relative {asym / scale:.3g}); pass (H + H.T)/2 if that is what you mean"
-                )
-            A = 0.5 * (A + A.T)
-            lam = np.linalg.eigvalsh(A)
-            if lam[0] <= 0:
-                raise ValueError(
-                    f"block {name!r} (index {l}) is not positive definite: smallest eigenvalue {lam[0]:.6g}"
-                )
-            mats.append(A)
-            eigs.append(lam)
+        mats, eigs = build.given_blocks(blocks, names)
         self = cls.__new__(cls)
         self.backend = get_backend(xp, dtype)
         self.spectrum = BlockSpectrum.from_blocks(eigs, names)
@@ -249,53 +191,7 @@ class BlockQuadratic:
         return build.haar(xp, xp.asarray(G, dtype=xp.float64))
 
     def _build_groups(self, given=None):
-        b, xp = self.backend, self.backend.xp
-        spec = self.spectrum
-        n = spec.n
-        if self.rotation == "none":
-            self._diag = b.asarray(spec.eigenvalues)
-            self.groups = ()
-            self._perm = None
-            return
-        if self.rotation == "global":
-            lam = spec.eigenvalues
-            if self._on_host(n):
-                H = np.empty((1, n, n))
-                build.spectral_matrix(build.haar_host(self._gaussian(-2, n)), lam, H[0])
-                H = b.asarray(H)
-            else:
-                Q = self._global_rotation()
-                H = build.sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)) @ xp.matrix_transpose(Q))
-                H = xp.astype(H, b.dtype)[None, ...]
-            self.groups = (Group(n, (0,), np.arange(n), H, lam[None, :], 0, n),)
-            self._perm = None
-            return
-        by_size: dict[int, list[int]] = {}
-        for l, d in enumerate(spec.sizes):
-            by_size.setdefault(d, []).append(l)
-        groups = []
-        for d, ls in by_size.items():
-            lam = np.stack([spec.blocks[l] for l in ls])
-            if given is not None:
-                H = xp.astype(xp.asarray(np.stack([given[l] for l in ls]), dtype=xp.float64), b.dtype)
-            elif self._on_host(d):
-                # One block at a time straight into the stacked array: peak memory is the stack plus
-                # about two d×d work arrays, not several stacks.
-                H = np.empty((len(ls), d, d))
-                for j, l in enumerate(ls):
-                    build.spectral_matrix(build.haar_host(self._gaussian(l, d)), lam[j], H[j])
-                H = b.asarray(H)  # no copy for float64
-            else:
-                Q = self._block_rotations(ls, d)
-                H = build.sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)[:, None, :]) @ xp.matrix_transpose(Q))
-                H = xp.astype(H, b.dtype)
-            coords = np.concatenate([np.arange(self._offsets[l], self._offsets[l + 1]) for l in ls])
-            contiguous = bool(np.all(np.diff(coords) == 1))
-            start, stop = (int(coords[0]), int(coords[-1]) + 1) if contiguous else (None, None)
-            groups.append(Group(d, tuple(ls), coords, H, lam, start, stop))
-        self.groups = tuple(groups)
-        perm = np.concatenate([g.coords for g in groups])
-        self._perm = None if np.array_equal(perm, np.arange(n)) else xp.asarray(np.argsort(perm))
+        self.groups, self._diag, self._perm = build.build_groups(self, given)
 
     def _global_rotation(self):
         n = self.spectrum.n

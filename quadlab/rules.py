@@ -264,7 +264,7 @@ def theorem_lr(problem, w0, source: str = "exact") -> np.ndarray:
 
 
 def oracle_block_lrs(problem, source: str = "exact") -> np.ndarray:
-    """Blockwise GD's oracle steps η_l = 2/(λ_min + λ_max) of H[B_l, B_l] over the nominal blocks.
+    """Blockwise GD's oracle learning rates η_l = 2/(λ_min + λ_max) of H[B_l, B_l] over the nominal blocks.
 
     Parameters
     ----------

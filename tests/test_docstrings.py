@@ -10,10 +10,11 @@ import quadlab
 
 #: the public modules (quadlab.__all__ names some; the rest are documented in docs/ARCHITECTURE.md).  optim and
 #: runner carry their own numpydoc and are not listed here yet.
-MODULES = ["spectra", "stored", "problem", "rules", "tune", "theory", "rates", "checks", "krylov", "slq", "extremes",
-           "density", "lanczos", "heterogeneity", "symbolic", "backend", "plots"]
+MODULES = ["spectra", "stored", "sampling", "problem", "rules", "tune", "theory", "rstats", "rates", "checks", "krylov",
+           "slq", "extremes", "density", "lanczos", "heterogeneity", "symbolic", "backend", "plots"]
 OWN_DOCS = ("quadlab.runner", "quadlab.optim")
-EXTRACT = ["extract.build", "extract.data", "extract.hvp", "extract.models", "extract.spectra", "extract.user"]
+EXTRACT = ["extract.build", "extract.data", "extract.hvp", "extract.models", "extract.blocks", "extract.spectra",
+           "extract.user"]
 
 
 def _section(doc: str, name: str) -> bool:
