@@ -145,6 +145,7 @@ class Backend:
         Returns
         -------
         backend array
+            On this backend, in ``dtype``.
         """
         a = self.xp.asarray(x)
         target = self.dtype if dtype is None else dtype
@@ -160,6 +161,7 @@ class Backend:
         Returns
         -------
         numpy.ndarray
+            A host copy (no copy for a numpy array).
         """
         if isinstance(x, np.ndarray):
             return x
@@ -183,6 +185,7 @@ class Backend:
         Returns
         -------
         backend array
+            C-ordered.
         """
         if self.name == "numpy":
             return np.ascontiguousarray(x)
@@ -214,6 +217,7 @@ def get_backend(xp: Any = "numpy", dtype: str | Any = "float64") -> Backend:
     Returns
     -------
     Backend
+        The namespace and the floating dtype quadlab computes in.
 
     Raises
     ------
@@ -257,6 +261,7 @@ def host_rng(seed) -> np.random.Generator:
     Returns
     -------
     numpy.random.Generator
+        Seeded from ``seed`` (or ``seed`` itself when it is a Generator).
 
     Examples
     --------
@@ -288,6 +293,7 @@ def available_memory() -> int:
     Returns
     -------
     int
+        Bytes.
 
     Raises
     ------
@@ -342,6 +348,7 @@ def check_memory(nbytes: int, what: str, hint: str = "use smaller sizes or fewer
     Returns
     -------
     None
+        Nothing: the check passes silently or raises.
 
     Raises
     ------

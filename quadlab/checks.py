@@ -116,6 +116,7 @@ def observed_rates(result, *, floor: float | None = None, min_records: int = 5, 
     Returns
     -------
     ObservedRates
+        Per run: worst step factor, tail fit and whether the fit is determined.
 
     Raises
     ------
@@ -247,6 +248,7 @@ class Report:
         Returns
         -------
         list of dict
+            One dict per run: its hyperparameters, rates and verdict.
         """
         out = []
         for r in range(self.n_runs):
@@ -317,6 +319,7 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
     Returns
     -------
     Report
+        Per run: observed, exact, bound, margin and whether it holds.
 
     Raises
     ------

@@ -260,6 +260,7 @@ def density(obj, grid=None, sigma: float = 0.01, relative: bool = True, normaliz
     Returns
     -------
     Density
+        The L densities on their shared grid, with how they were made.
 
     Raises
     ------

@@ -185,6 +185,7 @@ def extreme_eigenvalues(op, tol: float = 1e-10, *, n=None, xp=None, seed: int = 
     Returns
     -------
     Extremes
+        θ_min, θ_max and their residuals; unpacks to (lo, hi).
 
     Raises
     ------
@@ -357,6 +358,7 @@ def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float
     Returns
     -------
     BlockExtremes
+        (lo, hi) per block, widened for ``source="lanczos"``; unpacks to (lo, hi).
 
     Raises
     ------

@@ -190,31 +190,18 @@ def js0(obj, variant: str = "divergence", source: str | None = None, base: str =
 
     Parameters
     ----------
-    obj : BlockQuadratic, BlockSpectrum, sequence or dict of 1-D arrays, SLQResult or Density
-        A BlockQuadratic gives exact spectra with source="exact" (the default) or SLQ with source="slq" (run with
-        ``m``, ``probes``, ``seed``); a precomputed Density ignores the smoothing arguments.
-    variant : {"divergence", "distance", "grid_sum"}, default "divergence"
-        JS divergence, its square root, or the paper code's unweighted sum over grid points (uniform grids).
-    source : {"exact", "slq"} or None, default None
-        The spectrum source (:data:`quadlab.spectra.DENSITY_SOURCES`); None: whatever ``obj`` holds.
-    base : {"nats", "bits"}, default "nats"
-    sigma, relative, normalize, k, log_axis, grid, n_grid
-        The smoothing, as in :func:`quadlab.density.density` (defaults: σ = 1 % of the pooled range, no
-        normalisation, linear axis).
-    m, probes, seed : int
-        SLQ's Lanczos length, probes and seed with source="slq".
+    obj, variant, source, base, sigma, relative, normalize, k, log_axis, grid, n_grid, m, probes, seed
+        The blocks, the divergence and the smoothing, as for :func:`js_matrix`.
 
     Returns
     -------
     float
+        JS⁰ in ``base`` units.
 
     Raises
     ------
     ValueError
-        If ``variant``, ``base`` or ``source`` is unknown, ``source`` does not fit ``obj`` (SLQ of a BlockSpectrum,
-        exact eigenvalues of an SLQResult), "grid_sum" meets a non-uniform grid, or as for
-        :func:`quadlab.density.density`.
-        Also for fewer than 2 blocks.
+        As for :func:`js_matrix`, and for fewer than 2 blocks.
 
     Examples
     --------
@@ -273,6 +260,7 @@ class HeterogeneityReport:
         Returns
         -------
         str
+            JS⁰ with its variant, base, source, smoothing and block scales.
         """
         d = self.density
         norm = d.normalize or "none"
@@ -290,31 +278,20 @@ def analyze(obj, variant: str = "divergence", source: str | None = None, base: s
 
     Parameters
     ----------
-    obj : BlockQuadratic, BlockSpectrum, sequence or dict of 1-D arrays, SLQResult or Density
-        A BlockQuadratic gives exact spectra with source="exact" (the default) or SLQ with source="slq" (run with
-        ``m``, ``probes``, ``seed``); a precomputed Density ignores the smoothing arguments.
-    variant : {"divergence", "distance", "grid_sum"}, default "divergence"
-        JS divergence, its square root, or the paper code's unweighted sum over grid points (uniform grids).
-    source : {"exact", "slq"} or None, default None
-        The spectrum source (:data:`quadlab.spectra.DENSITY_SOURCES`); None: whatever ``obj`` holds.
-    base : {"nats", "bits"}, default "nats"
-    sigma, relative, normalize, k, log_axis, grid, n_grid
-        The smoothing, as in :func:`quadlab.density.density` (defaults: σ = 1 % of the pooled range, no
-        normalisation, linear axis).
-    m, probes, seed : int
-        SLQ's Lanczos length, probes and seed with source="slq".
+    obj, variant, source, base
+        As for :func:`js0`.
+    sigma, relative, normalize, k, log_axis, grid, n_grid, m, probes, seed
+        The smoothing (and SLQ's settings), also as for :func:`js0`.
 
     Returns
     -------
     HeterogeneityReport
+        JS⁰, the pairwise matrix, the densities and the SLQ noise floor.
 
     Raises
     ------
     ValueError
-        If ``variant``, ``base`` or ``source`` is unknown, ``source`` does not fit ``obj`` (SLQ of a BlockSpectrum,
-        exact eigenvalues of an SLQResult), "grid_sum" meets a non-uniform grid, or as for
-        :func:`quadlab.density.density`.
-        Also for fewer than 2 blocks.
+        Like :func:`js0`, before any density is computed.
 
     Examples
     --------

@@ -543,6 +543,7 @@ def lanczos(op, v0, m: int, *, n=None, xp=None, reorth: bool = True, keep_basis:
     Returns
     -------
     LanczosResult
+        The tridiagonals (and basis) of every start vector.
 
     Raises
     ------

@@ -326,17 +326,17 @@ class BlockQuadratic:
         Parameters
         ----------
         W : array_like
-            A point (n,) or a batch of points (R, n), real; host or backend array.
+            Points as for :meth:`grad`.
 
         Returns
         -------
         backend array
-            The shape of ``W``.
+            e = w − w*, shaped like ``W``.
 
         Raises
         ------
         ValueError
-            If ``W`` is complex or has the wrong shape.
+            For complex points or a shape other than (n,) and (R, n).
         """
         E, single = self._as_batch(W)
         E = E - self.optimum
@@ -377,7 +377,7 @@ class BlockQuadratic:
         Parameters
         ----------
         W : array_like
-            A point (n,) or a batch of points (R, n), real; host or backend array.
+            As for :meth:`grad`.
 
         Returns
         -------
@@ -387,7 +387,7 @@ class BlockQuadratic:
         Raises
         ------
         ValueError
-            If ``W`` is complex or has the wrong shape.
+            For the points :meth:`grad` rejects.
 
         Examples
         --------
@@ -407,17 +407,17 @@ class BlockQuadratic:
         Parameters
         ----------
         W : array_like
-            A point (n,) or a batch of points (R, n), real; host or backend array.
+            One point or a batch (:meth:`grad`).
 
         Returns
         -------
         float-valued backend array
-            Shape () for one point, (R,) for a batch.
+            f at each point: a scalar array, or one value per row.
 
         Raises
         ------
         ValueError
-            If ``W`` is complex or has the wrong shape.
+            Like :meth:`gap`.
         """
         return self.gap(W) + self.f_star
 

@@ -98,6 +98,7 @@ class RStatistics:
         Returns
         -------
         numpy.ndarray
+            One value per level.
         """
         return np.quantile(np.asarray(getattr(self, name)), q)
 
@@ -107,6 +108,7 @@ class RStatistics:
         Returns
         -------
         str
+            Printable lines.
         """
         rows = [("r_tilde", "r_tilde"), ("r_paper = r_tilde^2", "r_paper"),
                 ("speed-up, bound (r_tilde)", "speedup_bound"),
@@ -137,6 +139,7 @@ class RStatistics:
         Returns
         -------
         dict
+            Quantiles, shares and inputs, JSON-ready.
         """
         names = ("r_tilde", "r_paper", "speedup_bound", "speedup_bound_paper", "speedup_exact", "speedup_best",
                  "thesis_ratio")
@@ -166,6 +169,7 @@ def r_statistics(problem, n_starts: int = 1000, *, seed: int = 0, threshold: flo
     Returns
     -------
     RStatistics
+        Per start r̃, r_paper and the predicted speed-ups; the shares.
 
     Raises
     ------

@@ -75,7 +75,7 @@ def partition_blocks(problem, partition: str = "nominal") -> tuple[np.ndarray, .
     Parameters
     ----------
     problem : BlockQuadratic
-        The quadratic.
+        Its nominal blocks, or its theorem blocks.
     partition : {"nominal", "theorem"}, default "nominal"
         "theorem" is one block of all coordinates when H is not block diagonal (rotation="global").
 
@@ -87,13 +87,12 @@ def partition_blocks(problem, partition: str = "nominal") -> tuple[np.ndarray, .
     Raises
     ------
     ValueError
-        If ``partition`` is unknown.
+        For a partition other than "nominal" and "theorem".
 
     Examples
     --------
-    >>> import quadlab
-    >>> from quadlab import rules, spectra
-    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000), rotation="global")
+    >>> from quadlab import BlockQuadratic, rules, spectra
+    >>> p = BlockQuadratic(spectra.simple_heterogeneous(1000), rotation="global")
     >>> [b.tolist() for b in rules.partition_blocks(p)][:1], len(rules.partition_blocks(p, "theorem"))
     ([[0, 1, 2]], 1)
     """
@@ -109,7 +108,7 @@ def block_extremes(problem, source: str = "exact", partition: str = "nominal", *
     Parameters
     ----------
     problem : BlockQuadratic
-        The quadratic.
+        Whose diagonal blocks are measured.
     source : {"exact", "lanczos"}, default "exact"
         The spectrum source (:data:`quadlab.spectra.EXTREMES_SOURCES`): the known eigenvalues (``eigvalsh`` of
         the stored blocks where they are not known), or Lanczos estimates widened to safe bounds.
@@ -126,7 +125,7 @@ def block_extremes(problem, source: str = "exact", partition: str = "nominal", *
     Raises
     ------
     ValueError
-        If ``source`` or ``partition`` is unknown.
+        If ``source`` or ``partition`` names no known choice.
 
     Examples
     --------
@@ -167,10 +166,9 @@ def whole_extremes(problem, source: str = "exact", *, margin: float | None = Non
     Parameters
     ----------
     problem : BlockQuadratic
-        The quadratic.
+        Whose H is measured as a whole.
     source : {"exact", "lanczos"}, default "exact"
-        The spectrum source (:data:`quadlab.spectra.EXTREMES_SOURCES`): the known eigenvalues (``eigvalsh`` of
-        the stored blocks where they are not known), or Lanczos estimates widened to safe bounds.
+        The spectrum source, as for :func:`block_extremes`.
     margin : float, keyword-only, optional
         As for :func:`block_extremes`.
 
@@ -182,7 +180,7 @@ def whole_extremes(problem, source: str = "exact", *, margin: float | None = Non
     Raises
     ------
     ValueError
-        If ``source`` is unknown.
+        If ``source`` is not "exact" or "lanczos".
 
     Examples
     --------
@@ -201,19 +199,19 @@ def gd_optimal_lr(problem, source: str = "exact") -> float:
     Parameters
     ----------
     problem : BlockQuadratic
-        The quadratic.
+        Its extremes set the step.
     source : {"exact", "lanczos"}, default "exact"
-        The spectrum source (:data:`quadlab.spectra.EXTREMES_SOURCES`): the known eigenvalues (``eigvalsh`` of
-        the stored blocks where they are not known), or Lanczos estimates widened to safe bounds.
+        The spectrum source, as for :func:`block_extremes`.
 
     Returns
     -------
     float
+        η* = 2/(λ_min + λ_max) for the extremes of ``source``.
 
     Raises
     ------
     ValueError
-        If ``source`` is unknown.
+        For an unknown ``source``.
 
     Examples
     --------
@@ -233,12 +231,11 @@ def theorem_lr(problem, w0, source: str = "exact") -> np.ndarray:
     Parameters
     ----------
     problem : BlockQuadratic
-        The quadratic.
+        Its theorem blocks set C_{l,1}.
     w0 : array_like
         Starts, shape (n,) or (R, n).
     source : {"exact", "lanczos"}, default "exact"
-        The spectrum source (:data:`quadlab.spectra.EXTREMES_SOURCES`): the known eigenvalues (``eigvalsh`` of
-        the stored blocks where they are not known), or Lanczos estimates widened to safe bounds.
+        The spectrum source, as for :func:`block_extremes`.
 
     Returns
     -------
@@ -269,10 +266,9 @@ def oracle_block_lrs(problem, source: str = "exact") -> np.ndarray:
     Parameters
     ----------
     problem : BlockQuadratic
-        The quadratic.
+        Its nominal blocks get one step each.
     source : {"exact", "lanczos"}, default "exact"
-        The spectrum source (:data:`quadlab.spectra.EXTREMES_SOURCES`): the known eigenvalues (``eigvalsh`` of
-        the stored blocks where they are not known), or Lanczos estimates widened to safe bounds.
+        Where each block's extremes come from (:func:`block_extremes`).
 
     Returns
     -------
@@ -282,7 +278,7 @@ def oracle_block_lrs(problem, source: str = "exact") -> np.ndarray:
     Raises
     ------
     ValueError
-        If ``source`` is unknown.
+        If the spectrum source is unknown.
 
     Examples
     --------
@@ -318,7 +314,7 @@ def resolve_lr(problem, options: dict, w0, lr=None) -> np.ndarray:
     Parameters
     ----------
     problem : BlockQuadratic
-        The quadratic.
+        Passed to the rule.
     options : dict
         The optimizer's options: ``options["lr"]`` is None (no rule) or a rule name ("optimal", "theorem");
         the spectrum source is ``options["source"]`` (or, as the optimizers spell it today,

@@ -302,11 +302,12 @@ def gpt2_case(kappa: float = 5000.0, blocks=GPT2_CASE_BLOCKS, d: int = 25, **kw)
     Returns
     -------
     BlockSpectrum
+        Four GPT2 blocks of ``d`` eigenvalues in [1, κ].
 
     Raises
     ------
     ValueError
-        As for :func:`sampled_spectrum`.
+        Whatever :func:`sampled_spectrum` rejects.
 
     Examples
     --------
@@ -323,26 +324,25 @@ def resnet18_case(kappa: float = 5000.0, blocks=RESNET18_CASE_BLOCKS, d: int = 2
 
     Parameters
     ----------
-    kappa : float, default 5000.0
-        κ of the case.
-    blocks : sequence of str, default ``RESNET18_CASE_BLOCKS``
-    d : int, default 25
-    **kw
+    kappa, d, **kw
         As for :func:`gpt2_case`.
+    blocks : sequence of str, default ``RESNET18_CASE_BLOCKS``
+        The first convolution of each stage.
 
     Returns
     -------
     BlockSpectrum
+        Four ResNet18 blocks of ``d`` eigenvalues in [1, κ].
 
     Raises
     ------
     ValueError
-        As for :func:`sampled_spectrum`.
+        For an unknown block, reading or κ (:func:`sampled_spectrum`).
 
     Examples
     --------
-    >>> from quadlab import stored
-    >>> stored.resnet18_case(kappa=1000.0).sizes
+    >>> from quadlab.stored import resnet18_case
+    >>> resnet18_case(kappa=1000.0).sizes
     (25, 25, 25, 25)
     """
     return sampled_spectrum("resnet18", blocks, d, kappa, **kw)

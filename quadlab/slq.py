@@ -117,6 +117,7 @@ class SLQResult:
         Returns
         -------
         int
+            0 ≤ index < L.
 
         Raises
         ------
@@ -196,6 +197,7 @@ class SLQResult:
         Returns
         -------
         Density
+            Every block's density on one grid.
         """
         # Imported here: quadlab.density imports SLQResult from this module, so a top-level import would be a cycle.
         from .density import density
@@ -245,6 +247,7 @@ def slq(op, m: int = 100, probes: int = 10, seed: int = 0, *, n=None, xp=None, r
     Returns
     -------
     SLQResult
+        Nodes, weights and residuals per block and probe.
 
     Raises
     ------

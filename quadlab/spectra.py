@@ -139,11 +139,12 @@ class BlockSpectrum:
         Returns
         -------
         BlockSpectrum
+            The blocks, validated, under their names.
 
         Raises
         ------
         ValueError
-            As for :class:`BlockSpectrum`.
+            If a block is empty, not finite or not positive, or names repeat (:class:`BlockSpectrum`).
 
         Examples
         --------
@@ -201,6 +202,7 @@ class BlockSpectrum:
         Returns
         -------
         BlockSpectrum
+            The same blocks mapped onto [1, κ].
         """
         return rescale(self, kappa)
 
@@ -268,7 +270,7 @@ def simple_homogeneous(kappa: float = 5000) -> BlockSpectrum:
     Raises
     ------
     ValueError
-        If ``kappa`` is not a finite number > 103.
+        For κ ≤ 103 or not finite: the nine numbers must be distinct and ordered.
 
     Examples
     --------
@@ -345,22 +347,20 @@ def log_uniform(d: int, lo: float, hi: float, *, seed=None) -> np.ndarray:
 
     Parameters
     ----------
-    d : int
-        Block size, ≥ 1.
-    lo, hi : float
-        0 < lo ≤ hi, finite.
+    d, lo, hi
+        As for :func:`uniform`: size, and 0 < lo ≤ hi.
     seed : int or None, keyword-only
         None for the deterministic sequence, else the seed of the draws.
 
     Returns
     -------
     numpy.ndarray
-        Shape (d,), float64, ascending.
+        The d values, ascending.
 
     Raises
     ------
     ValueError
-        If d is not a positive integer or the range is not 0 < lo ≤ hi finite.
+        Like :func:`uniform`.
 
     Examples
     --------

@@ -276,6 +276,7 @@ def load(name_or_path="gpt2", *, allow_quick: bool = False) -> StoredSpectra:
     Returns
     -------
     StoredSpectra
+        The spectra with their header and file name.
 
     Raises
     ------

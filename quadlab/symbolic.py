@@ -109,6 +109,7 @@ class Derivation:
         Returns
         -------
         float
+            The value, rounded to double precision.
 
         Raises
         ------

@@ -256,11 +256,12 @@ class AdamConstants:
         Parameters
         ----------
         lr : float or array_like
-            η > 0.
+            Step sizes η > 0, broadcast against the starts.
 
         Returns
         -------
         float or numpy.ndarray
+            ρ_Adam(η) per start.
 
         Raises
         ------
@@ -286,6 +287,7 @@ class AdamConstants:
         Returns
         -------
         float or numpy.ndarray
+            ρ_Adam(η)² per start.
 
         Raises
         ------
@@ -307,6 +309,7 @@ class AdamConstants:
         Returns
         -------
         float or numpy.ndarray
+            The bound per start.
 
         Raises
         ------
@@ -353,6 +356,7 @@ def adam_constants(problem, w0, *, source: str = "exact", extremes=None, margin=
     Returns
     -------
     AdamConstants
+        The constants of every start (scalars for one start).
 
     Raises
     ------

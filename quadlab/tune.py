@@ -100,6 +100,7 @@ class TuneResult:
         Returns
         -------
         bool
+            True when some lr reached ``tol`` on every seed.
         """
         return self.best_steps >= 0
 
@@ -159,6 +160,7 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     Returns
     -------
     TuneResult
+        The best lr, its fresh run and the response curve.
 
     Raises
     ------

@@ -130,16 +130,17 @@ def rows(pattern: str, *, size: int = 1, start: int = 0, stop: int | None = None
     start, stop : int, keyword-only
         The row range (default all).
     select : sequence of int, keyword-only, optional
-        Indices of the groups kept (default all), counted from ``start``.
+        The row groups kept (default all), numbered from ``start``.
 
     Returns
     -------
     Split
+        Row blocks of every tensor the pattern matches.
 
     Raises
     ------
     ValueError
-        If ``pattern`` is empty or not a valid regex.
+        When the pattern is empty or does not compile as a regular expression.
 
     Examples
     --------
@@ -162,11 +163,12 @@ def heads(pattern: str, n: int, *, start: int = 0, stop: int | None = None, sele
     start, stop : int, keyword-only
         The row range (default all), e.g. the query part of a fused qkv weight.
     select : sequence of int, keyword-only, optional
-        Indices of the groups kept (default all), counted from ``start``.
+        Which heads to keep; all by default.
 
     Returns
     -------
     Split
+        Head blocks of every tensor the pattern matches.
 
     Raises
     ------
@@ -192,17 +194,17 @@ def tokens(pattern: str, *, select=None) -> Split:
     pattern : str
         A parameter name or regex.
     select : sequence of int, keyword-only, optional
-        Indices of the groups kept (default all), counted from ``start``.
-        Token ids.
+        Token ids to keep (default: every token).
 
     Returns
     -------
     Split
+        Token blocks of every embedding the pattern matches.
 
     Raises
     ------
     ValueError
-        If ``pattern`` is invalid.
+        For an empty pattern or a bad regular expression.
 
     Examples
     --------

@@ -42,6 +42,7 @@ def text_bytes() -> bytes:
     Returns
     -------
     bytes
+        The corpus.
 
     Examples
     --------

@@ -102,6 +102,7 @@ class BlockHessian:
         Returns
         -------
         dict of str to int
+            Block name → d_l, the number of coordinates.
         """
         return {b: int(p.numel()) for b, p in self.params.items()}
 

@@ -29,8 +29,22 @@ from torch.nn import functional as F
 __all__ = ["GPT2", "GPT2Config", "ResNet18", "ResNet18Config", "gpt2_block_names", "resnet18_block_names"]
 
 
+class _Config:
+    """What every model configuration can do."""
+
+    def as_dict(self) -> dict:
+        """The fields as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            Field name → value.
+        """
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class GPT2Config:
+class GPT2Config(_Config):
     """The size of a GPT2-style model.
 
     Parameters
@@ -55,15 +69,6 @@ class GPT2Config:
     heads: int = 4
     width: int = 128
     init_std: float = 0.02
-
-    def as_dict(self) -> dict:
-        """The fields as a JSON-ready dict.
-
-        Returns
-        -------
-        dict
-        """
-        return asdict(self)
 
 
 class _Attention(nn.Module):
@@ -235,7 +240,7 @@ def gpt2_block_names(cfg: GPT2Config, layers=None) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ResNet18Config:
+class ResNet18Config(_Config):
     """The size of a CIFAR-style ResNet18.
 
     Parameters
@@ -254,15 +259,6 @@ class ResNet18Config:
     classes: int = 10
     widths: tuple = (64, 128, 256, 512)
     init: str = "he_fan_out"  # or "torch_default"
-
-    def as_dict(self) -> dict:
-        """The fields as a JSON-ready dict.
-
-        Returns
-        -------
-        dict
-        """
-        return asdict(self)
 
 
 class _BasicBlock(nn.Module):
@@ -291,7 +287,7 @@ class ResNet18(nn.Module):
     Raises
     ------
     ValueError
-        If ``init`` is unknown.
+        For an ``init`` other than "he_fan_out" and "torch_default".
 
     Examples
     --------
@@ -373,6 +369,7 @@ def resnet18_block_names(model: ResNet18, stages=None) -> list[str]:
     Returns
     -------
     list of str
+        Parameter names, stem first.
 
     Raises
     ------

@@ -308,6 +308,7 @@ def block_spectra(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, 
     Returns
     -------
     SLQResult
+        One quadrature per block, under the block's name.
 
     Raises
     ------

@@ -38,6 +38,7 @@ def load_object(spec: str, option: str):
     Returns
     -------
     callable
+        The object the spec names.
 
     Raises
     ------
