@@ -10,8 +10,9 @@ the iteration matrix acting on the error, so for the symmetric iterations below 
   The theorem's constants: C_{l,1} = min_{i∈l}|g_{0,i}|/λ_max(H_l), C_{l,2} = max_{i∈l}|g_{0,i}|/λ_max(H_l),
   r̃ = max_l C_{l,2} / min_l C_{l,1}, step η = min_l C_{l,1}, bound max_l (1 − 1/(r̃κ_l))².
 
-GD's rate and lower bound, heavy ball's optimum and Nesterov's rate are in :mod:`quadlab.rates` (re-exported
-here); this module builds the Adam theory form and the distribution of r over random starts on them.
+GD's rate and lower bound, heavy ball's optimum and Nesterov's rate are in :mod:`quadlab.rates`, the
+distribution of r over random starts in :mod:`quadlab.rstats` (both re-exported here); this module builds the
+Adam theory form.
 
 Block extremes come from :func:`quadlab.rules.block_extremes` (the one definition, over the theorem's
 partition): the exact spectra by default, Lanczos estimates with ``source="lanczos"``; ``extremes=`` accepts
