@@ -533,10 +533,8 @@ def lanczos(op, v0, m: int, *, n=None, xp=None, reorth: bool = True, keep_basis:
         The dimension of a callable ``op``.
     xp : str or module, keyword-only, optional
         The backend the operator works in (default numpy).
-    reorth : bool, keyword-only, default True
-        False: the plain three-term recurrence.
-    keep_basis : bool, keyword-only, default True
-        Return the basis.
+    reorth, keep_basis : bool, keyword-only, default True
+        False: the plain three-term recurrence; do not return the basis.
     breakdown_factor : float, keyword-only, default ``BREAKDOWN_FACTOR``
         c in :func:`breakdown_threshold`.
 
