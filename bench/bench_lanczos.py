@@ -145,7 +145,7 @@ def main():
         return f"rel err lo {abs(lo - lo_x) / lo_x:.1e}, hi {abs(hi - hi_x) / hi_x:.1e}"
 
     print(f"\n## Extreme eigenvalues, tol={args.tol:g}")
-    print(f"quadlab extreme_eigenvalues: {fmt(to)}  {err(eo.lo, eo.hi)}  steps={eo.steps} status={eo.status}")
+    print(f"quadlab extreme_eigenvalues: {fmt(to)}  {err(eo.lo, eo.hi)}  m_used={eo.m_used} status={eo.status}")
     print(f"eigsh SA + LA (k=1 each):    {fmt(t2)}  {err(*e2)}")
     print(f"eigsh BE (k=2):              {fmt(t3)}  {err(*e3)}")
     best = min(statistics.median(t2), statistics.median(t3))

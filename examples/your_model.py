@@ -190,12 +190,9 @@ def main(argv=None) -> int:
 
 
 def _figures(spectra, traces, out: Path, kappa: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
     for ax, (name, q) in zip(axes, spectra.items(), strict=True):

@@ -3,9 +3,9 @@
 from . import backend, checks, contract, explain, heterogeneity, lanczos, noise, nqm, optim, spectra, theory, tune
 from .backend import get_backend
 from .checks import report
-from .problem import BlockQuadratic
+from .problem import BlockQuadratic, starts
 from .runner import Result, run
 from .spectra import BlockSpectrum
 
-__all__ = ["BlockQuadratic", "BlockSpectrum", "Result", "backend", "get_backend", "optim", "run", "spectra", "theory", "checks", "tune", "report", "lanczos", "heterogeneity", "contract", "explain", "noise", "nqm"]
+__all__ = ["BlockQuadratic", "BlockSpectrum", "Result", "backend", "get_backend", "optim", "run", "spectra", "theory", "checks", "tune", "report", "lanczos", "heterogeneity", "contract", "explain", "noise", "nqm", "starts"]
 __version__ = "0.1.0"

@@ -31,7 +31,14 @@ _GPU_HINT = (
 
 
 class BackendUnavailableError(RuntimeError):
-    """The requested array library is not installed or has no device to run on."""
+    """The requested array library is not installed or has no device to run on.
+
+    A subclass of RuntimeError; its message says how to install the library (e.g. ``pip install "quadlab[gpu]"``).
+
+    Parameters
+    ----------
+    message : str
+    """
 
 
 def _load_cupy() -> ModuleType:
@@ -86,11 +93,28 @@ def _resolve_namespace(xp: Any) -> tuple[str, ModuleType]:
 class Backend:
     """An array namespace together with the floating dtype quadlab computes in.
 
+    Parameters
+    ----------
+    name : str
+        ``"numpy"``, ``"cupy"``, ``"array_api_strict"`` or the module name of another namespace.
+    xp : module
+        The array-API namespace.
+    dtype_name : {"float64", "float32"}, default "float64"
+
     Attributes
     ----------
-    name : ``"numpy"``, ``"cupy"``, ``"array_api_strict"`` or the module name of another namespace.
-    xp : the array-API namespace.
-    dtype_name : ``"float64"`` (default) or ``"float32"``.
+    dtype : dtype object
+        ``getattr(xp, dtype_name)``.
+    eps : float
+        Machine epsilon of the dtype.
+    is_gpu : bool
+
+    Examples
+    --------
+    >>> from quadlab.backend import get_backend
+    >>> b = get_backend("numpy", "float32")
+    >>> b.name, b.dtype_name, b.eps == 2.0 ** -23
+    ('numpy', 'float32', True)
     """
 
     name: str
@@ -110,14 +134,35 @@ class Backend:
         return self.name == "cupy"
 
     def asarray(self, x, dtype=None):
-        """Move a host (numpy) array, scalar or backend array to this backend, cast to ``dtype``
-        (default: the backend's floating dtype)."""
+        """Move a host array, scalar or backend array to this backend, cast to ``dtype``.
+
+        Parameters
+        ----------
+        x : array_like
+        dtype : dtype, optional
+            Default: the backend's floating dtype.
+
+        Returns
+        -------
+        backend array
+            On this backend, in ``dtype``.
+        """
         a = self.xp.asarray(x)
         target = self.dtype if dtype is None else dtype
         return a if a.dtype == target else self.xp.astype(a, target)
 
     def to_numpy(self, x) -> np.ndarray:
-        """Copy a backend array to a host numpy array."""
+        """Copy a backend array to a host numpy array (numpy arrays are returned as they are).
+
+        Parameters
+        ----------
+        x : backend array
+
+        Returns
+        -------
+        numpy.ndarray
+            A host copy (no copy for a numpy array).
+        """
         if isinstance(x, np.ndarray):
             return x
         if self.name == "cupy":
@@ -128,8 +173,20 @@ class Backend:
             return np.from_dlpack(x)
 
     def contiguous(self, x):
-        """x in C order (a copy only where needed).  Elementwise kernels and batched matmuls run several
-        times faster on C-ordered data; namespaces without a layout notion return x unchanged."""
+        """``x`` in C order, copied only where needed.
+
+        Elementwise kernels and batched matmuls run several times faster on C-ordered data; namespaces without a
+        layout notion return ``x`` unchanged.
+
+        Parameters
+        ----------
+        x : backend array
+
+        Returns
+        -------
+        backend array
+            C-ordered.
+        """
         if self.name == "numpy":
             return np.ascontiguousarray(x)
         if self.name == "cupy":
@@ -139,7 +196,8 @@ class Backend:
         return x
 
     def sync(self) -> None:
-        """Wait for queued device work to finish (a no-op on the CPU); call before reading a clock."""
+        """Wait for queued device work to finish (a no-op on the CPU); call before reading a clock.
+        """
         if self.name == "cupy":
             import cupy
 
@@ -147,10 +205,32 @@ class Backend:
 
 
 def get_backend(xp: Any = "numpy", dtype: str | Any = "float64") -> Backend:
-    """Return the :class:`Backend` for ``xp`` (a name, a namespace module, or a Backend) and ``dtype``.
+    """The :class:`Backend` for an array library and a dtype.
 
-    Raises ``ValueError`` for an unknown backend name or a dtype other than float64/float32, and
-    :class:`BackendUnavailableError` when cupy is asked for but not installed or no GPU is present.
+    Parameters
+    ----------
+    xp : str, module or Backend, default "numpy"
+        "numpy", "cupy", "array_api_strict", an array-API namespace module, or a Backend (its dtype is replaced).
+    dtype : str or dtype, default "float64"
+        "float64" or "float32".
+
+    Returns
+    -------
+    Backend
+        The namespace and the floating dtype quadlab computes in.
+
+    Raises
+    ------
+    ValueError
+        For an unknown backend name or another dtype.
+    BackendUnavailableError
+        When cupy is asked for but not installed or no GPU is present.
+
+    Examples
+    --------
+    >>> from quadlab.backend import get_backend
+    >>> get_backend().name, get_backend("numpy").dtype_name
+    ('numpy', 'float64')
     """
     if isinstance(xp, Backend):
         if dtype is None or _dtype_name(dtype) == xp.dtype_name:
@@ -171,7 +251,24 @@ def _dtype_name(dtype) -> str:
 
 
 def host_rng(seed) -> np.random.Generator:
-    """A seeded host Generator; ``seed`` may be an int, a SeedSequence or a Generator (returned as is)."""
+    """A seeded host random Generator.
+
+    Parameters
+    ----------
+    seed : int, numpy.random.SeedSequence or numpy.random.Generator
+        A Generator is returned as it is.
+
+    Returns
+    -------
+    numpy.random.Generator
+        Seeded from ``seed`` (or ``seed`` itself when it is a Generator).
+
+    Examples
+    --------
+    >>> from quadlab.backend import host_rng
+    >>> float(host_rng(0).random()) == float(host_rng(0).random())
+    True
+    """
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is None:
@@ -188,10 +285,27 @@ _GIB = 2**30
 def available_memory() -> int:
     """Bytes of memory a new allocation can get without swapping, best estimate first.
 
-    Linux: ``MemAvailable`` of /proc/meminfo (free memory plus reclaimable caches, the kernel's own
-    estimate); else ``os.sysconf`` free pages × page size; else 4 GiB.  ``QUADLAB_MEMORY_LIMIT`` (bytes, or
-    with a K/M/G suffix) overrides all of them, for containers whose cgroup limit the kernel does not report
-    here and for tests."""
+    Linux: ``MemAvailable`` of /proc/meminfo (free memory plus reclaimable caches, the kernel's own estimate);
+    else ``os.sysconf`` free pages × page size; else 4 GiB.  ``QUADLAB_MEMORY_LIMIT`` (bytes, or with a K/M/G
+    suffix) overrides all of them, for containers whose cgroup limit the kernel does not report here and for
+    tests.
+
+    Returns
+    -------
+    int
+        Bytes.
+
+    Raises
+    ------
+    ValueError
+        If ``QUADLAB_MEMORY_LIMIT`` is set but not a size.
+
+    Examples
+    --------
+    >>> from quadlab.backend import available_memory
+    >>> available_memory() > 0
+    True
+    """
     env = os.environ.get("QUADLAB_MEMORY_LIMIT", "").strip()
     if env:
         mult = {"K": 2**10, "M": 2**20, "G": 2**30}.get(env[-1].upper(), 1)
@@ -216,12 +330,42 @@ def available_memory() -> int:
 
 
 def check_memory(nbytes: int, what: str, hint: str = "use smaller sizes or fewer runs") -> None:
-    """Refuse work whose estimated peak memory ``nbytes`` exceeds what is available (:func:`available_memory`).
+    """Refuse work whose estimated peak memory exceeds what is available (:func:`available_memory`).
 
-    Raises ValueError "this needs about X GiB for <what>, but only Y GiB are available; <hint>" so that a
-    too-large request fails at once with the numbers, instead of growing until the kernel kills the process.
-    ``nbytes`` is the caller's estimate of its largest simultaneous allocation (a rough upper bound is right:
-    the check only has to catch orders of magnitude).  A NaN or negative estimate is a bug of the caller."""
+    A too-large request then fails at once with the numbers, instead of growing until the kernel kills the
+    process.
+
+    Parameters
+    ----------
+    nbytes : int
+        The caller's estimate of its largest simultaneous allocation (a rough upper bound is right: the check only
+        has to catch orders of magnitude).
+    what : str
+        What the memory is for, for the message.
+    hint : str, default "use smaller sizes or fewer runs"
+        What to do instead, for the message.
+
+    Returns
+    -------
+    None
+        Nothing: the check passes silently or raises.
+
+    Raises
+    ------
+    ValueError
+        "this needs about X GiB for <what>, but only Y GiB are available; <hint>"; also for a NaN or negative
+        estimate (a bug of the caller).
+
+    Examples
+    --------
+    >>> from quadlab.backend import check_memory
+    >>> check_memory(1024, "a small table")
+    >>> try:
+    ...     check_memory(2 ** 62, "everything")
+    ... except ValueError as exc:
+    ...     print(str(exc)[:16])
+    this needs about
+    """
     try:
         need = float(nbytes)
     except (TypeError, ValueError):

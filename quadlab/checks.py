@@ -44,9 +44,26 @@ MOMENTUM = ("heavy_ball", "nesterov")
 
 @dataclass(frozen=True)
 class ObservedRates:
-    """Per run (arrays (R,)): ``worst`` step factor, ``tail`` fit, ``status`` ("ok" | "undetermined"),
-    ``reason`` (why undetermined, else ""), ``usable`` records, the ``tail_steps`` (k_1, k_2) of the fit (R, 2),
-    and the ``floor`` used."""
+    """Each run's measured contraction per step (:func:`observed_rates`).
+
+    Attributes
+    ----------
+    worst : numpy.ndarray
+        (R,) the largest per-step factor between consecutive usable records,
+        (gap_{j+1}/gap_j)^{1/(k_{j+1} − k_j)}.
+    tail : numpy.ndarray
+        (R,) exp of the Theil–Sen slope of log gap against k over the tail; NaN when undetermined.
+    status : numpy.ndarray
+        (R,) "ok" or "undetermined".
+    reason : numpy.ndarray
+        (R,) why undetermined, else "".
+    usable : numpy.ndarray
+        (R,) number of leading records that are finite and above the floor.
+    tail_steps : numpy.ndarray
+        (R, 2) the iterations (k_1, k_2) the tail fit spans.
+    floor : float
+        The gap below which records are not used.
+    """
 
     worst: np.ndarray
     tail: np.ndarray
@@ -80,11 +97,42 @@ def _theil_sen(k: np.ndarray, y: np.ndarray, max_points: int = 96) -> tuple[floa
 
 def observed_rates(result, *, floor: float | None = None, min_records: int = 5, tail_fraction: float = 0.5,
                    max_scatter: float = 0.05) -> ObservedRates:
-    """Measure each run's contraction (see the module docstring).
+    """Measure each run's contraction: the worst step factor and a robust fit over the tail (module docstring).
 
-    ``floor``: gaps at or below it are not used (default: the dtype's subnormal edge, see ``_floor_for``).
-    ``min_records``: fewest usable records in the tail for a fit.  ``max_scatter``: the largest allowed median
-    absolute residual of log gap about the tail line, relative to the line's total log drop over the tail."""
+    Parameters
+    ----------
+    result : Result
+        Runs with recorded gaps (:func:`quadlab.run`).
+    floor : float, keyword-only, optional
+        Gaps at or below it are not used (default: the run dtype's subnormal edge).
+    min_records : int, keyword-only, default 5
+        Fewest usable records in the tail for a fit, ≥ 2.
+    tail_fraction : float, keyword-only, default 0.5
+        The fraction of the usable records the fit uses, in (0, 1].
+    max_scatter : float, keyword-only, default 0.05
+        The largest median absolute residual of log gap about the tail line, relative to the line's total log
+        drop over the tail; more scatter makes the run "undetermined".
+
+    Returns
+    -------
+    ObservedRates
+        Per run: worst step factor, tail fit and whether the fit is determined.
+
+    Raises
+    ------
+    ValueError
+        If ``tail_fraction`` ∉ (0, 1] or ``min_records`` < 2.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import checks, optim, rates, spectra
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(200), rotation="none")
+    >>> res = quadlab.run(p, optim.gd(lr="optimal"), steps=3000, tol=1e-10)
+    >>> obs = checks.observed_rates(res)
+    >>> bool(obs.tail[0] <= rates.gd_rates(p).best_rate * (1 + 1e-6)), str(obs.status[0])
+    (True, 'ok')
+    """
     if not 0 < tail_fraction <= 1:
         raise ValueError(f"tail_fraction must lie in (0, 1], got {tail_fraction!r}")
     if min_records < 2:
@@ -141,12 +189,35 @@ def observed_rates(result, *, floor: float | None = None, min_records: int = 5, 
 class Report:
     """Per-run comparison of observed and theoretical rates; ``print(report)`` shows it as a table.
 
-    Arrays (R,): ``observed`` (tail fit), ``worst`` (worst step factor), ``exact`` (the method's exact rate at
-    its hyperparameters), ``bound`` (the theorem's bound; NaN where it does not apply), ``lower`` (GD's lower
-    bound ((κ−1)/(κ+1))², the rate no GD step beats asymptotically), ``margin`` = ln(observed)/ln(reference)
-    with reference = bound where defined else exact (≥ 1: the run was at least that many times faster than
-    promised), ``holds`` ("yes" | "NO" | "undetermined" | "n/a"), ``note``.  ``config``: the run's
-    hyperparameters; ``kind``: "per-step", "asymptotic" or "none" (what ``exact`` guarantees)."""
+    Attributes
+    ----------
+    optimizer : str
+    kind : str
+        What ``exact`` guarantees: "per-step", "asymptotic" or "none".
+    config : dict
+        The runs' hyperparameters, one entry per run.
+    observed, worst : numpy.ndarray
+        (R,) tail fit and worst step factor (:class:`ObservedRates`).
+    exact : numpy.ndarray
+        (R,) the method's exact rate at its hyperparameters.
+    bound : numpy.ndarray
+        (R,) the theorem's bound; NaN where it does not apply.
+    lower : float
+        GD's lower bound ((κ−1)/(κ+1))², the rate no GD step beats asymptotically.
+    margin : numpy.ndarray
+        (R,) ln(observed)/ln(reference), reference = bound where defined else exact (≥ 1: at least that many
+        times faster than promised).
+    holds : numpy.ndarray
+        (R,) "yes", "NO", "undetermined" or "n/a".
+    note : numpy.ndarray
+        (R,) remarks.
+    slack : float
+        The relative tolerance the comparisons used.
+    observed_rates : ObservedRates
+    n_runs : int
+    all_hold : bool
+        No run failed (undetermined and n/a do not count as failures).
+    """
 
     optimizer: str
     kind: str
@@ -172,7 +243,13 @@ class Report:
         return not (self.holds == "NO").any()
 
     def records(self) -> list[dict]:
-        """One plain dict per run (for JSON or a DataFrame)."""
+        """One plain dict per run (for JSON or a DataFrame); non-finite rates become None.
+
+        Returns
+        -------
+        list of dict
+            One dict per run: its hyperparameters, rates and verdict.
+        """
         out = []
         for r in range(self.n_runs):
             row = {k: v[r].item() if hasattr(v[r], "item") else v[r] for k, v in self.config.items()}
@@ -225,10 +302,39 @@ def _kappa_of(lo, hi):
 
 
 def report(result, problem, *, slack: float | None = None, **observe) -> Report:
-    """The per-run theory report for ``result`` (a :class:`quadlab.Result` of runs on ``problem``).
+    """The per-run theory report for runs on ``problem``: exact rate, bound, and whether they held.
 
-    ``slack``: relative tolerance for the comparisons (default 4·n^{3/2}·κ·eps of the run's dtype, κ of the
-    matrix that sets the rate).  Other keywords go to :func:`observed_rates`."""
+    Parameters
+    ----------
+    result : Result
+        Runs of one optimizer on ``problem`` (:func:`quadlab.run`).
+    problem : BlockQuadratic
+        The problem the runs were made on.
+    slack : float, keyword-only, optional
+        Relative tolerance for the comparisons (default 4·n^{3/2}·κ·eps of the run's dtype, κ of the matrix that
+        sets the rate).
+    **observe
+        Passed to :func:`observed_rates`.
+
+    Returns
+    -------
+    Report
+        Per run: observed, exact, bound, margin and whether it holds.
+
+    Raises
+    ------
+    ValueError
+        If the result's dimension differs from the problem's, or its step cannot be resolved.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim, spectra
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(200))
+    >>> rep = quadlab.report(quadlab.run(p, optim.adam_theory(), seeds=[0, 1], steps=400), p)
+    >>> rep.kind, rep.all_hold, rep.holds.tolist()
+    ('per-step', True, ['yes', 'yes'])
+    """
     if result.w0.shape[1] != problem.n:
         raise ValueError(f"result has points of dimension {result.w0.shape[1]}, the problem has n = {problem.n}")
     name = result.optimizer
@@ -255,7 +361,7 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
             eta = np.asarray(c.eta).reshape(R)
             ok = lr <= eta * (1.0 + 8.0 * np.finfo(np.float64).eps)
             if ok.any():
-                sub = theory.adam_constants(problem, result.w0[ok], spectra=False)
+                sub = theory.adam_constants(problem, result.w0[ok], exact_rates=False)
                 bound[ok] = np.asarray(sub.bound_at(np.minimum(lr[ok], np.asarray(sub.eta).reshape(-1))))
             note[~ok] = "lr > theorem step: bound n/a"
         else:
@@ -265,7 +371,7 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
             else:
                 bl = result.options.get("block_lr")
                 if isinstance(bl, str):  # the oracle, resolved as the run resolved it
-                    bl = rules.oracle_block_steps(problem, result.options.get("spectra", "exact"))
+                    bl = rules.oracle_block_lrs(problem, result.options.get("spectra", "exact"))
                 P = lr[:, None] * np.repeat(np.asarray(bl, float), problem.block_sizes)[None, :]
             lo, hi = theory.preconditioned_extremes(problem, P)
             exact = np.maximum(np.abs(1 - lo), np.abs(1 - hi)).max(axis=1) ** 2

@@ -32,12 +32,38 @@ NORMALIZATIONS = (None, "kth_largest", "max_abs")
 class Density:
     """Smoothed spectral densities of several blocks on one shared grid.
 
-    ``grid`` (G,): the axis (eigenvalue, normalised eigenvalue, or log10 of it); ``values`` (L, G): densities,
-    each integrating to 1 under ``quad_weights`` (the trapezoid weights of the grid); ``sigma``: the Gaussian's
-    standard deviation in axis units; ``sigma_rel``: σ as given when relative (σ = sigma_rel · range), else None;
-    ``scales`` (L,): what each block was divided by (1 without normalisation); ``mass_on_grid`` (L,): the
-    fraction of each block's kernel mass that fell on the grid before renormalisation (1 for the default grid);
-    ``max_abs`` (L,): max |λ| of each block before normalisation (its scale, to report with any metric)."""
+    Attributes
+    ----------
+    names : tuple of str
+    grid : numpy.ndarray
+        (G,) the axis: eigenvalue, normalised eigenvalue, or log10 of it.
+    values : numpy.ndarray
+        (L, G) densities, each integrating to 1 under ``quad_weights``.
+    quad_weights : numpy.ndarray
+        (G,) the trapezoid weights of the grid.
+    sigma : float
+        The Gaussian's standard deviation in axis units.
+    sigma_rel : float or None
+        σ as given when relative (σ = sigma_rel · range), else None.
+    normalize : str or None
+    k : int
+    scales : numpy.ndarray
+        (L,) what each block was divided by (1 without normalisation).
+    log_axis : bool
+    mass_on_grid : numpy.ndarray
+        (L,) the fraction of each block's kernel mass on the grid before renormalisation (1 for the default grid).
+    max_abs : numpy.ndarray
+        (L,) max |λ| of each block before normalisation.
+    source : str
+        The spectrum source, "exact" or "slq".
+
+    Examples
+    --------
+    >>> from quadlab import density
+    >>> d = density.density({"a": [1.0, 2.0], "b": [5.0]}, sigma=0.05)
+    >>> d.names, d.source, d.integrals().round(12).tolist()
+    (('a', 'b'), 'exact', [1.0, 1.0])
+    """
 
     names: tuple[str, ...]
     grid: np.ndarray
@@ -54,6 +80,13 @@ class Density:
     source: str
 
     def integrals(self) -> np.ndarray:
+        """∫ p_l over the grid for every block (1 up to rounding).
+
+        Returns
+        -------
+        numpy.ndarray
+            (L,).
+        """
         return self.values @ self.quad_weights
 
     def __getitem__(self, block) -> np.ndarray:
@@ -65,7 +98,33 @@ class Density:
 
 
 def measures(obj) -> tuple[str, tuple[str, ...], list, list | None]:
-    """(source, names, pooled measures [(x, w)], per-probe measures or None) for any spectral input."""
+    """The spectral measures of any spectral input: (source, names, pooled measures, per-probe measures).
+
+    Exact inputs give each eigenvalue of block l weight 1/d_l; an SLQResult gives its pooled quadrature and each
+    probe's own.
+
+    Parameters
+    ----------
+    obj : SLQResult, BlockQuadratic, BlockSpectrum, sequence or dict of 1-D arrays
+
+    Returns
+    -------
+    tuple
+        (source, names, [(x, w) per block], per-probe [(x, w)] lists per block or None); source is "slq" or
+        "exact".
+
+    Raises
+    ------
+    ValueError
+        If ``obj`` is of another type, has no block, or a block is empty, not 1-D or not finite.
+
+    Examples
+    --------
+    >>> from quadlab import density
+    >>> src, names, pooled, per_probe = density.measures([[1.0, 3.0]])
+    >>> src, names, pooled[0][1].tolist(), per_probe
+    ('exact', ('block0',), [0.5, 0.5], None)
+    """
     if isinstance(obj, SLQResult):
         pooled = [obj.measure(b) for b in range(len(obj.names))]
         per_probe = [[obj.measure(b, i) for i in range(obj.probes) if obj.weights[b][i].sum() > 0]
@@ -132,6 +191,30 @@ def _trapezoid_weights(grid: np.ndarray) -> np.ndarray:
 
 
 def smooth(t: np.ndarray, w: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
+    """Σ_i w_i φ_σ(grid − t_i) with φ_σ the N(0, σ²) density: a weighted Gaussian mixture on a grid (unnormalised).
+
+    Parameters
+    ----------
+    t, w : numpy.ndarray
+        Nodes and weights, 1-D of one length.
+    grid : numpy.ndarray
+        Evaluation points.
+    sigma : float
+        > 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        The grid's shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quadlab import density
+    >>> g = np.linspace(-10, 10, 4001)
+    >>> round(float(np.trapezoid(density.smooth(np.array([0.0]), np.array([2.0]), g, 1.0), g)), 9)
+    2.0
+    """
     out = np.zeros_like(grid)
     norm = 1.0 / (sigma * math.sqrt(2 * math.pi))
     chunk = max(1, int(2e7 // max(grid.size, 1)))
@@ -145,21 +228,54 @@ def density(obj, grid=None, sigma: float = 0.01, relative: bool = True, normaliz
             log_axis: bool = False, n_grid: int | None = None) -> Density:
     """Gaussian-smoothed spectral densities of all blocks of ``obj`` on one shared grid.
 
-    ``obj``: an :class:`SLQResult` (its nodes and weights; no new matvecs), a BlockQuadratic or BlockSpectrum
-    (exact eigenvalues, weight 1/d_l each), a list of 1-D eigenvalue arrays, or a dict of them.
-
     Per block, with nodes x_i and weights w_i (Σ w_i = 1): x ↦ x/s_l with s_l = |k-th largest eigenvalue|
     (``normalize="kth_largest"``; the paper's figures use k = 10; for SLQ the k-th largest Ritz value, averaged
     over probes; a block with fewer than k nodes uses its smallest) or s_l = max |x| (``"max_abs"``) or s_l = 1
-    (None); then t = log10(x/s_l) if ``log_axis`` (all must be positive); then
+    (None); then t = log10(x/s_l) if ``log_axis``; then
 
         p_l(t) = Σ_i w_i φ_σ(t − t_i) / Z_l,   φ_σ(u) = exp(−u²/2σ²)/(σ√(2π)),
 
-    with Z_l the trapezoid integral over the grid, so ∫ p_l = 1 on the grid.  σ is a standard deviation: in axis
-    units when ``relative=False``, else ``sigma`` × (max t − min t over all blocks) (if that range is 0 to within
-    √eps: × max |t|, or × 1).  Default grid: uniform from min t − 6σ to max t + 6σ with spacing ≤ σ/5 (2,001 to 200,001 points,
-    or ``n_grid``).  Warns (with the numbers) when the grid spacing exceeds σ/2 or a block loses more than 1 % of
-    its mass off the grid."""
+    with Z_l the trapezoid integral over the grid, so ∫ p_l = 1 on the grid.  σ is in axis units when
+    ``relative=False``, else ``sigma`` × (max t − min t over all blocks) (if that range is 0 to within √eps:
+    × max |t|, or × 1).  The default grid has 2,001 to 200,001 points (or ``n_grid``).  Warns (with the numbers)
+    when the grid spacing exceeds σ/2 or a block loses more than 1 % of its mass off the grid.
+
+    Parameters
+    ----------
+    obj : SLQResult, BlockQuadratic, BlockSpectrum, sequence or dict of 1-D arrays
+        SLQ nodes and weights (no new products), or exact eigenvalues (weight 1/d_l each).
+    grid : array_like, optional
+        A finite, strictly increasing axis (default: uniform from min t − 6σ to max t + 6σ, spacing ≤ σ/5).
+    sigma : float, default 0.01
+        The Gaussian's standard deviation: in axis units, or relative to the pooled range of t.
+    relative : bool, default True
+    normalize : {None, "kth_largest", "max_abs"}, default None
+        Divide each block by |its k-th largest eigenvalue| or by max |λ| first.
+    k : int, default 10
+    log_axis : bool, default False
+        Smooth log10 of the (normalised) eigenvalues; they must be positive.
+    n_grid : int, optional
+        Points of the default grid (not with ``grid``).
+
+    Returns
+    -------
+    Density
+        The L densities on their shared grid, with how they were made.
+
+    Raises
+    ------
+    ValueError
+        If ``obj`` is not a spectral input, ``normalize`` is unknown, σ is not positive and finite, a block cannot
+        be normalised (scale 0) or put on a log axis (a value ≤ 0), ``grid`` and ``n_grid`` are both given or
+        ``grid`` is not strictly increasing, or a block has no mass on the grid.
+
+    Examples
+    --------
+    >>> from quadlab import density, spectra
+    >>> d = density.density(spectra.simple_heterogeneous(1000), log_axis=True, sigma=0.05)
+    >>> d.values.shape[0], bool(d.grid[0] < 0 < 3 < d.grid[-1])
+    (3, True)
+    """
     if normalize not in NORMALIZATIONS:
         raise ValueError(f"normalize must be one of {NORMALIZATIONS}, got {normalize!r}")
     k = _check_int(k, "k (which largest eigenvalue to normalise by)")

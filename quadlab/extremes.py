@@ -11,6 +11,7 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 
+from ._engine.choices import deprecated, one_of
 from .backend import Backend
 from .krylov import (
     BREAKDOWN_FACTOR,
@@ -31,6 +32,7 @@ from .krylov import (
     _symmetry_check,
 )
 from .problem import BlockQuadratic
+from .spectra import EXTREMES_SOURCES
 
 __all__ = ["BlockExtremes", "Extremes", "block_extremes", "extreme_eigenvalues", "whole_extremes"]
 
@@ -52,26 +54,49 @@ def _converged(theta: float, r: float, tol: float) -> bool:
 
 @dataclass(frozen=True, eq=False)
 class Extremes:
-    """Extreme Ritz values of one operator, with residual bounds.
+    """Extreme Ritz values of one operator, with residual bounds; unpacks as ``lo, hi = extreme_eigenvalues(A)``.
 
-    ``lo`` ≥ λ_min and ``hi`` ≤ λ_max always (Ritz values lie inside the spectrum); ``lo_residual`` and
-    ``hi_residual`` are ‖A y − θ y‖ for the Ritz vectors, so an eigenvalue of A lies within them of ``lo`` and
-    ``hi`` (for a random start, generically λ_min and λ_max).  Unpacks as ``lo, hi = extreme_eigenvalues(A)``.
-    ``kappa`` = hi/lo (an estimate of λ_max/λ_min; inf unless lo > 0) and ``kappa_upper`` =
-    (hi + r_hi)/(lo − r_lo), the estimate widened by the residuals.  ``status``: "converged" (both residuals
-    ≤ tol·|θ|), "invariant" (the Krylov space closed: exact), "max_steps" or "nonfinite"."""
+    ``lo`` ≥ λ_min and ``hi`` ≤ λ_max always (Ritz values lie inside the spectrum); an eigenvalue of A lies within
+    ``lo_residual`` of ``lo`` and within ``hi_residual`` of ``hi`` (for a random start, generically λ_min and
+    λ_max).
+
+    Attributes
+    ----------
+    lo, hi : float
+        θ_min and θ_max.
+    lo_residual, hi_residual : float
+        ‖Ay − θy‖ of their Ritz vectors.
+    m_used : int
+        The Lanczos length run (``steps`` is its deprecated name).
+    tol : float
+    status : str
+        "converged" (both residuals ≤ tol·|θ|), "invariant" (the Krylov space closed: exact), "max_steps" (the
+        cap ``max_m`` was reached first) or "nonfinite".
+    message : str
+    converged : bool
+        status is "converged" or "invariant".
+    kappa : float
+        hi/lo (inf unless lo > 0).
+    kappa_upper : float
+        (hi + r_hi)/(lo − r_lo): the estimate widened by the residuals.
+    """
 
     lo: float
     hi: float
     lo_residual: float
     hi_residual: float
-    steps: int
+    m_used: int
     tol: float
     status: str
     message: str
 
     def __iter__(self):
         return iter((self.lo, self.hi))
+
+    @property
+    def steps(self) -> int:
+        deprecated("Extremes.steps", "m_used")
+        return self.m_used
 
     @property
     def converged(self) -> bool:
@@ -87,11 +112,11 @@ class Extremes:
         return (self.hi + self.hi_residual) / lo if lo > 0 else math.inf
 
 
-def _extremes_groups(be: Backend, names, groups, L: int, tol: float, max_steps, seed: int, reorth=True):
+def _extremes_groups(be: Backend, names, groups, L: int, tol: float, max_m, seed: int, reorth=True):
     seeds = np.random.SeedSequence(seed).spawn(L)
     out: list = [None] * L
     for g in groups:
-        cap = g.size if max_steps is None else min(_check_int(max_steps, "max_steps"), g.size)
+        cap = g.size if max_m is None else min(_check_int(max_m, "max_m (the most Lanczos steps)"), g.size)
         V0 = np.stack([_probe_block(seeds[l], 1, g.size) for l in g.indices])
         last_check = np.zeros(g.k, dtype=np.int64)
 
@@ -125,20 +150,60 @@ def _extremes_groups(be: Backend, names, groups, L: int, tol: float, max_steps, 
             else:
                 st = STATUS_MAX_STEPS
                 msg = (f"block {names[l]!r}: not converged after {s} steps (residuals {rl:.3g} at {tl:.6g}, {rh:.3g} "
-                       f"at {th:.6g}; tol {tol:g} relative); raise max_steps or loosen tol")
+                       f"at {th:.6g}; tol {tol:g} relative); raise max_m or loosen tol")
             out[l] = Extremes(float(tl), float(th), float(rl), float(rh), s, tol, st, msg)
     return out
 
 
-def extreme_eigenvalues(op, tol: float = 1e-10, *, n=None, xp=None, seed: int = 0, max_steps: int | None = None,
-                        check_symmetric: bool = False) -> Extremes:
+def extreme_eigenvalues(op, tol: float = 1e-10, *, n=None, xp=None, seed: int = 0, max_m: int | None = None,
+                        check_symmetric: bool = False, max_steps: int | None = None) -> Extremes:
     """λ_min and λ_max of one symmetric operator by Lanczos with full reorthogonalisation from one random start.
 
     Stops when both extreme Ritz pairs have residual ‖Ay − θy‖ ≤ tol·|θ| (ARPACK's criterion, so ``tol`` means
     what it means for ``scipy.sparse.linalg.eigsh``), when the Krylov space becomes invariant (exact), or after
-    ``max_steps`` (default: the dimension, where Lanczos is exact).  ``op``: as for :func:`lanczos`, or a
-    BlockQuadratic (then the whole H; see :func:`block_extremes` for per-block values).  An eigenvalue at 0 can
-    only converge by exhaustion, since the test is relative.  Returns :class:`Extremes` (unpacks to (lo, hi))."""
+    ``max_m`` steps.  An eigenvalue at 0 can only converge by exhaustion, since the test is relative.
+
+    Parameters
+    ----------
+    op : array_like, LinearOperator, sparse matrix, callable or BlockQuadratic
+        As for :func:`quadlab.krylov.lanczos`; a BlockQuadratic means the whole H (see :func:`block_extremes`).
+    tol : float, default 1e-10
+        Relative residual tolerance, positive and finite.
+    n : int, keyword-only, optional
+        The size of a callable operator.
+    xp : str or module, keyword-only, optional
+        The operator's backend.
+    seed : int, keyword-only, default 0
+        Seed of the start vector.
+    max_m : int, keyword-only, optional
+        The most Lanczos steps (default: the dimension, where Lanczos is exact).
+    check_symmetric : bool, keyword-only, default False
+        Probe the symmetry first (as :func:`quadlab.slq.slq` does).
+    max_steps : int, keyword-only, optional
+        Deprecated name of ``max_m``.
+
+    Returns
+    -------
+    Extremes
+        θ_min, θ_max and their residuals; unpacks to (lo, hi).
+
+    Raises
+    ------
+    ValueError
+        If ``tol`` is not positive and finite, the seed is negative, ``max_m`` < 1, ``op`` is a dict or not an
+        operator quadlab can use, or the symmetry probe fails.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quadlab import extremes
+    >>> lo, hi = extremes.extreme_eigenvalues(np.diag(np.linspace(1.0, 100.0, 50)))
+    >>> round(lo, 8), round(hi, 8)
+    (1.0, 100.0)
+    """
+    if max_steps is not None:
+        deprecated("extreme_eigenvalues(max_steps=...)", "max_m=...")
+        max_m = max_steps
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be positive and finite, got {tol!r}")
     seed = _check_seed(seed)
@@ -153,16 +218,31 @@ def extreme_eigenvalues(op, tol: float = 1e-10, *, n=None, xp=None, seed: int = 
         names, _, groups = _collect(op, n, be)
     if check_symmetric:
         _symmetry_check(be, groups[0], names, np.random.SeedSequence(seed).spawn(2)[1:], None)
-    return _extremes_groups(be, names, groups, 1, float(tol), max_steps, seed)[0]
+    return _extremes_groups(be, names, groups, 1, float(tol), max_m, seed)[0]
 
 
 @dataclass(frozen=True, eq=False)
 class BlockExtremes:
     """Per-block (λ_min, λ_max) estimates; unpacks as ``lo, hi = block_extremes(problem)``.
 
-    ``lo``, ``hi``: (L,) float64 arrays to use (for source="lanczos" already widened by the safety margin);
-    ``raw_lo``, ``raw_hi``: the Ritz values themselves (equal to lo, hi for source="exact");
-    ``residual_lo``, ``residual_hi``: residual norms (0 for exact); ``steps``: Lanczos steps per block."""
+    Attributes
+    ----------
+    names : tuple of str
+    lo, hi : numpy.ndarray
+        (L,) float64 to use (for source="lanczos" already widened by the residuals and the margin).
+    raw_lo, raw_hi : numpy.ndarray
+        The Ritz values themselves (equal to lo, hi for source="exact").
+    residual_lo, residual_hi : numpy.ndarray
+        Residual norms (0 for exact).
+    m_used : numpy.ndarray
+        Lanczos length per block (0 for exact; ``steps`` is its deprecated name).
+    source : str
+        The spectrum source, "exact" or "lanczos".
+    margin : float
+    status : tuple of str
+    kappa : numpy.ndarray
+        κ_l = hi/lo per block (inf where lo ≤ 0).
+    """
 
     names: tuple[str, ...]
     lo: np.ndarray
@@ -171,13 +251,18 @@ class BlockExtremes:
     raw_hi: np.ndarray
     residual_lo: np.ndarray
     residual_hi: np.ndarray
-    steps: np.ndarray
+    m_used: np.ndarray
     source: str
     margin: float
     status: tuple[str, ...]
 
     def __iter__(self):
         return iter((self.lo, self.hi))
+
+    @property
+    def steps(self) -> np.ndarray:
+        deprecated("BlockExtremes.steps", "m_used")
+        return self.m_used
 
     @property
     def kappa(self) -> np.ndarray:
@@ -196,37 +281,106 @@ def _widen(raw_lo, raw_hi, r_lo, r_hi, margin: float):
 
 
 def whole_extremes(problem: BlockQuadratic, margin: float = 0.01, *, tol: float = 1e-8, seed: int = 0,
-                   max_steps: int | None = None) -> tuple[float, float]:
-    """(λ_min(H), λ_max(H)) of the whole H by one Lanczos run (:func:`extreme_eigenvalues`), widened by the
-    residuals and ``margin`` exactly as :func:`block_extremes` widens each block's."""
+                   max_m: int | None = None, max_steps: int | None = None) -> tuple[float, float]:
+    """(λ_min(H), λ_max(H)) of the whole H by one Lanczos run, widened exactly as :func:`block_extremes` widens
+    each block's.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    margin : float, default 0.01
+        Relative widening, in [0, 1).
+    tol, seed, max_m : keyword-only
+        As for :func:`extreme_eigenvalues` (tol default 1e-8).
+    max_steps : int, keyword-only, optional
+        Deprecated name of ``max_m``.
+
+    Returns
+    -------
+    tuple of float
+        (lo, hi) with lo ≤ λ_min(H) and hi ≥ λ_max(H) once the Ritz pairs have converged.
+
+    Raises
+    ------
+    ValueError
+        If ``margin`` ∉ [0, 1) or as for :func:`extreme_eigenvalues`.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import extremes, spectra
+    >>> lo, hi = extremes.whole_extremes(quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000)))
+    >>> bool(0.98 < lo <= 1.0 and 1000.0 <= hi < 1011.0)
+    True
+    """
+    if max_steps is not None:
+        deprecated("whole_extremes(max_steps=...)", "max_m=...")
+        max_m = max_steps
     if not (np.isfinite(margin) and 0 <= margin < 1):
         raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
-    e = extreme_eigenvalues(problem, tol, seed=seed, max_steps=max_steps)
+    e = extreme_eigenvalues(problem, tol, seed=seed, max_m=max_m)
     lo, hi = _widen(np.array(e.lo), np.array(e.hi), np.array(e.lo_residual), np.array(e.hi_residual), margin)
     return float(lo), float(hi)
 
 
 def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float = 0.01, *, tol: float = 1e-8,
-                   seed: int = 0, max_steps: int | None = None) -> BlockExtremes:
+                   seed: int = 0, max_m: int | None = None, max_steps: int | None = None) -> BlockExtremes:
     """Per-block extreme eigenvalues of a BlockQuadratic, for step sizes and theory constants.
 
     source="exact": min/max of each block's known eigenvalues (for rotation="global", where a nominal block is
-    the mixed diagonal block H[s, s], eigvalsh of that block).  ``margin`` is not applied.
+    the mixed diagonal block H[s, s], ``eigvalsh`` of that block); ``margin`` is not applied.
 
     source="lanczos": one deterministic Lanczos run per block (seeded start; equal-size blocks batched), stopped
     when both extreme residuals are ≤ tol·|θ|.  Ritz values satisfy θ_max ≤ λ_max and θ_min ≥ λ_min, so the raw
     estimates err on the side that makes a step 2/(λ_min + λ_max) too large.  The returned values are widened:
 
-        hi = (θ_max + r_max)·(1 + margin),   lo = (θ_min − r_min)·(1 − margin)   (lo: if θ_min − r_min > 0,
-                                                                                   else θ_min − r_min − margin·|hi|)
+        hi = (θ_max + r_max)·(1 + margin),   lo = (θ_min − r_min)·(1 − margin)   (if θ_min − r_min > 0,
+                                                                                  else θ_min − r_min − margin·|hi|)
 
-    where r are the residual norms (an eigenvalue lies within r of θ).  With the default margin = 1 %, the GD
-    step 2/(lo + hi) is at most the exact optimal step and η·λ_max < 2 holds whenever the extreme Ritz pairs have
-    converged to the extreme eigenvalues; a 1 % larger λ_max costs GD about 1 % in rate."""
+    where r are the residual norms (an eigenvalue lies within r of θ).  With the default margin of 1 % the GD step
+    2/(lo + hi) is at most the exact optimal step and η·λ_max < 2 holds whenever the extreme Ritz pairs have
+    converged to the extreme eigenvalues; a 1 % larger λ_max costs GD about 1 % in rate.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    source : {"exact", "lanczos"}, default "exact"
+        The spectrum source.
+    margin : float, default 0.01
+        Relative widening, in [0, 1).
+    tol : float, keyword-only, default 1e-8
+    seed : int, keyword-only, default 0
+    max_m : int, keyword-only, optional
+        The most Lanczos steps per block (default: the block's size).
+    max_steps : int, keyword-only, optional
+        Deprecated name of ``max_m``.
+
+    Returns
+    -------
+    BlockExtremes
+        (lo, hi) per block, widened for ``source="lanczos"``; unpacks to (lo, hi).
+
+    Raises
+    ------
+    ValueError
+        If ``problem`` is not a BlockQuadratic, ``source`` is unknown, ``margin`` ∉ [0, 1), ``tol`` is not positive
+        and finite, the seed is negative or ``max_m`` < 1.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import extremes, spectra
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000))
+    >>> ex = extremes.block_extremes(p, "lanczos")
+    >>> bool((ex.hi >= [3.0, 101.0, 1000.0]).all() and (ex.lo <= [1.0, 99.0, 998.0]).all()), ex.m_used.tolist()
+    (True, [3, 3, 3])
+    """
+    if max_steps is not None:
+        deprecated("block_extremes(max_steps=...)", "max_m=...")
+        max_m = max_steps
     if not isinstance(problem, BlockQuadratic):
         raise ValueError(f"block_extremes needs a BlockQuadratic, got {type(problem).__name__}")
-    if source not in ("exact", "lanczos"):
-        raise ValueError(f"source must be 'exact' or 'lanczos', got {source!r}")
+    one_of("source", source, EXTREMES_SOURCES)
     if not (np.isfinite(margin) and 0 <= margin < 1):
         raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
     if not (np.isfinite(tol) and tol > 0):
@@ -243,12 +397,12 @@ def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float
                              _frozen(np.zeros(L, dtype=np.int64)), "exact", 0.0, ("exact",) * L)
     be = problem.backend
     names_l, _, groups = _collect_problem(problem)
-    ex = _extremes_groups(be, names_l, groups, L, float(tol), max_steps, _check_seed(seed))
+    ex = _extremes_groups(be, names_l, groups, L, float(tol), max_m, _check_seed(seed))
     raw_lo = np.array([e.lo for e in ex])
     raw_hi = np.array([e.hi for e in ex])
     r_lo = np.array([e.lo_residual for e in ex])
     r_hi = np.array([e.hi_residual for e in ex])
     lo, hi = _widen(raw_lo, raw_hi, r_lo, r_hi, margin)
     return BlockExtremes(names, _frozen(lo), _frozen(hi), _frozen(raw_lo), _frozen(raw_hi), _frozen(r_lo),
-                         _frozen(r_hi), _frozen(np.array([e.steps for e in ex])), "lanczos", float(margin),
+                         _frozen(r_hi), _frozen(np.array([e.m_used for e in ex])), "lanczos", float(margin),
                          tuple(e.status for e in ex))

@@ -30,22 +30,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._engine.choices import one_of
 from .density import Density, density, measures, smooth
 from .slq import SLQResult, slq
-from .spectra import BlockSpectrum
+from .spectra import DENSITY_SOURCES, BlockSpectrum
 
 __all__ = ["VARIANTS", "HeterogeneityReport", "analyze", "js0", "js_matrix", "js_pair"]
 
 VARIANTS = ("divergence", "distance", "grid_sum")
 BASES = ("nats", "bits")
-SOURCES = ("exact", "slq")
 
 
 def _check_variant(variant: str, base: str) -> None:
-    if variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
-    if base not in BASES:
-        raise ValueError(f"base must be 'nats' or 'bits', got {base!r}")
+    one_of("variant", variant, VARIANTS)
+    one_of("base", base, BASES)
 
 
 def _pointwise(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -59,8 +57,35 @@ def _pointwise(p: np.ndarray, q: np.ndarray) -> np.ndarray:
 
 
 def js_pair(p, q, quad_weights, variant: str = "divergence", base: str = "nats") -> float:
-    """JS of two densities given on one grid with quadrature weights ``quad_weights`` (see the module
-    docstring for the variants).  p and q must be non-negative; they are used as given (not renormalised)."""
+    """JS of two densities on one grid: JS(p, q) = ½ KL(p‖m) + ½ KL(q‖m), m = (p + q)/2, integrated with the
+    grid's quadrature weights (module docstring for the variants).
+
+    Parameters
+    ----------
+    p, q : array_like
+        Non-negative densities on the grid, used as given (not renormalised).
+    quad_weights : array_like
+        The grid's quadrature weights, same length.
+    variant : {"divergence", "distance", "grid_sum"}, default "divergence"
+    base : {"nats", "bits"}, default "nats"
+
+    Returns
+    -------
+    float
+        In [0, ln 2] nats (divergence), ≥ 0.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D of one length, a density is negative or not finite, or ``variant``/``base`` is
+        unknown.
+
+    Examples
+    --------
+    >>> from quadlab import heterogeneity
+    >>> heterogeneity.js_pair([1.0, 0.0], [0.0, 1.0], [1.0, 1.0], base="bits")  # disjoint supports: 1 bit
+    1.0
+    """
     _check_variant(variant, base)
     p, q, c = (np.asarray(a, dtype=np.float64) for a in (p, q, quad_weights))
     if not (p.shape == q.shape == c.shape and p.ndim == 1):
@@ -77,8 +102,8 @@ def js_pair(p, q, quad_weights, variant: str = "divergence", base: str = "nats")
 
 
 def _density_of(obj, source, sigma, relative, normalize, k, log_axis, grid, n_grid, m, probes, seed) -> Density:
-    if source is not None and source not in SOURCES:
-        raise ValueError(f"source must be 'exact' or 'slq', got {source!r}")
+    if source is not None:
+        one_of("source", source, DENSITY_SOURCES)
     if isinstance(obj, Density):
         return obj
     if isinstance(obj, SLQResult):
@@ -116,7 +141,43 @@ _DOC_ARGS = """
 def js_matrix(obj, variant: str = "divergence", source: str | None = None, base: str = "nats", sigma: float = 0.01,
               relative: bool = True, normalize: str | None = None, k: int = 10, log_axis: bool = False, grid=None,
               n_grid: int | None = None, m: int = 100, probes: int = 10, seed: int = 0) -> np.ndarray:
-    """The symmetric (L, L) matrix of pairwise JS values (zero diagonal) of the blocks' densities."""
+    """The symmetric (L, L) matrix of pairwise JS values (zero diagonal) of the blocks' densities.
+
+    Parameters
+    ----------
+    obj : BlockQuadratic, BlockSpectrum, sequence or dict of 1-D arrays, SLQResult or Density
+        A BlockQuadratic gives exact spectra with source="exact" (the default) or SLQ with source="slq" (run with
+        ``m``, ``probes``, ``seed``); a precomputed Density ignores the smoothing arguments.
+    variant : {"divergence", "distance", "grid_sum"}, default "divergence"
+        JS divergence, its square root, or the paper code's unweighted sum over grid points (uniform grids).
+    source : {"exact", "slq"} or None, default None
+        The spectrum source (:data:`quadlab.spectra.DENSITY_SOURCES`); None: whatever ``obj`` holds.
+    base : {"nats", "bits"}, default "nats"
+    sigma, relative, normalize, k, log_axis, grid, n_grid
+        The smoothing, as in :func:`quadlab.density.density` (defaults: σ = 1 % of the pooled range, no
+        normalisation, linear axis).
+    m, probes, seed : int
+        SLQ's Lanczos length, probes and seed with source="slq".
+
+    Returns
+    -------
+    numpy.ndarray
+        (L, L) float64.
+
+    Raises
+    ------
+    ValueError
+        If ``variant``, ``base`` or ``source`` is unknown, ``source`` does not fit ``obj`` (SLQ of a BlockSpectrum,
+        exact eigenvalues of an SLQResult), "grid_sum" meets a non-uniform grid, or as for
+        :func:`quadlab.density.density`.
+
+    Examples
+    --------
+    >>> from quadlab import heterogeneity
+    >>> M = heterogeneity.js_matrix({"a": [1.0], "b": [1.0], "c": [100.0]}, base="bits")
+    >>> M.round(6).tolist()
+    [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]
+    """
     _check_variant(variant, base)
     dens = _density_of(obj, source, sigma, relative, normalize, k, log_axis, grid, n_grid, m, probes, seed)
     return _matrix(dens, variant, base)
@@ -125,7 +186,31 @@ def js_matrix(obj, variant: str = "divergence", source: str | None = None, base:
 def js0(obj, variant: str = "divergence", source: str | None = None, base: str = "nats", sigma: float = 0.01,
         relative: bool = True, normalize: str | None = None, k: int = 10, log_axis: bool = False, grid=None,
         n_grid: int | None = None, m: int = 100, probes: int = 10, seed: int = 0) -> float:
-    """JS⁰: the mean pairwise JS over the L(L − 1)/2 unordered pairs of distinct blocks (needs L ≥ 2)."""
+    """JS⁰: the mean pairwise JS over the L(L − 1)/2 unordered pairs of distinct blocks (needs L ≥ 2).
+
+    Parameters
+    ----------
+    obj, variant, source, base, sigma, relative, normalize, k, log_axis, grid, n_grid, m, probes, seed
+        The blocks, the divergence and the smoothing, as for :func:`js_matrix`.
+
+    Returns
+    -------
+    float
+        JS⁰ in ``base`` units.
+
+    Raises
+    ------
+    ValueError
+        As for :func:`js_matrix`, and for fewer than 2 blocks.
+
+    Examples
+    --------
+    >>> from quadlab import heterogeneity, spectra
+    >>> het = heterogeneity.js0(spectra.simple_heterogeneous(1000), base="bits")
+    >>> hom = heterogeneity.js0(spectra.simple_homogeneous(1000), base="bits")
+    >>> round(het, 4), bool(hom < 0.2 < het)  # well-separated blocks: nearly 1 bit
+    (1.0, True)
+    """
     M = js_matrix(obj, variant=variant, source=source, base=base, sigma=sigma, relative=relative,
                   normalize=normalize, k=k, log_axis=log_axis, grid=grid, n_grid=n_grid, m=m, probes=probes,
                   seed=seed)
@@ -143,11 +228,22 @@ js0.__doc__ += _DOC_ARGS
 class HeterogeneityReport:
     """JS⁰ with everything needed to read it.
 
-    ``js0``, ``matrix``, ``names``, ``variant``, ``base``; ``density``: the densities compared (grid, σ,
-    normalisation, axis); ``scale_spread_decades``: log10(max_l s_l / min_l s_l) with s_l = max |λ| of block l
-    before normalisation; ``noise_floor``: for SLQ input, the mean over blocks of the mean JS between single-probe
-    densities of the same block (same grid and σ), the level below which JS⁰ differences are SLQ noise; None
-    for exact spectra or a single probe."""
+    Attributes
+    ----------
+    js0 : float
+    matrix : numpy.ndarray
+        (L, L) pairwise JS.
+    names : tuple of str
+    variant, base : str
+    density : Density
+        The densities compared (grid, σ, normalisation, axis).
+    scale_spread_decades : float
+        log10(max_l s_l / min_l s_l), s_l = max |λ| of block l before normalisation.
+    noise_floor : float or None
+        For SLQ input, the mean over blocks of the mean JS between single-probe densities of the same block
+        (distinct probe pairs, same grid and σ): the level below which JS⁰ differences are SLQ noise; None for
+        exact spectra or a single probe.
+    """
 
     js0: float
     matrix: np.ndarray
@@ -159,6 +255,13 @@ class HeterogeneityReport:
     noise_floor: float | None
 
     def summary(self) -> str:
+        """One line: JS⁰ and how it was measured.
+
+        Returns
+        -------
+        str
+            JS⁰ with its variant, base, source, smoothing and block scales.
+        """
         d = self.density
         norm = d.normalize or "none"
         sig = f"sigma={d.sigma:.4g} ({'relative ' + format(d.sigma_rel, 'g') if d.sigma_rel is not None else 'absolute'})"
@@ -171,7 +274,32 @@ class HeterogeneityReport:
 def analyze(obj, variant: str = "divergence", source: str | None = None, base: str = "nats", sigma: float = 0.01,
             relative: bool = True, normalize: str | None = None, k: int = 10, log_axis: bool = False, grid=None,
             n_grid: int | None = None, m: int = 100, probes: int = 10, seed: int = 0) -> HeterogeneityReport:
-    """JS⁰ and its context (see :class:`HeterogeneityReport`); arguments as for :func:`js0`."""
+    """JS⁰ and its context (:class:`HeterogeneityReport`).
+
+    Parameters
+    ----------
+    obj, variant, source, base
+        As for :func:`js0`.
+    sigma, relative, normalize, k, log_axis, grid, n_grid, m, probes, seed
+        The smoothing (and SLQ's settings), also as for :func:`js0`.
+
+    Returns
+    -------
+    HeterogeneityReport
+        JS⁰, the pairwise matrix, the densities and the SLQ noise floor.
+
+    Raises
+    ------
+    ValueError
+        Like :func:`js0`, before any density is computed.
+
+    Examples
+    --------
+    >>> from quadlab import heterogeneity, stored
+    >>> rep = heterogeneity.analyze(stored.load("gpt2").slq, source="slq", normalize="max_abs")
+    >>> rep.density.source, rep.noise_floor is not None, len(rep.names) == rep.matrix.shape[0]
+    ('slq', True, True)
+    """
     _check_variant(variant, base)
     if source == "slq" and not isinstance(obj, (SLQResult, Density)):
         if isinstance(obj, BlockSpectrum):

@@ -20,6 +20,7 @@ A has exactly j distinct eigenvalues "seen" by v_1 and T_j holds them exactly.  
 division by the tiny β_j) and its quadrature is the exact j-point one.  A block with three distinct
 eigenvalues therefore stops at step 3.  This is the normal case for homogeneous blocks, not an error.
 
+Batching
 --------
 All probes of a block advance together (one matmat per step), and blocks of equal size advance together
 too: vectors are stored as rows of a (k, p, d) backend array (k blocks, p probes), and one step applies
@@ -38,6 +39,7 @@ import scipy.linalg
 import scipy.sparse
 import scipy.sparse.linalg
 
+from ._engine.choices import deprecated
 from .backend import Backend, get_backend
 from .problem import BlockQuadratic
 from .spectra import BlockSpectrum
@@ -53,7 +55,7 @@ _BREAKDOWN_CAP = math.sqrt(np.finfo(np.float64).eps)
 
 
 def breakdown_threshold(tnorm: float, beta_min: float, d: int, eps: float, factor: float = BREAKDOWN_FACTOR) -> float:
-    """The β below which step j counts as a breakdown (an invariant Krylov space):
+    """The β below which Lanczos step j counts as a breakdown (an invariant Krylov space).
 
         τ_j = min(c·√d·eps·max(1, ‖T_j‖/β_min), √eps) · ‖T_j‖,
 
@@ -67,7 +69,34 @@ def breakdown_threshold(tnorm: float, beta_min: float, d: int, eps: float, facto
     A block with many copies of few, widely spread eigenvalues (say ten values from 1 to 1e4) may show no
     breakdown at all: rounding plants components in the other directions of a multiple eigenvalue and Lanczos,
     correctly, goes on to find them; their quadrature weights stay at rounding level (measured ≈ 1e-23), so the
-    measure is still exact to rounding."""
+    measure is still exact to rounding.
+
+    Parameters
+    ----------
+    tnorm : float
+        ‖T_j‖_∞.
+    beta_min : float
+        The smallest earlier β (inf before the first).
+    d : int
+        The operator's dimension.
+    eps : float
+        The working precision's machine epsilon.
+    factor : float, default ``BREAKDOWN_FACTOR``
+        c.
+
+    Returns
+    -------
+    float
+        τ_j.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quadlab import krylov
+    >>> eps = np.finfo(np.float64).eps
+    >>> bool(krylov.breakdown_threshold(1.0, np.inf, 100, eps) == 100 * 10 * eps)
+    True
+    """
     amplify = tnorm / beta_min if (np.isfinite(beta_min) and beta_min > 0) else 1.0
     return min(factor * math.sqrt(d) * eps * max(amplify, 1.0), _BREAKDOWN_CAP) * tnorm
 
@@ -79,9 +108,7 @@ STATUS_CONVERGED = "converged"
 STATUS_MAX_STEPS = "max_steps"
 
 
-# ================================================================================================
-# Operators: everything becomes groups of equal-size blocks with one batched apply (k, p, d) → (k, p, d)
-# ================================================================================================
+# -- Operators: everything becomes groups of equal-size blocks with one batched apply (k, p, d) → (k, p, d) --------
 @dataclass
 class _Group:
     indices: list[int]
@@ -273,9 +300,7 @@ def _symmetry_check(be: Backend, group: _Group, names, rng_seeds, rtol: float | 
             )
 
 
-# ================================================================================================
-# The Lanczos loop (batched over blocks and probes)
-# ================================================================================================
+# -- The Lanczos loop (batched over blocks and probes) -------------------------------------------------------------
 @dataclass
 class _Run:
     alpha: np.ndarray  # (k, p, m) float64, zero beyond each probe's steps
@@ -423,43 +448,118 @@ def _frozen(a: np.ndarray) -> np.ndarray:
     return a
 
 
-# ================================================================================================
-# Plain Lanczos (basis, tridiagonal) for one operator
-# ================================================================================================
+# -- Plain Lanczos (basis, tridiagonal) for one operator -----------------------------------------------------------
 @dataclass(frozen=True, eq=False)
 class LanczosResult:
-    """Lanczos on one operator from given start vector(s).
+    """Lanczos on one operator from given start vector(s): the tridiagonals, and the basis when kept.
 
-    ``alpha``, ``beta``: (p, m) float64; probe i's tridiagonal T is ``alpha[i, :steps[i]]`` on the diagonal and
-    ``beta[i, :steps[i]-1]`` off it, and ``beta[i, steps[i]-1]`` is the coupling β_s to the next vector.
-    ``basis`` (host, (p, m + 1, n)) holds v_1 … v_{m+1} when asked for (rows beyond a probe's steps are 0),
-    so that A V_s = V_s T_s + β_s v_{s+1} e_sᵀ can be checked.  ``breakdown[i]`` is the step at which probe i's
-    Krylov space became invariant, or None.  ``status`` is "ok", "invariant" or "nonfinite"; ``message``
-    says more."""
+    Probe i's tridiagonal T is ``alpha[i, :m_used[i]]`` on the diagonal and ``beta[i, :m_used[i]-1]`` off it;
+    ``beta[i, m_used[i]-1]`` is the coupling β_s to the next vector, so that
+    A V_s = V_s T_s + β_s v_{s+1} e_sᵀ can be checked against ``basis``.
+
+    Attributes
+    ----------
+    alpha, beta : numpy.ndarray
+        (p, m) float64.
+    m_used : numpy.ndarray
+        (p,) int: the Lanczos length each probe ran (< m after a breakdown).  ``steps`` is its deprecated name.
+    breakdown : tuple
+        Per probe the step at which its Krylov space became invariant, or None.
+    basis : numpy.ndarray or None
+        Host (p, m + 1, n): v_1 … v_{m+1} (rows beyond a probe's length are 0), when asked for.
+    status : str
+        "ok", "invariant" or "nonfinite".
+    message : str
+        What happened, in a sentence.
+    """
 
     alpha: np.ndarray
     beta: np.ndarray
-    steps: np.ndarray
+    m_used: np.ndarray
     breakdown: tuple
     basis: np.ndarray | None
     status: str
     message: str
 
+    @property
+    def steps(self) -> np.ndarray:
+        deprecated("LanczosResult.steps", "m_used")
+        return self.m_used
+
     def tridiagonal(self, i: int = 0) -> np.ndarray:
-        """Probe i's T_s as a dense (s, s) array."""
-        s = int(self.steps[i])
+        """Probe i's T_s as a dense array.
+
+        Parameters
+        ----------
+        i : int, default 0
+            The probe.
+
+        Returns
+        -------
+        numpy.ndarray
+            (s, s) float64, s = ``m_used[i]``.
+        """
+        s = int(self.m_used[i])
         return np.diag(self.alpha[i, :s]) + np.diag(self.beta[i, : s - 1], 1) + np.diag(self.beta[i, : s - 1], -1)
 
     def ritz(self):
-        """(nodes, weights, residuals), each (p, m), as in :class:`SLQResult`."""
-        return _ritz(self.alpha, self.beta, self.steps, self.alpha.shape[1])
+        """The Ritz quadrature of every probe: nodes θ, weights (e_1ᵀy)², residuals |β_s e_sᵀy|.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            (nodes, weights, residuals), each (p, m), NaN/0-padded beyond each probe's length as in
+            :class:`quadlab.slq.SLQResult`.
+        """
+        return _ritz(self.alpha, self.beta, self.m_used, self.alpha.shape[1])
 
 
 def lanczos(op, v0, m: int, *, n=None, xp=None, reorth: bool = True, keep_basis: bool = True,
             breakdown_factor: float = BREAKDOWN_FACTOR) -> LanczosResult:
-    """Run m Lanczos steps of one symmetric operator from the start vector(s) ``v0`` ((n,) or (p, n); each
-    row is normalised).  ``op``: a dense square array, a scipy LinearOperator or sparse matrix, or a callable
-    matmat X(n, p) → (n, p) with ``n=``.  ``m`` is clamped to n (Krylov spaces have dimension ≤ n)."""
+    """Run m Lanczos steps of one symmetric operator from the start vector(s) ``v0``.
+
+    Full reorthogonalisation (CGS2) keeps the basis orthonormal to rounding; a probe whose Krylov space becomes
+    invariant stops there (module docstring).  ``m`` is clamped to n (Krylov spaces have dimension ≤ n).
+
+    Parameters
+    ----------
+    op : array_like, scipy LinearOperator or sparse matrix, or callable
+        A dense square array, a LinearOperator or sparse matrix, or a matmat X(n, p) → (n, p) (give ``n=``).
+    v0 : array_like
+        Start vector(s), (n,) or (p, n); each row is normalised.
+    m : int
+        The Lanczos length, ≥ 1.
+    n : int, keyword-only, optional
+        The dimension of a callable ``op``.
+    xp : str or module, keyword-only, optional
+        The backend the operator works in (default numpy).
+    reorth, keep_basis : bool, keyword-only, default True
+        False: the plain three-term recurrence; do not return the basis.
+    breakdown_factor : float, keyword-only, default ``BREAKDOWN_FACTOR``
+        c in :func:`breakdown_threshold`.
+
+    Returns
+    -------
+    LanczosResult
+        The tridiagonals (and basis) of every start vector.
+
+    Raises
+    ------
+    ValueError
+        If ``op`` is a BlockQuadratic or dict (use :func:`quadlab.slq.slq`) or not an operator quadlab can use,
+        ``v0`` has the wrong shape or a zero or non-finite row, or ``m`` < 1.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from quadlab import krylov
+    >>> A = np.diag([1.0, 2.0, 2.0, 5.0])
+    >>> res = krylov.lanczos(A, np.ones(4), 4)
+    >>> res.m_used.tolist(), res.status
+    ([3], 'invariant')
+    >>> np.linalg.eigvalsh(res.tridiagonal()).round(12).tolist()  # the three distinct eigenvalues, exactly
+    [1.0, 2.0, 5.0]
+    """
     m = _check_int(m, "m")
     if isinstance(op, (BlockQuadratic, Mapping)):
         raise ValueError("lanczos() takes one operator; use slq() for a BlockQuadratic or a dict of blocks")

@@ -251,7 +251,7 @@ def blockwise_gd(lr=1.0, *, block_lr="oracle", spectra: str = "exact") -> Optimi
         η > 0, multiplying every η_l (1 for the oracle itself); the grid axis a learning-rate search scans.
     block_lr : "oracle" or array_like
         "oracle": η_l = 2/(λ_min(H_l) + λ_max(H_l)), the best GD step for block l alone
-        (:func:`quadlab.rules.oracle_block_steps`); or the steps η_l themselves, (L,) positive.
+        (:func:`quadlab.rules.oracle_block_lrs`); or the steps η_l themselves, (L,) positive.
     spectra : {"exact", "lanczos"}
         Where the oracle reads the block extremes.
 
@@ -444,7 +444,34 @@ def sign_descent(lr=1e-3, momentum=0.0) -> Optimizer:
     Closed form: none in general (sign(m) couples the coordinates through H).  For a diagonal H with β = 0
     each coordinate moves independently by −η·sign(e_i) (sign(g_i) = sign(h_i e_i) = sign(e_i)), and
     :func:`sign_descent_diagonal` gives e_k exactly.  With a constant η the iterates end in a cycle of width
-    η per coordinate, so ‖∇f‖ ≤ tol·‖∇f(w_0)‖ is reached only when η is small enough."""
+    η per coordinate, so ‖∇f‖ ≤ tol·‖∇f(w_0)‖ is reached only when η is small enough.
+
+    Parameters
+    ----------
+    lr : float or array_like
+        The step η > 0 (a number or a 1-D grid).
+    momentum : float or array_like
+        β ∈ [0, 1] (a number or a 1-D grid; with ``lr`` an outer product, lr-major).
+
+    Returns
+    -------
+    Optimizer
+        Not linear (no closed form): :func:`quadlab.run` iterates it.
+
+    Raises
+    ------
+    ValueError
+        If ``lr`` is not positive and finite or ``momentum`` is outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np, quadlab
+    >>> from quadlab import optim
+    >>> prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 4.0]]), rotation="none")
+    >>> res = quadlab.run(prob, optim.sign_descent(lr=0.25), w0=np.array([1.0, -0.5]), steps=3, record="all")
+    >>> res.gap[0].tolist()  # e: (1, −0.5) → (0.75, −0.25) → (0.5, 0) → (0.25, 0): sign(0) = 0 stays put
+    [1.0, 0.40625, 0.125, 0.03125]
+    """
     hyper = _hyper(lr=lr, momentum=momentum)
 
     def init(g0, hp, ctx):

@@ -19,56 +19,67 @@ diagonal only.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from ._engine import build, ordered
+from ._engine.build import Group
 from .backend import Backend, check_memory, get_backend
 from .spectra import BlockSpectrum
 
-__all__ = ["BlockQuadratic", "Group", "ROTATIONS"]
+__all__ = ["BlockQuadratic", "Group", "ROTATIONS", "starts"]
 
 ROTATIONS = ("block", "none", "global")
 
 
-@dataclass(frozen=True, eq=False)
-class Group:
-    """Blocks of one size d stacked together.
-
-    ``blocks``: indices of the nominal blocks in this group; ``coords``: host int array (k·d,) of the
-    coordinates they occupy, block after block; ``H``: backend array (k, d, d), or None for diagonal storage;
-    ``lam``: host (k, d) exact eigenvalues; ``start``/``stop``: a slice when ``coords`` is contiguous."""
-
-    size: int
-    blocks: tuple[int, ...]
-    coords: np.ndarray
-    H: object
-    lam: np.ndarray
-    start: int | None
-    stop: int | None
-
-    @property
-    def k(self) -> int:
-        return len(self.blocks)
-
-
 class BlockQuadratic:
-    """A block-diagonal PD quadratic with an exactly known spectrum.
+    """A block-diagonal positive-definite quadratic with an exactly known spectrum.
+
+    f(w) = ½ wᵀHw − hᵀw with H = blockdiag(H_1, …, H_L), h = Hw*; with e = w − w*, ∇f(w) = He and
+    f(w) − f* = ½ eᵀHe.  H_l = Q_l Λ_l Q_lᵀ with Q_l Haar-distributed, so the spectrum is known by construction.
 
     Parameters
     ----------
     spectrum : BlockSpectrum
         Eigenvalues per block.
-    rotation : "block" (default) | "none" | "global"
+    rotation : {"block", "none", "global"}, default "block"
         "block": H_l = Q_l Λ_l Q_lᵀ with an independent Haar Q_l per block.  "none": H = diag(Λ).
         "global": H = Q diag(Λ) Qᵀ with one Haar Q of size n, which keeps the spectrum and destroys the block
         structure (the nominal block partition is kept for reporting and for per-block optimizers).
-    optimum : None | "random" | array (n,)
+    optimum : None, "random" or array_like (n,)
         w*: zero (default), standard Gaussian drawn from the seed, or given.
-    seed : int
+    seed : int, default 0
         Seeds every random draw (rotations, random optimum) through numpy's SeedSequence on the host.
-    xp, dtype : the backend (see :func:`quadlab.backend.get_backend`).
+    xp : str or module, default "numpy"
+        The array backend (:func:`quadlab.backend.get_backend`).
+    dtype : str, default "float64"
+        Storage and iteration dtype.
+
+    Attributes
+    ----------
+    n, block_sizes, block_names, block_slices : int, tuple, tuple, tuple of slice
+    eigenvalues, kappa, block_kappas : numpy.ndarray, float, numpy.ndarray
+        The exact spectrum (block after block), κ and κ_l.
+    optimum, optimum_host, f_star : backend array, numpy.ndarray, float
+        w* and f* = −½ w*ᵀHw*.
+    groups : tuple of Group
+        The stored blocks, stacked by size.
+
+    Raises
+    ------
+    ValueError
+        If ``spectrum`` is not a BlockSpectrum, ``rotation`` is unknown, ``seed`` is not a non-negative integer,
+        ``optimum`` is invalid (shape, complex, non-finite), the backend or dtype is unknown, or H would not fit
+        in the available memory.
+
+    Examples
+    --------
+    >>> import numpy as np, quadlab
+    >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000), seed=0)
+    >>> p.n, p.kappa, p.block_sizes
+    (9, 1000.0, (3, 3, 3))
+    >>> bool(np.allclose(np.linalg.eigvalsh(p.dense()), np.sort(p.eigenvalues)))
+    True
     """
 
     def __init__(
@@ -116,36 +127,41 @@ class BlockQuadratic:
                     xp="numpy", dtype="float64") -> BlockQuadratic:
         """A problem from user-given dense blocks H_l.
 
-        Each block must be square, finite, symmetric to within 100·eps·max|H_l| (it is then symmetrised)
-        and positive definite (all eigenvalues from ``eigvalsh`` > 0)."""
+        Each block must be square, finite, symmetric to within 100·eps·max|H_l| (it is then symmetrised) and
+        positive definite (every eigenvalue from ``eigvalsh`` > 0); the spectrum is those eigenvalues.
+
+        Parameters
+        ----------
+        blocks : sequence of array_like
+            The dense blocks H_l, (d_l, d_l).
+        names : sequence of str, optional
+            One per block (default block0, block1, …).
+        optimum, seed, xp, dtype
+            As for :class:`BlockQuadratic`.
+
+        Returns
+        -------
+        BlockQuadratic
+            With ``rotation == "given"``.
+
+        Raises
+        ------
+        ValueError
+            If there is no block, or a block is complex, not square, non-finite, not symmetric or not positive
+            definite.
+
+        Examples
+        --------
+        >>> from quadlab.problem import BlockQuadratic
+        >>> p = BlockQuadratic.from_blocks([[[2.0, 1.0], [1.0, 2.0]], [[5.0]]])
+        >>> p.eigenvalues.round(12).tolist(), p.rotation
+        ([1.0, 3.0, 5.0], 'given')
+        """
         blocks = list(blocks)
         if not blocks:
             raise ValueError("from_blocks needs at least one block")
         names = [f"block{l}" for l in range(len(blocks))] if names is None else list(names)
-        mats, eigs = [], []
-        for l, (B, name) in enumerate(zip(blocks, names, strict=True)):
-            if np.iscomplexobj(B):
-                raise ValueError(f"block {name!r} (index {l}) is complex; a quadratic needs a real symmetric block")
-            A = np.array(B, dtype=np.float64)
-            if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
-                raise ValueError(f"block {name!r} (index {l}) must be a non-empty square matrix, got shape {A.shape}")
-            if not np.isfinite(A).all():
-                raise ValueError(f"block {name!r} (index {l}) has non-finite entries")
-            asym = np.abs(A - A.T).max()
-            scale = np.abs(A).max()
-            if asym > 100 * np.finfo(np.float64).eps * scale:
-                raise ValueError(
-                    f"block {name!r} (index {l}) is not symmetric: max |H - H^T| = {asym:.3g} "
-                    f"(relative {asym / scale:.3g}); pass (H + H.T)/2 if that is what you mean"
-                )
-            A = 0.5 * (A + A.T)
-            lam = np.linalg.eigvalsh(A)
-            if lam[0] <= 0:
-                raise ValueError(
-                    f"block {name!r} (index {l}) is not positive definite: smallest eigenvalue {lam[0]:.6g}"
-                )
-            mats.append(A)
-            eigs.append(lam)
+        mats, eigs = build.given_blocks(blocks, names)
         self = cls.__new__(cls)
         self.backend = get_backend(xp, dtype)
         self.spectrum = BlockSpectrum.from_blocks(eigs, names)
@@ -175,53 +191,7 @@ class BlockQuadratic:
         return build.haar(xp, xp.asarray(G, dtype=xp.float64))
 
     def _build_groups(self, given=None):
-        b, xp = self.backend, self.backend.xp
-        spec = self.spectrum
-        n = spec.n
-        if self.rotation == "none":
-            self._diag = b.asarray(spec.eigenvalues)
-            self.groups = ()
-            self._perm = None
-            return
-        if self.rotation == "global":
-            lam = spec.eigenvalues
-            if self._on_host(n):
-                H = np.empty((1, n, n))
-                build.spectral_matrix(build.haar_host(self._gaussian(-2, n)), lam, H[0])
-                H = b.asarray(H)
-            else:
-                Q = self._global_rotation()
-                H = build.sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)) @ xp.matrix_transpose(Q))
-                H = xp.astype(H, b.dtype)[None, ...]
-            self.groups = (Group(n, (0,), np.arange(n), H, lam[None, :], 0, n),)
-            self._perm = None
-            return
-        by_size: dict[int, list[int]] = {}
-        for l, d in enumerate(spec.sizes):
-            by_size.setdefault(d, []).append(l)
-        groups = []
-        for d, ls in by_size.items():
-            lam = np.stack([spec.blocks[l] for l in ls])
-            if given is not None:
-                H = xp.astype(xp.asarray(np.stack([given[l] for l in ls]), dtype=xp.float64), b.dtype)
-            elif self._on_host(d):
-                # One block at a time straight into the stacked array: peak memory is the stack plus
-                # about two d×d work arrays, not several stacks.
-                H = np.empty((len(ls), d, d))
-                for j, l in enumerate(ls):
-                    build.spectral_matrix(build.haar_host(self._gaussian(l, d)), lam[j], H[j])
-                H = b.asarray(H)  # no copy for float64
-            else:
-                Q = self._block_rotations(ls, d)
-                H = build.sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)[:, None, :]) @ xp.matrix_transpose(Q))
-                H = xp.astype(H, b.dtype)
-            coords = np.concatenate([np.arange(self._offsets[l], self._offsets[l + 1]) for l in ls])
-            contiguous = bool(np.all(np.diff(coords) == 1))
-            start, stop = (int(coords[0]), int(coords[-1]) + 1) if contiguous else (None, None)
-            groups.append(Group(d, tuple(ls), coords, H, lam, start, stop))
-        self.groups = tuple(groups)
-        perm = np.concatenate([g.coords for g in groups])
-        self._perm = None if np.array_equal(perm, np.arange(n)) else xp.asarray(np.argsort(perm))
+        self.groups, self._diag, self._perm = build.build_groups(self, given)
 
     def _global_rotation(self):
         n = self.spectrum.n
@@ -315,9 +285,28 @@ class BlockQuadratic:
         return W, False
 
     def hvp(self, E):
-        """H·e for each row e of E (shape (R, n) → (R, n)): per group of equal-size blocks, the rows times H_b
-        in the fixed per-run summation order of :func:`quadlab._engine.ordered.matmul` (H_b is symmetric), so a row's
-        product is the same whatever the other rows are."""
+        """H·e for each row e of E, in a fixed per-run summation order.
+
+        Per group of equal-size blocks the rows are multiplied by H_b with :func:`quadlab._engine.ordered.matmul`, so a
+        row's product is the same bits whatever the other rows are.
+
+        Parameters
+        ----------
+        E : backend array
+            (R, n), in the problem's backend and dtype.
+
+        Returns
+        -------
+        backend array
+            (R, n).
+
+        Examples
+        --------
+        >>> import numpy as np, quadlab
+        >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000), rotation="none")
+        >>> p.hvp(np.ones((1, 9)))[0].tolist()[:4]
+        [1.0, 2.0, 3.0, 99.0]
+        """
         xp = self.xp
         if self._diag is not None:
             return E * self._diag
@@ -332,30 +321,114 @@ class BlockQuadratic:
         return out if self._perm is None else xp.take(out, self._perm, axis=1)
 
     def error(self, W):
-        """e = w − w* for each point."""
+        """e = w − w* for each point.
+
+        Parameters
+        ----------
+        W : array_like
+            Points as for :meth:`grad`.
+
+        Returns
+        -------
+        backend array
+            e = w − w*, shaped like ``W``.
+
+        Raises
+        ------
+        ValueError
+            For complex points or a shape other than (n,) and (R, n).
+        """
         E, single = self._as_batch(W)
         E = E - self.optimum
         return E[0] if single else E
 
     def grad(self, W):
-        """∇f(w) = H(w − w*) for a point (n,) or a batch (R, n)."""
+        """∇f(w) = H(w − w*) for each point.
+
+        Parameters
+        ----------
+        W : array_like
+            A point (n,) or a batch of points (R, n), real; host or backend array.
+
+        Returns
+        -------
+        backend array
+            The shape of ``W``.
+
+        Raises
+        ------
+        ValueError
+            If ``W`` is complex or has the wrong shape.
+
+        Examples
+        --------
+        >>> import numpy as np, quadlab
+        >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000), optimum="random")
+        >>> bool(np.abs(p.grad(p.optimum)).max() == 0)
+        True
+        """
         E, single = self._as_batch(W)
         G = self.hvp(E - self.optimum)
         return G[0] if single else G
 
     def gap(self, W):
-        """f(w) − f* = ½ (w − w*)ᵀ H (w − w*), computed from the error (no cancellation against f*)."""
+        """f(w) − f* = ½ (w − w*)ᵀ H (w − w*), from the error (no cancellation against f*).
+
+        Parameters
+        ----------
+        W : array_like
+            As for :meth:`grad`.
+
+        Returns
+        -------
+        float-valued backend array
+            Shape () for one point, (R,) for a batch.
+
+        Raises
+        ------
+        ValueError
+            For the points :meth:`grad` rejects.
+
+        Examples
+        --------
+        >>> import numpy as np, quadlab
+        >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000), rotation="none")
+        >>> float(p.gap(np.eye(9)[0]))  # ½·λ₁·1²
+        0.5
+        """
         E, single = self._as_batch(W)
         E = E - self.optimum
         v = 0.5 * self.xp.sum(E * self.hvp(E), axis=1)
         return v[0] if single else v
 
     def f(self, W):
-        """f(w) = ½ wᵀHw − hᵀw = f* + ½ (w − w*)ᵀ H (w − w*)."""
+        """f(w) = ½ wᵀHw − hᵀw = f* + ½ (w − w*)ᵀ H (w − w*).
+
+        Parameters
+        ----------
+        W : array_like
+            One point or a batch (:meth:`grad`).
+
+        Returns
+        -------
+        float-valued backend array
+            f at each point: a scalar array, or one value per row.
+
+        Raises
+        ------
+        ValueError
+            Like :meth:`gap`.
+        """
         return self.gap(W) + self.f_star
 
     def dense(self):
-        """H as a dense (n, n) backend array (assembled on the host; for inspection and tests)."""
+        """H as a dense (n, n) array, assembled on the host (for inspection and tests).
+
+        Returns
+        -------
+        backend array
+            (n, n).
+        """
         b = self.backend
         if self._diag is not None:
             return b.asarray(np.diag(b.to_numpy(self._diag)))
@@ -368,7 +441,23 @@ class BlockQuadratic:
         return b.asarray(H)
 
     def block(self, l: int):
-        """H_l, the dense diagonal block of nominal block l, as a backend array (d_l, d_l)."""
+        """H_l, the dense diagonal block of nominal block l.
+
+        Parameters
+        ----------
+        l : int
+            0 ≤ l < L.
+
+        Returns
+        -------
+        backend array
+            (d_l, d_l).
+
+        Raises
+        ------
+        ValueError
+            If ``l`` is out of range.
+        """
         if not 0 <= l < self.spectrum.n_blocks:
             raise ValueError(f"block index {l} out of range for {self.spectrum.n_blocks} blocks")
         if self._diag is not None:
@@ -383,7 +472,13 @@ class BlockQuadratic:
         raise AssertionError("unreachable")
 
     def diagonal(self):
-        """diag(H) as a backend array (n,)."""
+        """diag(H).
+
+        Returns
+        -------
+        backend array
+            (n,).
+        """
         if self._diag is not None:
             return self._diag
         xp = self.xp
@@ -392,10 +487,17 @@ class BlockQuadratic:
         return out if self._perm is None else xp.take(out, self._perm)
 
     def eigenvectors(self):
-        """The exact eigenvectors, group by group: a tuple of backend arrays (k, d, d) (float64) whose
-        columns pair with ``group.lam``.  Regenerated from the seed (the Haar factors are not kept, so H is
-        the only matrix stored); for user-given blocks computed with eigh.  Empty for rotation="none",
-        where the eigenvectors are the coordinate axes."""
+        """The exact eigenvectors, group by group, regenerated from the seed.
+
+        The Haar factors are not kept (H is the only matrix stored); for user-given blocks they are computed with
+        ``eigh``.
+
+        Returns
+        -------
+        tuple of backend arrays
+            One float64 (k, d, d) array per group whose columns pair with ``group.lam``; empty for
+            rotation="none", where the eigenvectors are the coordinate axes.
+        """
         xp = self.xp
         out = []
         for g in self.groups:
@@ -408,3 +510,52 @@ class BlockQuadratic:
                 V = self._block_rotations(g.blocks, g.size)
             out.append(V)
         return tuple(out)
+
+
+def starts(problem: BlockQuadratic, seeds) -> np.ndarray:
+    """The starting points :func:`quadlab.run` draws for ``seeds``: w₀ = w* + ξ_s, ξ_s ~ N(0, I_n).
+
+    ξ_s is ``numpy.random.default_rng(s).standard_normal(n)``, one generator per seed, so a seed's start does
+    not depend on the other seeds asked for (and a study that needs a run's start, e.g. for the theory's
+    constants, gets the same bits as the run).
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+        Supplies n and the optimum w* (``problem.optimum_host``).
+    seeds : int or sequence of int
+        Non-negative integer seeds, one start each.
+
+    Returns
+    -------
+    numpy.ndarray
+        Host float64 array of shape (len(seeds), n); row i is the start of seed ``seeds[i]``.
+
+    Raises
+    ------
+    ValueError
+        If ``problem`` is not a BlockQuadratic, or a seed is not a non-negative integer (bools and fractional
+        numbers included), or ``seeds`` is empty.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab.problem import starts
+    >>> p = quadlab.BlockQuadratic(quadlab.spectra.simple_heterogeneous(1000.0), seed=0)
+    >>> W = starts(p, [0, 1])
+    >>> W.shape
+    (2, 9)
+    >>> bool((quadlab.run(p, quadlab.optim.gd(lr=1e-3), seeds=[1], steps=1).w0[0] == W[1]).all())
+    True
+    """
+    if not isinstance(problem, BlockQuadratic):
+        raise ValueError(f"problem must be a quadlab BlockQuadratic, got {type(problem).__name__}")
+    seeds = [seeds] if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool) else list(seeds)
+    if not seeds:
+        raise ValueError("seeds is empty: give at least one non-negative integer seed")
+    for s in seeds:
+        if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
+            raise ValueError(f"seeds must be non-negative integers (numpy's generators take no negative or "
+                             f"fractional seed), got {s!r}")
+    return problem.optimum_host + np.stack([np.random.default_rng(int(s)).standard_normal(problem.n)
+                                            for s in seeds])

@@ -44,23 +44,58 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["PARTITIONS", "SOURCES", "RULES", "block_extremes", "whole_extremes", "gd_optimal_lr", "theorem_lr",
-           "oracle_block_steps", "partition_blocks", "resolve_lr"]
+from ._engine.choices import deprecated, one_of
+from .spectra import EXTREMES_SOURCES
+
+__all__ = ["PARTITIONS", "RULES", "block_extremes", "whole_extremes", "gd_optimal_lr", "theorem_lr",
+           "oracle_block_lrs", "oracle_block_steps", "partition_blocks", "resolve_lr"]
 
 PARTITIONS = ("nominal", "theorem")
-SOURCES = ("exact", "lanczos")
 RULES = ("optimal", "theorem")
 
 
+def __getattr__(name: str):
+    if name == "SOURCES":  # renamed: the sources of every kind are named in quadlab.spectra
+        import warnings
+
+        warnings.warn("quadlab.rules.SOURCES is deprecated: use quadlab.spectra.EXTREMES_SOURCES",
+                      DeprecationWarning, stacklevel=2)
+        return EXTREMES_SOURCES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _check(source: str, partition: str) -> None:
-    if source not in SOURCES:
-        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
-    if partition not in PARTITIONS:
-        raise ValueError(f"partition must be one of {PARTITIONS}, got {partition!r}")
+    one_of("source", source, EXTREMES_SOURCES)
+    one_of("partition", partition, PARTITIONS)
 
 
 def partition_blocks(problem, partition: str = "nominal") -> tuple[np.ndarray, ...]:
-    """The coordinate sets B_l of a partition (see the module docstring), host int arrays."""
+    """The coordinate sets B_l of a partition (module docstring): nominal blocks, or the theorem's.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+        Its nominal blocks, or its theorem blocks.
+    partition : {"nominal", "theorem"}, default "nominal"
+        "theorem" is one block of all coordinates when H is not block diagonal (rotation="global").
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        One host int64 array of coordinates per block.
+
+    Raises
+    ------
+    ValueError
+        For a partition other than "nominal" and "theorem".
+
+    Examples
+    --------
+    >>> from quadlab import BlockQuadratic, rules, spectra
+    >>> p = BlockQuadratic(spectra.simple_heterogeneous(1000), rotation="global")
+    >>> [b.tolist() for b in rules.partition_blocks(p)][:1], len(rules.partition_blocks(p, "theorem"))
+    ([[0, 1, 2]], 1)
+    """
     _check("exact", partition)
     if partition == "theorem" and not problem.is_block_diagonal:
         return (np.arange(problem.n),)
@@ -68,9 +103,41 @@ def partition_blocks(problem, partition: str = "nominal") -> tuple[np.ndarray, .
 
 
 def block_extremes(problem, source: str = "exact", partition: str = "nominal", *, margin: float | None = None):
-    """(L, 2) host float64 array of (λ_min, λ_max) of H[B_l, B_l] per block of ``partition`` (module docstring).
+    """(λ_min, λ_max) of the diagonal block H[B_l, B_l] for every block of a partition.
 
-    ``margin`` (source="lanczos" only): the relative widening, default 0.01."""
+    Parameters
+    ----------
+    problem : BlockQuadratic
+        Whose diagonal blocks are measured.
+    source : {"exact", "lanczos"}, default "exact"
+        The spectrum source (:data:`quadlab.spectra.EXTREMES_SOURCES`): the known eigenvalues (``eigvalsh`` of
+        the stored blocks where they are not known), or Lanczos estimates widened to safe bounds.
+    partition : {"nominal", "theorem"}, default "nominal"
+        Which blocks B_l (module docstring).
+    margin : float, keyword-only, optional
+        With ``source="lanczos"``: the relative widening of the Ritz bounds (default 0.01).
+
+    Returns
+    -------
+    numpy.ndarray
+        Host float64, shape (L, 2): λ_min(H[B_l, B_l]) and λ_max(H[B_l, B_l]) per block.
+
+    Raises
+    ------
+    ValueError
+        If ``source`` or ``partition`` names no known choice.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import rules, spectra
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000))
+    >>> rules.block_extremes(p).tolist()
+    [[1.0, 3.0], [99.0, 101.0], [998.0, 1000.0]]
+    >>> lo, hi = rules.block_extremes(p, "lanczos").T
+    >>> bool((lo <= [1.0, 99.0, 998.0]).all() and (hi >= [3.0, 101.0, 1000.0]).all())
+    True
+    """
     _check(source, partition)
     whole = partition == "theorem" and not problem.is_block_diagonal
     if source == "exact":
@@ -94,34 +161,187 @@ def block_extremes(problem, source: str = "exact", partition: str = "nominal", *
 
 
 def whole_extremes(problem, source: str = "exact", *, margin: float | None = None) -> tuple[float, float]:
-    """(λ_min(H), λ_max(H)): the extremes over the theorem partition."""
+    """(λ_min(H), λ_max(H)): the extremes over the theorem partition.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+        Whose H is measured as a whole.
+    source : {"exact", "lanczos"}, default "exact"
+        The spectrum source, as for :func:`block_extremes`.
+    margin : float, keyword-only, optional
+        As for :func:`block_extremes`.
+
+    Returns
+    -------
+    tuple of float
+        (λ_min(H), λ_max(H)).
+
+    Raises
+    ------
+    ValueError
+        If ``source`` is not "exact" or "lanczos".
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import rules, spectra
+    >>> rules.whole_extremes(quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000)))
+    (1.0, 1000.0)
+    """
     ex = block_extremes(problem, source, "theorem", margin=margin)
     return float(ex[:, 0].min()), float(ex[:, 1].max())
 
 
 def gd_optimal_lr(problem, source: str = "exact") -> float:
-    """GD's best constant step η* = 2/(λ_min(H) + λ_max(H)) (:func:`quadlab.theory.gd_rates`)."""
+    """GD's best constant step η* = 2/(λ_min(H) + λ_max(H)) (:func:`quadlab.rates.gd_rates`).
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+        Its extremes set the step.
+    source : {"exact", "lanczos"}, default "exact"
+        The spectrum source, as for :func:`block_extremes`.
+
+    Returns
+    -------
+    float
+        η* = 2/(λ_min + λ_max) for the extremes of ``source``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``source``.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import rules, spectra
+    >>> rules.gd_optimal_lr(quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000))) == 2 / 1001
+    True
+    """
     from .theory import gd_rates
 
     return float(gd_rates(problem, source=source).best_lr)
 
 
 def theorem_lr(problem, w0, source: str = "exact") -> np.ndarray:
-    """The theorem's step η = min_l C_{l,1} for each start (rows of ``w0``, (R, n) or (n,)): host (R,)."""
+    """The theorem's step η = min_l C_{l,1}, C_{l,1} = min_{i∈B_l} |∇f(w₀)_i| / λ_max(H_l), for each start.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+        Its theorem blocks set C_{l,1}.
+    w0 : array_like
+        Starts, shape (n,) or (R, n).
+    source : {"exact", "lanczos"}, default "exact"
+        The spectrum source, as for :func:`block_extremes`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Host float64, shape (R,) (R = 1 for one start).
+
+    Raises
+    ------
+    ValueError
+        If ``source`` is unknown or ``w0`` has the wrong shape or is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np, quadlab
+    >>> from quadlab import rules, spectra
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000), rotation="none")
+    >>> rules.theorem_lr(p, np.ones(9)).tolist()  # |∇f| = λ here: min_l λ_min,l / λ_max,l
+    [0.3333333333333333]
+    """
     from .theory import adam_constants
 
-    return np.atleast_1d(np.asarray(adam_constants(problem, w0, source=source, spectra=False).eta, dtype=np.float64))
+    return np.atleast_1d(np.asarray(adam_constants(problem, w0, source=source, exact_rates=False).eta, dtype=np.float64))
 
 
-def oracle_block_steps(problem, source: str = "exact") -> np.ndarray:
-    """Blockwise GD's oracle steps η_l = 2/(λ_min + λ_max) of H[B_l, B_l] over the nominal blocks: (L,)."""
+def oracle_block_lrs(problem, source: str = "exact") -> np.ndarray:
+    """Blockwise GD's oracle learning rates η_l = 2/(λ_min + λ_max) of H[B_l, B_l] over the nominal blocks.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+        Its nominal blocks get one step each.
+    source : {"exact", "lanczos"}, default "exact"
+        Where each block's extremes come from (:func:`block_extremes`).
+
+    Returns
+    -------
+    numpy.ndarray
+        Host float64, shape (L,).
+
+    Raises
+    ------
+    ValueError
+        If the spectrum source is unknown.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import rules, spectra
+    >>> rules.oracle_block_lrs(quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000))).tolist()
+    [0.5, 0.01, 0.001001001001001001]
+    """
     ex = block_extremes(problem, source, "nominal")
     return 2.0 / (ex[:, 0] + ex[:, 1])
 
 
+def oracle_block_steps(problem, source: str = "exact") -> np.ndarray:
+    """Deprecated name of :func:`oracle_block_lrs` (these are step sizes, and "steps" counts iterations).
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    source : {"exact", "lanczos"}, default "exact"
+
+    Returns
+    -------
+    numpy.ndarray
+        :func:`oracle_block_lrs` ``(problem, source)``, with a DeprecationWarning.
+    """
+    deprecated("rules.oracle_block_steps", "rules.oracle_block_lrs")
+    return oracle_block_lrs(problem, source)
+
+
 def resolve_lr(problem, options: dict, w0, lr=None) -> np.ndarray:
-    """The step of every run, host (R,): the configured ``lr`` (per run) when the optimizer has no rule, else
-    its rule ("optimal", "theorem") resolved for the starts ``w0`` (R, n) with ``options["spectra"]``."""
+    """The step of every run: the configured learning rate, or the optimizer's named rule resolved.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+        Passed to the rule.
+    options : dict
+        The optimizer's options: ``options["lr"]`` is None (no rule) or a rule name ("optimal", "theorem");
+        the spectrum source is ``options["source"]`` (or, as the optimizers spell it today,
+        ``options["spectra"]``), default "exact".
+    w0 : array_like
+        The starts, (R, n) or (n,).
+    lr : float or array_like, optional
+        The per-run learning rate when there is no rule (broadcast to (R,)).
+
+    Returns
+    -------
+    numpy.ndarray
+        Host float64, shape (R,).
+
+    Raises
+    ------
+    ValueError
+        If there is no rule and no ``lr``, or the rule is unknown.
+
+    Examples
+    --------
+    >>> import numpy as np, quadlab
+    >>> from quadlab import rules, spectra
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000))
+    >>> rules.resolve_lr(p, {"lr": "optimal"}, np.zeros((2, 9))).tolist() == [2 / 1001] * 2
+    True
+    """
     rule = options.get("lr")
     W = np.atleast_2d(np.asarray(w0, dtype=np.float64))
     R = W.shape[0]
@@ -129,7 +349,7 @@ def resolve_lr(problem, options: dict, w0, lr=None) -> np.ndarray:
         if lr is None:
             raise ValueError("resolve_lr: the optimizer has no step rule, so the per-run lr must be given")
         return np.broadcast_to(np.asarray(lr, dtype=np.float64), (R,)).copy()
-    source = options.get("spectra", "exact")
+    source = options.get("source", options.get("spectra", "exact"))
     if rule == "optimal":
         return np.full(R, gd_optimal_lr(problem, source))
     if rule == "theorem":

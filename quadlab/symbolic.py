@@ -32,7 +32,22 @@ __all__ = [
 
 @dataclass(frozen=True)
 class Derivation:
-    """Symbols (name → sympy Symbol) and derived expressions (name → sympy expression)."""
+    """A sympy derivation: its input symbols and the expressions derived from them.
+
+    Parameters
+    ----------
+    symbols : dict
+        name → sympy Symbol (the inputs).
+    exprs : dict
+        name → sympy expression (the results); ``derivation[name]`` is ``exprs[name]``.
+
+    Examples
+    --------
+    >>> from quadlab import symbolic
+    >>> d = symbolic.gd_two_eigenvalues()
+    >>> sorted(d.symbols), str(d["rho_opt_kappa"])
+    (['eta', 'lam1', 'lam2'], '(kappa - 1)/(kappa + 1)')
+    """
 
     symbols: dict
     exprs: dict
@@ -41,8 +56,34 @@ class Derivation:
         return self.exprs[name]
 
     def evaluate(self, name: str, **values):
-        """The exact value of expression ``name`` at the given inputs (ints, Fractions, strings such as
-        "3/7" or sympy numbers; floats are converted exactly, so prefer rationals)."""
+        """The exact value of one expression at the given inputs.
+
+        Parameters
+        ----------
+        name : str
+            A key of ``exprs``.
+        **values
+            Input name → value: ints, Fractions, strings such as "3/7" or sympy numbers (floats are converted
+            exactly, so prefer rationals).
+
+        Returns
+        -------
+        sympy expression
+            Exact (a Rational where the inputs are rational and the result is).
+
+        Raises
+        ------
+        ValueError
+            If an input symbol has no value (give every one, even those ``name`` does not use).
+        KeyError
+            If ``name`` is not a derived expression.
+
+        Examples
+        --------
+        >>> from quadlab import symbolic
+        >>> symbolic.gd_two_eigenvalues().evaluate("rho_opt", lam1=1, lam2=3, eta=0)
+        1/2
+        """
         missing = set(self.symbols) - set(values)
         if missing:
             raise ValueError(f"evaluate({name!r}) needs values for {sorted(missing)}")
@@ -51,8 +92,36 @@ class Derivation:
         return self.exprs[name].subs(subs)
 
     def numeric(self, name: str, digits: int = 40, **values) -> float:
-        """Expression ``name`` at exact rational inputs, computed in ``digits``-digit arithmetic (the expression
-        compiled once to mpmath; much faster than :meth:`evaluate` on nested radicals)."""
+        """One expression at exact rational inputs, computed in ``digits``-digit arithmetic.
+
+        The expression is compiled once to mpmath (much faster than :meth:`evaluate` on nested radicals) and the
+        result rounded to a float.
+
+        Parameters
+        ----------
+        name : str
+            A key of ``exprs``.
+        digits : int, default 40
+            Working precision in decimal digits.
+        **values
+            Every input symbol's value, as for :meth:`evaluate`.
+
+        Returns
+        -------
+        float
+            The value, rounded to double precision.
+
+        Raises
+        ------
+        ValueError
+            If an input symbol has no value.
+
+        Examples
+        --------
+        >>> from quadlab import symbolic
+        >>> symbolic.heavy_ball_two_eigenvalues().numeric("momentum_opt", lam1=1, lam2=9)
+        0.25
+        """
         import mpmath
 
         missing = set(self.symbols) - set(values)
@@ -85,9 +154,21 @@ def _gd_from_pair(lo, hi):
 
 
 def gd_two_eigenvalues() -> Derivation:
-    """GD on two eigenvalues 0 < λ1 < λ2: ``rho`` (any η), ``eta_opt`` = 2/(λ1 + λ2),
-    ``rho_opt`` = (λ2 − λ1)/(λ2 + λ1), ``rho_opt_kappa`` the same in κ = λ2/λ1: (κ − 1)/(κ + 1), and
-    ``rate_opt`` = rho_opt² (gap factor)."""
+    """GD on two eigenvalues 0 < λ1 < λ2, derived.
+
+    Returns
+    -------
+    Derivation
+        Symbols lam1, lam2, eta; expressions ``rho`` (any η), ``eta_opt`` = 2/(λ1 + λ2),
+        ``rho_opt`` = (λ2 − λ1)/(λ2 + λ1), ``rho_opt_kappa`` the same in κ = λ2/λ1, (κ − 1)/(κ + 1), and
+        ``rate_opt`` = rho_opt² (the gap factor).
+
+    Examples
+    --------
+    >>> from quadlab import symbolic
+    >>> symbolic.gd_two_eigenvalues().evaluate("eta_opt", lam1=1, lam2=3, eta=0)
+    1/2
+    """
     l1, l2, kappa = sp.symbols("lam1 lam2 kappa", positive=True)
     eta, rho, eta_opt, rho_opt = _gd_from_pair(l1, l2)
     rho_k = sp.simplify(rho_opt.subs(l2, kappa * l1))
@@ -107,8 +188,20 @@ def _block2_eigs(H, simplify=True):
 
 
 def gd_block2() -> Derivation:
-    """GD on one block H = [[a, b], [b, c]] (a, c > 0, ac > b²): eigenvalues ``lam_min``, ``lam_max`` from
-    det(H − λI) = 0, ``eta_opt`` (= 2/(a + c)), ``rho_opt`` (= √((a − c)² + 4b²)/(a + c)), ``rate_opt``."""
+    """GD on one 2×2 block H = [[a, b], [b, c]] (a, c > 0, ac > b²), derived.
+
+    Returns
+    -------
+    Derivation
+        ``lam_min``, ``lam_max`` from det(H − λI) = 0, ``eta_opt`` (= 2/(a + c)),
+        ``rho_opt`` (= √((a − c)² + 4b²)/(a + c)), ``rate_opt``.
+
+    Examples
+    --------
+    >>> from quadlab import symbolic
+    >>> symbolic.gd_block2().evaluate("rho_opt", a=2, b=0, c=4, eta=0)
+    1/3
+    """
     a, c = sp.symbols("a c", positive=True)
     b = sp.Symbol("b", real=True)
     H = sp.Matrix([[a, b], [b, c]])
@@ -120,12 +213,24 @@ def gd_block2() -> Derivation:
 
 
 def adam_two_eigenvalues() -> Derivation:
-    """The Adam theory form on H = diag(λ1, λ2), blocks {1}, {2}, start error (e1, e2) ≠ 0.
+    """The Adam theory form on H = diag(λ1, λ2), blocks {1}, {2}, start error (e1, e2) ≠ 0, derived.
 
-    g0 = (λ1e1, λ2e2), so C_{l,1} = C_{l,2} = |e_l|, κ_l = 1, η = min(|e1|, |e2|), and M = diag(1/|e1|,
-    1/|e2|).  Derived: ``eta``, ``rho`` = max_l |1 − η/|e_l|| (= 1 − min/max), ``r_tilde`` (= max/min),
-    ``bound`` = (1 − 1/r̃)², ``rate`` = rho²; here the bound is attained (rate = bound) and neither depends
-    on λ."""
+    g0 = (λ1e1, λ2e2), so C_{l,1} = C_{l,2} = |e_l|, κ_l = 1, η = min(|e1|, |e2|) and M = diag(1/|e1|, 1/|e2|).
+    The bound is attained (rate = bound) and neither depends on λ.
+
+    Returns
+    -------
+    Derivation
+        ``eta``, ``mu1``, ``mu2``, ``rho`` = max_l |1 − η/|e_l|| (= 1 − min/max), ``rate`` = rho²,
+        ``r_tilde`` (= max/min), ``bound`` = (1 − 1/r̃)².
+
+    Examples
+    --------
+    >>> from quadlab import symbolic
+    >>> d = symbolic.adam_two_eigenvalues()
+    >>> d.evaluate("rate", lam1=1, lam2=9, e1=1, e2=4), d.evaluate("bound", lam1=1, lam2=9, e1=1, e2=4)
+    (9/16, 9/16)
+    """
     l1, l2 = sp.symbols("lam1 lam2", positive=True)
     e1, e2 = sp.symbols("e1 e2", real=True, nonzero=True)
     g = [l1 * e1, l2 * e2]
@@ -143,11 +248,23 @@ def adam_two_eigenvalues() -> Derivation:
 
 
 def adam_block2() -> Derivation:
-    """The Adam theory form on one 2×2 block H = [[a, b], [b, c]] from start error (e1, e2).
+    """The Adam theory form on one 2×2 block H = [[a, b], [b, c]] from start error (e1, e2), derived.
 
-    g0 = He, D = diag(|g0|), M = D^{-1/2}HD^{-1/2} with eigenvalues ``mu_min``, ``mu_max``;
-    C1 = min|g0|/λ_max(H), C2 = max|g0|/λ_max(H), ``eta`` = C1, ``rho`` = max(|1 − ημ_min|, |1 − ημ_max|),
-    ``rate`` = rho², ``r_tilde`` = C2/C1, ``kappa`` = λ_max/λ_min, ``bound`` = (1 − 1/(r̃κ))²."""
+    g0 = He, D = diag(|g0|), M = D^{-1/2}HD^{-1/2}.
+
+    Returns
+    -------
+    Derivation
+        ``mu_min``, ``mu_max`` (eigenvalues of M); C1 = min|g0|/λ_max(H), C2 = max|g0|/λ_max(H), ``eta`` = C1,
+        ``rho`` = max(|1 − ημ_min|, |1 − ημ_max|), ``rate`` = rho², ``r_tilde`` = C2/C1,
+        ``kappa`` = λ_max/λ_min, ``bound`` = (1 − 1/(r̃κ))².
+
+    Examples
+    --------
+    >>> from quadlab import symbolic
+    >>> symbolic.adam_block2().evaluate("r_tilde", a=2, b=0, c=4, e1=1, e2=1)
+    2
+    """
     a, c = sp.symbols("a c", positive=True)
     b, e1, e2 = sp.symbols("b e1 e2", real=True)
     H = sp.Matrix([[a, b], [b, c]])
@@ -171,9 +288,23 @@ def adam_block2() -> Derivation:
 
 
 def heavy_ball_two_eigenvalues() -> Derivation:
-    """Heavy ball on eigenvalues 0 < λ1 < λ2.  With s = √μ, a double root of z² − (1 + μ − ηλ)z + μ at
-    z = ±s means 1 + s² − ηλ = ±2s.  Asking for z = s at λ1 and z = −s at λ2 gives two equations in (η, s):
-    derived ``eta_opt`` (= 4/(√λ1 + √λ2)²), ``momentum_opt`` = s², ``rho_opt`` = s (= (√κ − 1)/(√κ + 1))."""
+    """Heavy ball's optimum on eigenvalues 0 < λ1 < λ2, derived.
+
+    With s = √μ, a double root of z² − (1 + μ − ηλ)z + μ at z = ±s means 1 + s² − ηλ = ±2s; asking for z = s at
+    λ1 and z = −s at λ2 gives two equations in (η, s).
+
+    Returns
+    -------
+    Derivation
+        ``eta_opt`` (= 4/(√λ1 + √λ2)²), ``momentum_opt`` = s², ``rho_opt`` = s (= (√κ − 1)/(√κ + 1)).
+
+    Examples
+    --------
+    >>> from quadlab import symbolic
+    >>> d = symbolic.heavy_ball_two_eigenvalues()
+    >>> d.evaluate("eta_opt", lam1=1, lam2=9), d.evaluate("rho_opt", lam1=1, lam2=9)
+    (1/4, 1/2)
+    """
     l1, l2 = sp.symbols("lam1 lam2", positive=True)
     eta, s = sp.symbols("eta s", positive=True)
     sols = sp.solve([sp.Eq(1 + s**2 - eta * l1, 2 * s), sp.Eq(1 + s**2 - eta * l2, -2 * s)], [eta, s], dict=True)

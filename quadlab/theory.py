@@ -10,8 +10,9 @@ the iteration matrix acting on the error, so for the symmetric iterations below 
   The theorem's constants: C_{l,1} = min_{i∈l}|g_{0,i}|/λ_max(H_l), C_{l,2} = max_{i∈l}|g_{0,i}|/λ_max(H_l),
   r̃ = max_l C_{l,2} / min_l C_{l,1}, step η = min_l C_{l,1}, bound max_l (1 − 1/(r̃κ_l))².
 
-GD's rate and lower bound, heavy ball's optimum and Nesterov's rate are in :mod:`quadlab.rates` (re-exported
-here); this module builds the Adam theory form and the distribution of r over random starts on them.
+GD's rate and lower bound, heavy ball's optimum and Nesterov's rate are in :mod:`quadlab.rates`, the
+distribution of r over random starts in :mod:`quadlab.rstats` (both re-exported here); this module builds the
+Adam theory form.
 
 Block extremes come from :func:`quadlab.rules.block_extremes` (the one definition, over the theorem's
 partition): the exact spectra by default, Lanczos estimates with ``source="lanczos"``; ``extremes=`` accepts
@@ -28,44 +29,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .rates import (
-    GDRates,
-    HeavyBallRates,
-    _lr_array,
-    _readonly,
-    _scalar_or_array,
-    block_extremes,
-    gd_rates,
-    gd_rho,
-    gd_worst_start,
-    heavy_ball_optimum,
-    heavy_ball_rho,
-    iterations_to,
-    nesterov_rho,
-    speedup,
-    theory_blocks,
-)
+from . import rates
+from .rates import *  # noqa: F403 (the GD, heavy-ball and Nesterov rates, re-exported: rates.__all__)
+from .rates import _lr_array, _readonly, _scalar_or_array, block_extremes, theory_blocks
 
-__all__ = [
-    "AdamConstants",
-    "GDRates",
-    "HeavyBallRates",
-    "RStatistics",
-    "adam_constants",
-    "block_extremes",
-    "gd_rates",
-    "gd_rho",
-    "gd_worst_start",
-    "heavy_ball_optimum",
-    "heavy_ball_rho",
-    "iterations_to",
-    "nesterov_rho",
-    "perturb_start",
-    "preconditioned_extremes",
-    "r_statistics",
-    "speedup",
-    "theory_blocks",
-]
+#: this module's own names, then those of :mod:`quadlab.rates` it re-exports
+__all__ = ["AdamConstants", "RStatistics", "adam_constants", "perturb_start", "preconditioned_extremes",
+           "r_statistics", *rates.__all__]
 
 
 # -- diagonally preconditioned spectra ------------------------------------------------------------
@@ -82,13 +52,40 @@ def _as_points(problem, W, what="w0") -> tuple[np.ndarray, bool]:
 
 
 def preconditioned_extremes(problem, p, *, chunk_elements: int = 1 << 22) -> tuple[np.ndarray, np.ndarray]:
-    """For diagonal preconditioners P = diag(p) (p: (n,) or (R, n), all > 0), the smallest and largest
-    eigenvalue of each theory block of P^{1/2} H P^{1/2}: arrays (R, L) (or (L,) for one p), host float64.
+    """Extreme eigenvalues of each theory block of P^{1/2} H P^{1/2} for diagonal preconditioners P = diag(p).
 
     The iteration e ← (I − PH)e is, in z = P^{-1/2}e, z ← (I − P^{1/2}HP^{1/2})z, and the gap is
-    ½ zᵀP^{1/2}HP^{1/2}z; so max_μ |1 − μ|² bounds every step's gap factor.  Computed with ``eigvalsh`` on
-    the backend in float64, one batched call per group of equal-size blocks (the whole matrix for
-    ``rotation="global"``), in chunks of at most ``chunk_elements`` matrix entries."""
+    ½ zᵀP^{1/2}HP^{1/2}z; so max_μ |1 − μ|² bounds every step's gap factor.  Computed with ``eigvalsh`` on the
+    backend in float64, one batched call per group of equal-size blocks (the whole matrix for
+    ``rotation="global"``), in chunks of at most ``chunk_elements`` matrix entries.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    p : array_like
+        Diagonals of P, shape (n,) or (R, n), every entry > 0 and finite.
+    chunk_elements : int, keyword-only, default 2**22
+        The most matrix entries one ``eigvalsh`` call holds.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (μ_min, μ_max), host float64, each (R, L), or (L,) for one p.
+
+    Raises
+    ------
+    ValueError
+        If ``p`` has the wrong shape, a non-finite entry or an entry ≤ 0.
+
+    Examples
+    --------
+    >>> import numpy as np, quadlab
+    >>> from quadlab import spectra, theory
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000), seed=0)
+    >>> lo, hi = theory.preconditioned_extremes(p, np.ones(9))  # P = I: the blocks' own extremes
+    >>> np.allclose(lo, [1, 99, 998]) and np.allclose(hi, [3, 101, 1000])
+    True
+    """
     P, single = _as_points(problem, p, "p")
     if (P <= 0).any():
         raise ValueError("a diagonal preconditioner needs every entry > 0")
@@ -133,10 +130,40 @@ def _zero_gradient_error(G, where):
 
 
 def perturb_start(problem, w0, *, scale: float | None = None, seed: int = 0, max_tries: int = 8) -> np.ndarray:
-    """w0 + scale·N(0, I) (host float64, same shape as w0), redrawn until ∇f has no zero entry.
+    """w₀ + scale·N(0, I), redrawn until ∇f has no zero entry (the theorem's constants divide by |∇f(w₀)|).
 
-    Default scale: 1e-6·max(1, ‖w0 − w*‖_∞), small enough to keep the start's character, large enough that
-    the gradient's entries clear rounding."""
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    w0 : array_like
+        Starts, shape (n,) or (R, n), finite.
+    scale : float, keyword-only, optional
+        Default 1e-6·max(1, ‖w₀ − w*‖_∞): small enough to keep the start's character, large enough that the
+        gradient's entries clear rounding.
+    seed : int, keyword-only, default 0
+        Seed of the perturbations.
+    max_tries : int, keyword-only, default 8
+
+    Returns
+    -------
+    numpy.ndarray
+        Host float64, the shape of ``w0``.
+
+    Raises
+    ------
+    ValueError
+        If ``w0`` has the wrong shape or is not finite, ``scale`` is not finite and > 0, or no perturbation
+        cleared the zero entries in ``max_tries`` draws.
+
+    Examples
+    --------
+    >>> import numpy as np, quadlab
+    >>> from quadlab import spectra, theory
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000), rotation="none")
+    >>> w = theory.perturb_start(p, np.zeros(9))  # w₀ = w*: ∇f = 0 everywhere
+    >>> bool((p.grad(w[None, :]) != 0).all()), bool(np.abs(w).max() < 1e-4)
+    (True, True)
+    """
     W, single = _as_points(problem, w0)
     if scale is None:
         scale = 1e-6 * max(1.0, float(np.abs(W - problem.optimum_host).max()))
@@ -155,19 +182,49 @@ def perturb_start(problem, w0, *, scale: float | None = None, seed: int = 0, max
 
 @dataclass(frozen=True)
 class AdamConstants:
-    """The theorem's constants for the Adam theory form from one start (scalars) or R starts (arrays
-    with a leading axis R).  Per-block arrays have a last axis L (the theory blocks).
+    """The theorem's constants for the Adam theory form, from one start (scalars) or R starts (leading axis R).
 
-    g0_abs: |∇f(w0)|, the diagonal of D.  C1, C2: C_{l,1}, C_{l,2}.  r_tilde = max_l C_{l,2}/min_l C_{l,1};
-    r_paper = r_tilde² (the size that matches the thesis's quoted numbers).  kappa_adam = r_tilde·κ_l,
-    kappa_adam_paper = r_paper·κ_l.  eta = min_l C_{l,1}, the theorem's step.
-    mu_min, mu_max: extreme eigenvalues of each block of M = D^{-1/2}HD^{-1/2}.
-    rho_exact = max_μ|1 − η μ| and rate_exact = rho_exact² (every step's gap factor is ≤ rate_exact).
-    bound = max_l (1 − 1/(r̃κ_l))², bound_linear = max_l (1 − 1/(r̃κ_l)),
-    bound_paper = max_l (1 − 1/(r_paper·κ_l)) (the paper's stated form with r = r_paper).
-    favours_adam: r̃·max_l κ_l ≤ κ; favours_adam_paper: r_paper·max_l κ_l ≤ κ.
-    best_lr = 2/(μ_min + μ_max), best_rate = ((κ_M − 1)/(κ_M + 1))², κ_M = μ_max/μ_min over all of M: the
-    best constant step for this D (not the theorem's)."""
+    Per-block arrays have a last axis L (the theory blocks).  D = diag(|∇f(w₀)|), M = D^{-1/2}HD^{-1/2}.
+
+    Attributes
+    ----------
+    g0_abs : numpy.ndarray
+        |∇f(w₀)|, the diagonal of D.
+    C1, C2 : numpy.ndarray
+        C_{l,1} = min_{i∈l} |g_{0,i}|/λ_max(H_l) and C_{l,2} = max_{i∈l} |g_{0,i}|/λ_max(H_l).
+    r_tilde, r_paper : float or numpy.ndarray
+        r̃ = max_l C_{l,2}/min_l C_{l,1}; r_paper = r̃² (the size that matches the thesis's quoted numbers).
+    kappa, block_kappas, block_lambda_max : float, numpy.ndarray, numpy.ndarray
+        κ, κ_l and λ_max(H_l) of the extremes used.
+    kappa_adam, kappa_adam_paper : numpy.ndarray
+        r̃·κ_l and r_paper·κ_l.
+    eta : float or numpy.ndarray
+        min_l C_{l,1}, the theorem's step.
+    mu_min, mu_max : numpy.ndarray or None
+        Extreme eigenvalues of each block of M (None with ``exact_rates=False``).
+    rho_exact, rate_exact : float or numpy.ndarray
+        max_μ |1 − ημ| and its square: every step's gap factor is ≤ rate_exact (NaN with ``exact_rates=False``).
+    bound, bound_linear, bound_paper : float or numpy.ndarray
+        max_l (1 − 1/(r̃κ_l))², max_l (1 − 1/(r̃κ_l)) and the paper's stated form max_l (1 − 1/(r_paper·κ_l)).
+    favours_adam, favours_adam_paper : bool or numpy.ndarray
+        r̃·max_l κ_l ≤ κ and r_paper·max_l κ_l ≤ κ.
+    best_lr, best_rate : float or numpy.ndarray
+        2/(μ_min + μ_max) and ((κ_M − 1)/(κ_M + 1))², κ_M = μ_max/μ_min over all of M: the best constant step
+        for this D (not the theorem's).
+    source : str
+        The spectrum source of the extremes ("exact", "lanczos") or "given".
+    n_blocks : int
+        L.
+
+    Examples
+    --------
+    >>> import numpy as np, quadlab
+    >>> from quadlab import spectra, theory
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000), rotation="none")
+    >>> c = theory.adam_constants(p, np.ones(9))  # |∇f| = λ: C_{l,1} = λ_min,l/λ_max,l
+    >>> c.eta == 1 / 3, c.r_tilde == 3.0, c.bound <= c.bound_linear
+    (True, True, True)
+    """
 
     g0_abs: np.ndarray
     C1: np.ndarray
@@ -195,9 +252,25 @@ class AdamConstants:
     n_blocks: int = field(default=0)
 
     def rho(self, lr):
-        """rho_Adam(η) = max_μ |1 − ημ| over the spectrum of M, for each start (η broadcast against R)."""
+        """ρ_Adam(η) = max_μ |1 − ημ| over the spectrum of M, for each start (η broadcast against R).
+
+        Parameters
+        ----------
+        lr : float or array_like
+            Step sizes η > 0, broadcast against the starts.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            ρ_Adam(η) per start.
+
+        Raises
+        ------
+        ValueError
+            If the constants were computed with ``exact_rates=False`` or η is not finite and > 0.
+        """
         if self.mu_min is None:
-            raise ValueError("these constants were computed with spectra=False: no eigenvalues of M to use")
+            raise ValueError("these constants were computed with exact_rates=False: no eigenvalues of M to use")
         lr = _lr_array(lr)
         lo, hi = np.asarray(self.mu_min), np.asarray(self.mu_max)
         lr_b = lr[..., None]
@@ -205,15 +278,45 @@ class AdamConstants:
         return _scalar_or_array(r)
 
     def rate(self, lr):
-        """rho_Adam(η)²: the exact bound on every step's gap factor at step η."""
+        """ρ_Adam(η)²: the exact bound on every step's gap factor at step η.
+
+        Parameters
+        ----------
+        lr : float or array_like
+            η > 0.
+
+        Returns
+        -------
+        float or numpy.ndarray
+            ρ_Adam(η)² per start.
+
+        Raises
+        ------
+        ValueError
+            As for :meth:`rho`.
+        """
         return _scalar_or_array(np.asarray(self.rho(lr)) ** 2)
 
     def bound_at(self, lr):
         """The theorem's bound at a step η ≤ min_l C_{l,1}: max_l (1 − (η/η_thm)/(r̃κ_l))².
 
-        For μ in block l, ημ ∈ [η/(C_{l,2}κ_l), η/C_{l,1}] ⊂ [(η/η_thm)/(r̃κ_l), 1]; at η = η_thm this is the
-        theorem.  Raises ValueError for η > η_thm, where the theorem's assumption fails (the exact
-        rate :meth:`rate` still applies)."""
+        For μ in block l, ημ ∈ [η/(C_{l,2}κ_l), η/C_{l,1}] ⊂ [(η/η_thm)/(r̃κ_l), 1]; at η = η_thm this is the theorem.
+
+        Parameters
+        ----------
+        lr : float or array_like
+            η > 0, at most the theorem's step (per start).
+
+        Returns
+        -------
+        float or numpy.ndarray
+            The bound per start.
+
+        Raises
+        ------
+        ValueError
+            For η > η_thm, where the theorem's assumption fails (:meth:`rate` still applies).
+        """
         lr = _lr_array(lr)
         eta = np.asarray(self.eta)
         ratio = np.broadcast_to(lr, np.broadcast_shapes(lr.shape, eta.shape)) / eta
@@ -231,11 +334,52 @@ class AdamConstants:
 
 
 def adam_constants(problem, w0, *, source: str = "exact", extremes=None, margin=None,
-                   spectra: bool = True) -> AdamConstants:
-    """The Adam theory-form constants for start ``w0`` ((n,) or (R, n), host or backend).
+                   exact_rates: bool = True, spectra: bool | None = None) -> AdamConstants:
+    """The Adam theory-form constants (:class:`AdamConstants`) for one start or a batch of starts.
 
-    ``spectra=False`` skips the eigenvalues of M (rho_exact, rate_exact, best_* are then NaN), which is all
-    the r statistics need.  Raises ValueError when ∇f(w0) has a zero entry (see :func:`perturb_start`)."""
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    w0 : array_like
+        Starts, shape (n,) or (R, n), host or backend, finite.
+    source : {"exact", "lanczos"}, keyword-only, default "exact"
+        The spectrum source of the block extremes.
+    extremes : array_like, keyword-only, optional
+        (L, 2) extremes to use instead.
+    margin : float, keyword-only, optional
+        With ``source="lanczos"``: the relative widening.
+    exact_rates : bool, keyword-only, default True
+        Compute the eigenvalues of M (``rho_exact``, ``rate_exact``, ``best_*``); False skips them (NaN), which
+        is all the r statistics need.
+    spectra : bool, keyword-only, optional
+        Deprecated name of ``exact_rates`` (a DeprecationWarning).
+
+    Returns
+    -------
+    AdamConstants
+        The constants of every start (scalars for one start).
+
+    Raises
+    ------
+    ValueError
+        If ``w0`` has the wrong shape or is not finite, ∇f(w₀) has a zero entry (see :func:`perturb_start`),
+        ``source`` is unknown or the extremes are invalid.
+
+    Examples
+    --------
+    >>> import numpy as np, quadlab
+    >>> from quadlab import spectra, theory
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000), seed=0)
+    >>> c = theory.adam_constants(p, quadlab.starts(p, [0, 1]))
+    >>> c.eta.shape, bool((c.rate_exact <= c.bound + 1e-12).all())
+    ((2,), True)
+    """
+    if spectra is not None:  # the old name: "spectra" is the source vocabulary's word (docs/ARCHITECTURE.md)
+        import warnings
+
+        warnings.warn("adam_constants(spectra=...) is deprecated: use exact_rates=...", DeprecationWarning,
+                      stacklevel=2)
+        exact_rates = bool(spectra)
     W, single = _as_points(problem, w0)
     b = problem.backend
     G = np.abs(b.to_numpy(problem.grad(b.asarray(W)))).astype(np.float64)
@@ -259,7 +403,7 @@ def adam_constants(problem, w0, *, source: str = "exact", extremes=None, margin=
     with np.errstate(divide="ignore"):
         bound_linear = np.exp(np.log1p(-1.0 / ka).max(axis=1))
         bound_paper = np.exp(np.log1p(-1.0 / kap).max(axis=1))
-    if spectra:
+    if exact_rates:
         lo, hi = preconditioned_extremes(problem, 1.0 / G)
         rho = np.maximum(np.abs(1.0 - eta[:, None] * lo), np.abs(1.0 - eta[:, None] * hi)).max(axis=1)
         mlo, mhi = lo.min(axis=1), hi.max(axis=1)
@@ -284,121 +428,6 @@ def adam_constants(problem, w0, *, source: str = "exact", extremes=None, margin=
     )
 
 
-# -- the distribution of r over random starts -----------------------------------------------------
-_QUANTILES = (0.0, 0.05, 0.25, 0.5, 0.75, 0.95, 1.0)
-
-
-@dataclass(frozen=True)
-class RStatistics:
-    """r̃ and r_paper = r̃² over ``n_starts`` starts w0 = w* + ξ, ξ ~ N(0, I) (rows of
-    ``default_rng(seed).standard_normal((n_starts, n))``), and what they predict against GD at its best step.
-
-    Per start (arrays (N,)): ``r_tilde``, ``r_paper``; speed-ups over GD at η* (ratio of iteration counts,
-    ln(rate_Adam)/ln(rate_GD*), rate_GD* = ((κ−1)/(κ+1))², which is also GD's lower bound):
-    ``speedup_bound`` (Adam's guarantee: the theorem's bound with r̃), ``speedup_bound_paper`` (the paper's
-    form 1 − 1/(r_paper κ_l)), ``speedup_exact`` (the exact rate at the theorem's step), ``speedup_best`` (the
-    exact rate at the best constant step for that D); ``thesis_ratio`` = κ/r_paper, the back-of-envelope
-    ratio behind "r ≤ 1000 at κ = 5000, about 5× faster".  Shares are fractions of starts with r ≤
-    ``threshold`` and with the bound favouring Adam (r·max_l κ_l ≤ κ)."""
-
-    n_starts: int
-    seed: int
-    threshold: float
-    kappa: float
-    block_kappas: np.ndarray
-    r_tilde: np.ndarray
-    r_paper: np.ndarray
-    speedup_bound: np.ndarray
-    speedup_bound_paper: np.ndarray
-    speedup_exact: np.ndarray
-    speedup_best: np.ndarray
-    thesis_ratio: np.ndarray
-
-    @property
-    def share_tilde_below(self) -> float:
-        return float(np.mean(self.r_tilde <= self.threshold))
-
-    @property
-    def share_paper_below(self) -> float:
-        return float(np.mean(self.r_paper <= self.threshold))
-
-    @property
-    def share_favours(self) -> float:
-        return float(np.mean(self.r_tilde * self.block_kappas.max() <= self.kappa))
-
-    @property
-    def share_favours_paper(self) -> float:
-        return float(np.mean(self.r_paper * self.block_kappas.max() <= self.kappa))
-
-    def quantiles(self, name: str, q=_QUANTILES) -> np.ndarray:
-        return np.quantile(np.asarray(getattr(self, name)), q)
-
-    def table(self) -> str:
-        """Quantiles of every per-start quantity, then the shares."""
-        rows = [("r_tilde", "r_tilde"), ("r_paper = r_tilde^2", "r_paper"),
-                ("speed-up, bound (r_tilde)", "speedup_bound"),
-                ("speed-up, paper form (r_paper)", "speedup_bound_paper"),
-                ("speed-up, exact at theorem step", "speedup_exact"),
-                ("speed-up, exact at best step", "speedup_best"), ("kappa / r_paper", "thesis_ratio")]
-        w = max(len(r[0]) for r in rows)
-        head = f"{'quantity':<{w}}  " + "  ".join(f"{('q' + format(q, 'g')) if 0 < q < 1 else ('min' if q == 0 else 'max'):>9}"
-                                                for q in _QUANTILES)
-        lines = [head]
-        for label, name in rows:
-            lines.append(f"{label:<{w}}  " + "  ".join(f"{v:>9.4g}" for v in self.quantiles(name)))
-        t = f"{self.threshold:g}"
-        lines += [
-            "",
-            f"starts: {self.n_starts} (seed {self.seed}); kappa = {self.kappa:g}; "
-            f"max_l kappa_l = {self.block_kappas.max():.6g}",
-            f"share with r_paper <= {t}: {self.share_paper_below:.3f}   share with r_tilde <= {t}: "
-            f"{self.share_tilde_below:.3f}",
-            f"share where the bound favours Adam (r max_l kappa_l <= kappa): r_tilde {self.share_favours:.3f}, "
-            f"r_paper {self.share_favours_paper:.3f}",
-        ]
-        return "\n".join(lines)
-
-    def as_dict(self) -> dict:
-        """JSON-ready summary: quantiles, shares and the inputs (not the per-start arrays)."""
-        names = ("r_tilde", "r_paper", "speedup_bound", "speedup_bound_paper", "speedup_exact", "speedup_best",
-                 "thesis_ratio")
-        return {
-            "n_starts": self.n_starts, "seed": self.seed, "threshold": self.threshold, "kappa": self.kappa,
-            "block_kappas": [float(v) for v in self.block_kappas],
-            "quantile_levels": list(_QUANTILES),
-            "quantiles": {n: [float(v) for v in self.quantiles(n)] for n in names},
-            "share_r_paper_below": self.share_paper_below, "share_r_tilde_below": self.share_tilde_below,
-            "share_favours_adam": self.share_favours, "share_favours_adam_paper": self.share_favours_paper,
-        }
-
-
-def r_statistics(problem, n_starts: int = 1000, *, seed: int = 0, threshold: float = 1000.0) -> RStatistics:
-    """Draw ``n_starts`` Gaussian starts and summarise the theorem's r over them (see :class:`RStatistics`).
-
-    Raises ValueError (:func:`quadlab.backend.check_memory`) when the estimated peak memory, 128·n bytes per
-    start, exceeds the available memory."""
-    if isinstance(n_starts, bool) or int(n_starts) != n_starts or n_starts < 1:
-        raise ValueError(f"n_starts must be a positive integer, got {n_starts!r}")
-    threshold = float(threshold)
-    if not np.isfinite(threshold) or threshold < 1:
-        raise ValueError(f"threshold must be finite and >= 1 (r >= 1 always), got {threshold!r}")
-    # Peak memory: the starts and about a dozen arrays of their shape inside adam_constants (measured 0.8 KB
-    # per start at n = 9; 16 float64 per coordinate bounds it).  Refusing here beats being killed by the kernel.
-    from .backend import check_memory
-
-    check_memory(16 * 8 * int(n_starts) * problem.n, f"{int(n_starts)} random starts of n = {problem.n}",
-                 "use fewer starts (r-distribution: a smaller --starts)")
-    W = problem.optimum_host + np.random.default_rng(seed).standard_normal((int(n_starts), problem.n))
-    c = adam_constants(problem, W)
-    gd_rate = gd_rates(problem).best_rate
-    if not 0 < gd_rate < 1:
-        raise ValueError(f"GD's best rate is {gd_rate:g}: speed-ups need kappa > 1")
-    return RStatistics(
-        n_starts=int(n_starts), seed=int(seed), threshold=threshold, kappa=c.kappa, block_kappas=c.block_kappas,
-        r_tilde=_readonly(c.r_tilde), r_paper=_readonly(c.r_paper),
-        speedup_bound=_readonly(speedup(gd_rate, c.bound)),
-        speedup_bound_paper=_readonly(speedup(gd_rate, c.bound_paper)),
-        speedup_exact=_readonly(speedup(gd_rate, c.rate_exact)),
-        speedup_best=_readonly(speedup(gd_rate, c.best_rate)),
-        thesis_ratio=_readonly(c.kappa / np.asarray(c.r_paper)),
-    )
+# The distribution of r over random starts lives in quadlab.rstats (built on adam_constants above); its names
+# stay importable from here.
+from .rstats import RStatistics, r_statistics  # noqa: E402

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._engine.choices import deprecated
 from .optim import Optimizer
 from .runner import Result, run
 
@@ -30,16 +31,55 @@ __all__ = ["tune_lr", "TuneResult"]
 
 @dataclass(frozen=True, eq=False)
 class TuneResult:
-    """best_lr; best_steps (−1 if no lr reached tol; the worst seed's steps of a fresh run of best_lr); the whole
-    response curve: lrs (sorted), steps (−1 where some seed never reached tol), score and final ‖∇f‖ per lr;
-    the Result of the best lr.  ``caps``: the step cap each lr was run with (``steps`` everywhere unless
-    ``race=True``; steps = −1 and final ‖∇f‖ then refer to that cap).  ``fragile``, ``note``, ``neighbours``
-    (lr → worst-seed steps, −1 = missed): the neighbourhood check of the module docstring."""
+    """The outcome of :func:`tune_lr`: the best learning rate, a fresh run of it, and the whole response curve.
+
+    Parameters
+    ----------
+    best_lr : float
+        The learning rate with the smallest worst-seed steps to tolerance (ties: smaller final ‖∇f‖).
+    best_steps : int
+        The worst seed's steps to tolerance of a fresh run of ``best_lr`` with the full cap; −1 if no lr
+        reached the tolerance on every seed.
+    lrs : numpy.ndarray
+        Every lr tried, sorted, shape (P,).
+    steps_to_tol : numpy.ndarray
+        The response curve: worst-seed steps to tolerance per lr, −1 where some seed did not reach it within
+        that lr's cap (``steps`` is its deprecated name: ``steps`` is the iteration cap everywhere else).
+    final_grad_norm : numpy.ndarray
+        Worst-seed final ‖∇f‖ per lr (inf when a run diverged).
+    diverged : numpy.ndarray
+        bool per lr: some seed diverged.
+    best : Result or list of Result
+        The fresh run of ``best_lr`` (one Result per problem when a list of problems was tuned).
+    caps : numpy.ndarray or None
+        The step cap each lr ran under (the full ``steps`` unless ``race=True``).
+    fragile : bool
+        ``best_lr·(1 ± neighbourhood)`` missed the tolerance on some seed or needed more than twice
+        ``best_steps`` (module docstring).
+    note : str
+        The neighbours' step counts when fragile, else "".
+    neighbours : dict or None
+        lr → worst-seed steps (−1 = missed) of the neighbourhood check; None if it was skipped.
+
+    Attributes
+    ----------
+    reached : bool
+        ``best_steps >= 0``.
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim, spectra, tune
+    >>> p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(200))
+    >>> t = tune.tune_lr(p, optim.gd(), lr_range=(1e-3, 1e-2), points=5, refine=0, steps=20_000, tol=1e-4)
+    >>> t.reached, t.lrs.size, int(t.best.steps_to_tol.max()) == t.best_steps
+    (True, 5, True)
+    """
 
     best_lr: float
     best_steps: int
     lrs: np.ndarray
-    steps: np.ndarray
+    steps_to_tol: np.ndarray
     final_grad_norm: np.ndarray
     diverged: np.ndarray
     best: Result | list[Result]
@@ -49,7 +89,19 @@ class TuneResult:
     neighbours: dict | None = None
 
     @property
+    def steps(self) -> np.ndarray:
+        deprecated("TuneResult.steps", "TuneResult.steps_to_tol")
+        return self.steps_to_tol
+
+    @property
     def reached(self) -> bool:
+        """Whether the best lr reached the tolerance on every seed (``best_steps >= 0``).
+
+        Returns
+        -------
+        bool
+            True when some lr reached ``tol`` on every seed.
+        """
         return self.best_steps >= 0
 
 
@@ -66,18 +118,67 @@ def _score(results: list[Result], n_lr: int, max_steps: int):
 def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 24, refine: int = 2,
             refine_points: int = 8, seeds=(0,), steps: int = 10_000, tol: float = 1e-6,
             method: str = "auto", race: bool = False, neighbourhood: float | None = 0.02) -> TuneResult:
-    """Search the learning rate of ``optimizer`` (its other hyperparameters are kept) on ``problem``.
+    """Search the learning rate of ``optimizer`` on ``problem``: a log grid, refined, scored by the worst seed.
 
-    ``problem`` may be a list of problems (e.g. one per rotation seed); each is then run with the seed at the
-    same position in ``seeds``, and the worst of all decides.  Returns the best lr and the response curve
-    over every lr tried (``best`` holds the best lr's Result per problem when a list was given).
+    The score of an lr is the number of steps every seed needs to reach ‖∇f(w_k)‖ ≤ tol·‖∇f(w₀)‖ (a seed that
+    never gets there scores ``steps + 1``), ties broken by the final ‖∇f‖.  A log grid of ``points`` lrs over
+    ``lr_range`` runs as one batched :func:`quadlab.run`; then ``refine`` times a finer grid of
+    ``refine_points`` between the best lr's two neighbours.  The best lr is re-run alone with the full cap
+    (bit-identical to its grid run, since runs are batch independent) and its neighbours ``best·(1 ± neighbourhood)``
+    are checked for fragility (module docstring).
 
-    ``race=True`` finds the same best lr with fewer steps: the first grid runs under caps steps/64, steps/16, …
-    until some lr reaches tol (an lr that needs more than the cap cannot beat one that reached it within the
-    cap), and each refinement runs only up to the best worst-seed step count found so far.  The response curve
-    then says "not reached" for lrs that lost the race (see ``caps``).
+    Parameters
+    ----------
+    problem : BlockQuadratic or list of BlockQuadratic
+        One problem, or one per seed (e.g. one rotation per seed: problem i runs with ``seeds[i]``).
+    optimizer : Optimizer
+        Tuned in ``lr`` alone; its other hyperparameters must have one value each.
+    lr_range : (float, float), default (1e-6, 10.0)
+        0 < lo < hi, finite: the first grid's ends.
+    points : int, default 24
+        The first grid's size, ≥ 3.
+    refine : int, default 2
+        Number of refinements.
+    refine_points : int, default 8
+        Each refinement's grid size.
+    seeds : sequence of int, default (0,)
+        Seeds of the starts (:func:`quadlab.starts`); with a list of problems, one per problem.
+    steps : int, default 10000
+        The iteration cap of every run.
+    tol : float, default 1e-6
+        The relative gradient-norm tolerance.
+    method : str, default "auto"
+        Passed to :func:`quadlab.run` ("auto", "closed_form", "iterate").
+    race : bool, default False
+        Find the same best lr with fewer steps: the first grid runs under caps steps/64, steps/16, … until some
+        lr reaches tol (an lr that needs more than the cap cannot beat one that reached it within the cap), and
+        each refinement runs only up to the best worst-seed count found so far; lrs that lost the race read
+        "not reached" (see ``caps``).
+    neighbourhood : float or None, default 0.02
+        Relative offset of the fragility check, in (0, 1); None skips it.
 
-    ``neighbourhood``: the relative offset of the fragility check (module docstring); None skips it."""
+    Returns
+    -------
+    TuneResult
+        The best lr, its fresh run and the response curve.
+
+    Raises
+    ------
+    ValueError
+        If the optimizer has no lr grid or several values of another hyperparameter, the number of problems and
+        seeds differ, ``lr_range`` is not 0 < lo < hi finite, ``points`` < 3 or ``neighbourhood`` ∉ (0, 1); and
+        whatever :func:`quadlab.run` rejects (steps, tol, seeds).
+
+    Examples
+    --------
+    >>> import quadlab
+    >>> from quadlab import optim, spectra, tune
+    >>> probs = [quadlab.BlockQuadratic(spectra.simple_heterogeneous(200), seed=s) for s in (0, 1)]
+    >>> t = tune.tune_lr(probs, optim.gd(), lr_range=(1e-3, 1e-2), points=4, refine=1, seeds=[0, 1],
+    ...                  steps=20_000, tol=1e-4, race=True)
+    >>> len(t.best), bool(t.best_lr <= 2 / 201 + 1e-12), t.fragile
+    (2, True, False)
+    """
     if neighbourhood is not None and not (np.isfinite(neighbourhood) and 0 < neighbourhood < 1):
         raise ValueError(f"neighbourhood must lie in (0, 1) or be None, got {neighbourhood!r}")
     many = isinstance(problem, (list, tuple))
@@ -155,7 +256,7 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
                     + f" (±{neighbourhood:g}); the count depends on the exact step")
     return TuneResult(
         best_lr=float(best), best_steps=best_steps, lrs=lrs[order],
-        steps=steps_arr, final_grad_norm=np.concatenate(all_fin)[order],
+        steps_to_tol=steps_arr, final_grad_norm=np.concatenate(all_fin)[order],
         diverged=np.concatenate(all_div)[order], best=best_res if many else best_res[0], caps=caps,
         fragile=fragile, note=note, neighbours=neigh,
     )

@@ -53,7 +53,7 @@ def test_lanczos_relation_and_orthogonality(xp):
     res = ql.lanczos(A, p.backend.asarray(v0), m)
     assert res.status == "ok" and res.breakdown == (None, None, None)
     for i in range(3):
-        s = int(res.steps[i])
+        s = int(res.m_used[i])
         assert s == m
         V = res.basis[i, :s].T
         np.testing.assert_allclose(V[:, 0], v0[i] / np.linalg.norm(v0[i]), atol=10 * EPS)
@@ -281,7 +281,7 @@ def test_extreme_eigenvalues_small(xp):
     p = problem([lam], xp=xp)
     e = ql.extreme_eigenvalues(p.block(0), tol=1e-10)
     lo, hi = e
-    assert e.converged and e.steps <= 80
+    assert e.converged and e.m_used <= 80
     assert lam.min() - 1e-12 <= lo <= lam.min() + max(e.lo_residual, 1e-12)
     assert lam.max() - max(e.hi_residual, 1e-12) <= hi <= lam.max() + 1e-12
     np.testing.assert_allclose([lo, hi], [lam.min(), lam.max()], rtol=1e-9)
@@ -294,8 +294,13 @@ def test_extreme_eigenvalues_small(xp):
 
 def test_extreme_eigenvalues_max_steps_and_sparse():
     A = scipy.sparse.diags(np.linspace(1.0, 2.0, 500))
-    e = ql.extreme_eigenvalues(A, tol=1e-14, max_steps=5)
-    assert e.status == "max_steps" and not e.converged and "max_steps" in e.message
+    e = ql.extreme_eigenvalues(A, tol=1e-14, max_m=5)
+    assert e.status == "max_steps" and not e.converged and "raise max_m" in e.message
+    with pytest.warns(DeprecationWarning, match="max_m"):  # the old keyword still works, and says so
+        old = ql.extreme_eigenvalues(A, tol=1e-14, max_steps=5)
+    assert (old.lo, old.hi, old.status) == (e.lo, e.hi, e.status)
+    with pytest.warns(DeprecationWarning, match="m_used"):
+        assert old.steps == e.m_used == 5
     e2 = ql.extreme_eigenvalues(A, tol=1e-10)
     np.testing.assert_allclose(tuple(e2), [1.0, 2.0], rtol=1e-9)
 
@@ -338,8 +343,8 @@ def test_block_extremes_widening_adds_the_residual():
     (a, b) by a distance of order r here, far beyond rounding."""
     a, b = np.array([1.0, 2.0]), np.array([100.0, 7.0])
     p = problem([np.r_[np.full(30, a[0]), np.full(10, b[0])], np.r_[np.full(5, a[1]), np.full(20, b[1])]])
-    lz = ql.block_extremes(p, "lanczos", margin=0.0, max_steps=1)
-    assert (lz.steps == 1).all()
+    lz = ql.block_extremes(p, "lanczos", margin=0.0, max_m=1)
+    assert (lz.m_used == 1).all()
     theta = lz.raw_hi
     np.testing.assert_array_equal(lz.raw_lo, theta)  # one step: a single Ritz value
     r = np.sqrt((theta - a) * (b - theta))
@@ -351,7 +356,7 @@ def test_block_extremes_widening_adds_the_residual():
     # [θ − r, θ + r] holds an eigenvalue (the residual bound)
     assert (np.minimum(abs(a - theta), abs(b - theta)) <= r * (1 + 1e3 * eps)).all()
     # whole_extremes widens the same way (one block, one step: lo and hi are θ ∓ r about one θ)
-    lo, hi = ql.whole_extremes(problem([np.r_[np.full(30, a[0]), np.full(10, b[0])]]), margin=0.0, max_steps=1)
+    lo, hi = ql.whole_extremes(problem([np.r_[np.full(30, a[0]), np.full(10, b[0])]]), margin=0.0, max_m=1)
     th, rr = (lo + hi) / 2, (hi - lo) / 2
     assert rr == pytest.approx(math.sqrt((th - a[0]) * (b[0] - th)), rel=1e4 * eps)
 
@@ -548,5 +553,5 @@ def test_extremes_bad_input():
         ql.block_extremes(p, source="lanczos", margin=-0.1)
     with pytest.raises(ValueError, match="BlockQuadratic"):
         ql.block_extremes(np.eye(3))
-    with pytest.raises(ValueError, match="max_steps"):
-        ql.block_extremes(p, source="lanczos", max_steps=0)
+    with pytest.raises(ValueError, match="max_m"):
+        ql.block_extremes(p, source="lanczos", max_m=0)

@@ -37,3 +37,19 @@ def test_unknown_names_get_a_stable_color():
     runs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
             for _ in range(2)}
     assert runs == {plots.color("my_method") + "\n"}
+
+
+def test_one_figure_style():
+    # every study draws through plots.pyplot(): none sets up matplotlib on its own
+    from pathlib import Path
+
+    studies = Path(plots.__file__).parent / "studies"
+    own = [p.name for p in sorted(studies.glob("*.py")) if "matplotlib.use" in p.read_text()]
+    assert own == []
+    plt_ = plots.pyplot()
+    fig, ax = plt_.subplots()
+    assert plt_.get_backend().lower() == "agg"
+    assert plt_.rcParams["font.size"] == plots.STYLE["font.size"]
+    assert ax.spines["top"].get_visible() is False
+    assert [c["color"] for c in plt_.rcParams["axes.prop_cycle"]][:2] == list(plots.OKABE_ITO[:2])
+    plt_.close(fig)

@@ -273,3 +273,24 @@ def test_cupy_missing_says_how_to_install():
         pass
     with pytest.raises(BackendUnavailableError, match=r"pip install \"quadlab\[gpu\]\""):
         get_backend("cupy")
+
+
+def test_starts_are_the_runners_starts():
+    # quadlab.starts must give the runner's own starts bit for bit, whatever other seeds are asked for, with a
+    # non-zero optimum (w0 = w* + ξ, not ξ)
+    p = BlockQuadratic(mixed_spectrum(), optimum="random", seed=3)
+    res = quadlab.run(p, quadlab.optim.gd(lr=1e-3), seeds=[5, 0, 9], steps=1)
+    W = quadlab.starts(p, [5, 0, 9])
+    assert W.shape == (3, p.n) and W.dtype == np.float64
+    assert np.array_equal(W, np.asarray(res.w0))
+    assert np.array_equal(quadlab.starts(p, [9])[0], W[2]) and np.array_equal(quadlab.starts(p, 9), W[2:])
+    assert np.abs(p.optimum_host).max() > 0.1  # the optimum is really there
+
+
+@pytest.mark.parametrize("seeds, match", [([], "empty"), ([-1], "non-negative"), ([1.5], "non-negative"),
+                                          ([True], "non-negative"), (["0"], "non-negative")])
+def test_starts_reject_bad_seeds(seeds, match):
+    with pytest.raises(ValueError, match=match):
+        quadlab.starts(BlockQuadratic(spectra.simple_heterogeneous()), seeds)
+    with pytest.raises(ValueError, match="BlockQuadratic"):
+        quadlab.starts(spectra.simple_heterogeneous(), [0])

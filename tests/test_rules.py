@@ -22,7 +22,7 @@ def test_report_rates_the_step_the_run_took(rotation):
     seeds = [0, 1, 2]
     by_rule = quadlab.run(p, optim.adam_theory(), seeds=seeds, steps=400, record="all")
     eta = rules.theorem_lr(p, by_rule.w0)
-    np.testing.assert_array_equal(eta, np.asarray(theory.adam_constants(p, by_rule.w0, spectra=False).eta))
+    np.testing.assert_array_equal(eta, np.asarray(theory.adam_constants(p, by_rule.w0, exact_rates=False).eta))
     rep_rule = checks.report(by_rule, p)
     np.testing.assert_array_equal(rep_rule.config["lr"], eta)
     for s, lr in zip(seeds, eta, strict=True):
@@ -69,7 +69,9 @@ def test_block_extremes_have_one_meaning_for_every_source(rotation):
     lo, hi = rules.whole_extremes(p, "lanczos")
     assert lo <= 1.0 and hi >= 40.0 and hi < 40.0 * 1.03
     # the blockwise oracle from either source: the exact one, or slightly shorter (widened extremes)
-    o_exact, o_lz = rules.oracle_block_steps(p, "exact"), rules.oracle_block_steps(p, "lanczos")
+    o_exact, o_lz = rules.oracle_block_lrs(p, "exact"), rules.oracle_block_lrs(p, "lanczos")
+    with pytest.warns(DeprecationWarning, match="oracle_block_lrs"):  # the old name still answers
+        np.testing.assert_array_equal(rules.oracle_block_steps(p, "exact"), o_exact)
     assert (o_lz <= o_exact * (1 + 1e-12)).all()
     np.testing.assert_allclose(o_lz, o_exact, rtol=0.03)
 
@@ -79,7 +81,7 @@ def test_oracle_and_optimal_runs_match_their_resolved_steps(rotation):
     p = spread_problem(rotation)
     for source in ("exact", "lanczos"):
         bw = quadlab.run(p, optim.blockwise_gd(spectra=source), seeds=[0], steps=300, method="iterate")
-        manual = quadlab.run(p, optim.blockwise_gd(block_lr=rules.oracle_block_steps(p, source)), seeds=[0],
+        manual = quadlab.run(p, optim.blockwise_gd(block_lr=rules.oracle_block_lrs(p, source)), seeds=[0],
                              steps=300, method="iterate")
         np.testing.assert_array_equal(bw.grad_norm, manual.grad_norm)
         gd = quadlab.run(p, optim.gd(lr="optimal", spectra=source), seeds=[0], steps=300, method="iterate")
@@ -104,3 +106,17 @@ def test_resolver_rejects_unknown_names():
         rules.block_extremes(p, "exact", "rows")
     with pytest.raises(ValueError, match="unknown step rule"):
         rules.resolve_lr(p, {"lr": "best"}, np.zeros(p.n))
+
+
+def test_one_source_vocabulary():
+    # every kind of source is named once, in quadlab.spectra; each function accepts its own subset
+    from quadlab import heterogeneity, rates, spectra
+
+    assert set(spectra.EXTREMES_SOURCES) | set(spectra.DENSITY_SOURCES) == set(spectra.SOURCES)
+    p = quadlab.BlockQuadratic(spectra.simple_heterogeneous())
+    for bad, call in (("slq", lambda s: rules.block_extremes(p, s)), ("slq", lambda s: rates.block_extremes(p, s)),
+                      ("lanczos", lambda s: heterogeneity.js0(p, source=s))):
+        with pytest.raises(ValueError, match=r"source must be one of \("):
+            call(bad)
+    with pytest.warns(DeprecationWarning, match="EXTREMES_SOURCES"):
+        assert rules.SOURCES == spectra.EXTREMES_SOURCES

@@ -4,7 +4,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import quadlab
@@ -81,7 +80,7 @@ def test_theorem_constant_and_step(quick):
     spec = spectra.simple_heterogeneous(r["kappa"])
     for s, x in zip(r["seeds"], r["r_tilde_max_block_kappa_per_seed"], strict=True):
         prob = quadlab.BlockQuadratic(spec, rotation="block", seed=s)
-        w0 = np.random.default_rng(s).standard_normal(prob.n)  # the runner's start for seed s (w* = 0)
+        w0 = quadlab.starts(prob, [s])[0]
         c = theory.adam_constants(prob, w0)
         assert x == pytest.approx(float(c.r_tilde) * 3.0, rel=1e-12)
         assert r["methods"]["adam_theory_thm"]["lr_per_seed"][s] == pytest.approx(float(c.eta), rel=1e-12)

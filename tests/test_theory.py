@@ -107,11 +107,15 @@ def test_adam_constants_batch_equals_single():
         assert cb.r_tilde[r] == pytest.approx(c.r_tilde, rel=1e-13)
         assert cb.eta[r] == pytest.approx(c.eta, rel=1e-13)
         assert cb.rate_exact[r] == pytest.approx(c.rate_exact, rel=1e-14)
-    lite = theory.adam_constants(p, W, spectra=False)
+    lite = theory.adam_constants(p, W, exact_rates=False)
     np.testing.assert_array_equal(lite.r_tilde, cb.r_tilde)
     assert np.isnan(lite.rate_exact).all()
-    with pytest.raises(ValueError, match="spectra=False"):
+    with pytest.raises(ValueError, match="exact_rates=False"):
         lite.rate(1e-3)
+    with pytest.warns(DeprecationWarning, match="exact_rates"):  # the old keyword still works
+        old = theory.adam_constants(p, W, spectra=False)
+    np.testing.assert_array_equal(old.r_tilde, cb.r_tilde)
+    assert np.isnan(old.rate_exact).all()
 
 
 def test_adam_bound_at_smaller_steps_and_rejects_longer():
@@ -149,7 +153,7 @@ def test_bad_inputs_name_the_problem():
         theory.adam_constants(p, np.full(p.n, np.nan))
     with pytest.raises(ValueError, match="lr must be finite and > 0"):
         theory.gd_rates(p, lr=-1.0)
-    with pytest.raises(ValueError, match="unknown source"):
+    with pytest.raises(ValueError, match="source must be one of"):
         theory.gd_rates(p, source="guess")
     with pytest.raises(ValueError, match=r"shape \(3, 2\)"):
         theory.gd_rates(p, extremes=[[1, 2]])

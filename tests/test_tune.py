@@ -22,7 +22,9 @@ def test_tuned_gd_finds_the_optimal_step_region():
     exact = int(np.argmax(gk <= 1e-6 * gk[0]))
     assert exact > 0 and abs(t.best_steps - exact) <= 1
     # and it is the response curve's minimum, reached at best_lr itself
-    assert t.best_steps == t.steps[t.lrs == t.best_lr][0] == t.steps[t.steps >= 0].min()
+    assert t.best_steps == t.steps_to_tol[t.lrs == t.best_lr][0] == t.steps_to_tol[t.steps_to_tol >= 0].min()
+    with pytest.warns(DeprecationWarning, match="steps_to_tol"):
+        assert t.steps is t.steps_to_tol
     assert t.diverged[t.lrs > 2 / 5000 * 1.01].all()
     assert np.all(np.diff(t.lrs) > 0)
 
@@ -56,9 +58,9 @@ def test_race_finds_the_same_best_lr_with_fewer_steps():
         assert (fast.caps <= 60_000).all() and (full.caps == 60_000).all()
         # an lr the race reports as reached has the same count as in the full search
         np.testing.assert_array_equal(fast.lrs, full.lrs)  # the same lrs were tried
-        reached = fast.steps >= 0
+        reached = fast.steps_to_tol >= 0
         assert reached.any()
-        np.testing.assert_array_equal(fast.steps[reached], full.steps[reached])
+        np.testing.assert_array_equal(fast.steps_to_tol[reached], full.steps_to_tol[reached])
 
 
 @pytest.mark.parametrize("make, rng", [
@@ -79,7 +81,7 @@ def test_best_steps_is_what_a_fresh_run_of_best_lr_gives(make, rng):
     worst = max(int(r.steps_to_tol[0]) for r in fresh)
     assert min(int(r.steps_to_tol[0]) for r in fresh) >= 0
     assert t.best_steps == worst
-    assert t.steps[np.flatnonzero(t.lrs == t.best_lr)[0]] == worst
+    assert t.steps_to_tol[np.flatnonzero(t.lrs == t.best_lr)[0]] == worst
     for r, b in zip(fresh, t.best, strict=True):
         np.testing.assert_array_equal(r.grad_norm, b.grad_norm)
 

@@ -3,6 +3,8 @@ fallback) and exactly symmetric Q diag(λ) Qᵀ, plus the array-API versions oth
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy.linalg import blas, lapack
 
@@ -130,3 +132,118 @@ def spectral_matrix(Q: np.ndarray, lam: np.ndarray, out: np.ndarray) -> np.ndarr
     else:
         np.matmul(Q * lam, Q.T, out=out)
     return fill_upper_from_lower(out)
+
+
+def given_blocks(blocks, names) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """User-given dense blocks H_l checked and symmetrised, with their eigenvalues (``eigvalsh``, ascending).
+
+    Each block must be real, square, non-empty, finite, symmetric to within 100·eps·max|H_l| and positive
+    definite; anything else is a ValueError naming the block."""
+    mats, eigs = [], []
+    for l, (B, name) in enumerate(zip(blocks, names, strict=True)):
+        if np.iscomplexobj(B):
+            raise ValueError(f"block {name!r} (index {l}) is complex; a quadratic needs a real symmetric block")
+        A = np.array(B, dtype=np.float64)
+        if A.ndim != 2 or A.shape[0] != A.shape[1] or A.shape[0] == 0:
+            raise ValueError(f"block {name!r} (index {l}) must be a non-empty square matrix, got shape {A.shape}")
+        if not np.isfinite(A).all():
+            raise ValueError(f"block {name!r} (index {l}) has non-finite entries")
+        asym = np.abs(A - A.T).max()
+        scale = np.abs(A).max()
+        if asym > 100 * np.finfo(np.float64).eps * scale:
+            raise ValueError(
+                f"block {name!r} (index {l}) is not symmetric: max |H - H^T| = {asym:.3g} "
+                f"(relative {asym / scale:.3g}); pass (H + H.T)/2 if that is what you mean"
+            )
+        A = 0.5 * (A + A.T)
+        lam = np.linalg.eigvalsh(A)
+        if lam[0] <= 0:
+            raise ValueError(f"block {name!r} (index {l}) is not positive definite: smallest eigenvalue {lam[0]:.6g}")
+        mats.append(A)
+        eigs.append(lam)
+    return mats, eigs
+
+
+@dataclass(frozen=True, eq=False)
+class Group:
+    """Blocks of one size d stacked together, as the problem stores them.
+
+    Attributes
+    ----------
+    size : int
+        d.
+    blocks : tuple of int
+        Indices of the nominal blocks in this group.
+    coords : numpy.ndarray
+        Host int array (k·d,) of the coordinates they occupy, block after block.
+    H : backend array or None
+        (k, d, d), or None for diagonal storage.
+    lam : numpy.ndarray
+        Host (k, d) exact eigenvalues.
+    start, stop : int or None
+        A slice when ``coords`` is contiguous.
+    k : int
+        Number of blocks in the group.
+    """
+
+    size: int
+    blocks: tuple[int, ...]
+    coords: np.ndarray
+    H: object
+    lam: np.ndarray
+    start: int | None
+    stop: int | None
+
+    @property
+    def k(self) -> int:
+        return len(self.blocks)
+
+
+def build_groups(problem, given=None) -> tuple:
+    """The stored blocks of ``problem`` (a BlockQuadratic being built): (groups, diagonal, perm).
+
+    rotation "none": no groups, H = diag(Λ) stored as its diagonal.  "global": one group of one n×n block
+    Q diag(Λ) Qᵀ.  Otherwise one :class:`Group` per block size, each block H_l = Q_l Λ_l Q_lᵀ with Q_l drawn
+    from the block's own seed (or the user's ``given`` dense blocks); ``perm`` maps the group-major order back
+    to the coordinates (None when it is the identity)."""
+    b, xp = problem.backend, problem.backend.xp
+    spec = problem.spectrum
+    n = spec.n
+    if problem.rotation == "none":
+        return (), b.asarray(spec.eigenvalues), None
+    if problem.rotation == "global":
+        lam = spec.eigenvalues
+        if problem._on_host(n):
+            H = np.empty((1, n, n))
+            spectral_matrix(haar_host(problem._gaussian(-2, n)), lam, H[0])
+            H = b.asarray(H)
+        else:
+            Q = problem._global_rotation()
+            H = sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)) @ xp.matrix_transpose(Q))
+            H = xp.astype(H, b.dtype)[None, ...]
+        return (Group(n, (0,), np.arange(n), H, lam[None, :], 0, n),), None, None
+    by_size: dict[int, list[int]] = {}
+    for l, d in enumerate(spec.sizes):
+        by_size.setdefault(d, []).append(l)
+    groups = []
+    for d, ls in by_size.items():
+        lam = np.stack([spec.blocks[l] for l in ls])
+        if given is not None:
+            H = xp.astype(xp.asarray(np.stack([given[l] for l in ls]), dtype=xp.float64), b.dtype)
+        elif problem._on_host(d):
+            # One block at a time straight into the stacked array: peak memory is the stack plus
+            # about two d×d work arrays, not several stacks.
+            H = np.empty((len(ls), d, d))
+            for j, l in enumerate(ls):
+                spectral_matrix(haar_host(problem._gaussian(l, d)), lam[j], H[j])
+            H = b.asarray(H)  # no copy for float64
+        else:
+            Q = problem._block_rotations(ls, d)
+            H = sym(xp, (Q * xp.asarray(lam, dtype=xp.float64)[:, None, :]) @ xp.matrix_transpose(Q))
+            H = xp.astype(H, b.dtype)
+        coords = np.concatenate([np.arange(problem._offsets[l], problem._offsets[l + 1]) for l in ls])
+        contiguous = bool(np.all(np.diff(coords) == 1))
+        start, stop = (int(coords[0]), int(coords[-1]) + 1) if contiguous else (None, None)
+        groups.append(Group(d, tuple(ls), coords, H, lam, start, stop))
+    perm = np.concatenate([g.coords for g in groups])
+    return tuple(groups), None, (None if np.array_equal(perm, np.arange(n)) else xp.asarray(np.argsort(perm)))

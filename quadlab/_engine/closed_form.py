@@ -45,14 +45,23 @@ class _Piece:
     as an amplitude and squared last, as the iteration forms ∇f and squares it (squaring first would put
     values below 1e-154 through the subnormal range before their weights scale them back up).
 
+    W (kb, d, d) is Vᵀ P^{-1/2} when the gradient must be rotated back to coordinates to take its norm (P ≠ I
+    with rotated blocks, unless p is one value per block), else None; each piece then carries either the W-free gradient amplitudes or the
+    signed ones that W multiplies.
+
     GD kind (φ_k = σ^k e^{kL}, σ = sign(1 − ημ), L = log|1 − ημ| clamped at −1e300 so that 0·L = 0):
-      L, lgap (kb, r, d)   L and log(|c| √(μ/2)); the gap amplitude is a = e^{kL + lgap}, f − f* = Σ a²
-      gfac (kb, 1, d)      √(2μ/p) where ‖∇f‖² = Σ (a·gfac)² (P = I, no rotation, or p one value per block); else None
-      sfac, sfac_odd       sign(c)·√(2μ) and σ·sign(c)·√(2μ) (kb, r, d): y = μ c φ_k = a·sfac (even k) or
-                           a·sfac_odd (odd k), and ∇f = y W per block, W = Vᵀ P^{-1/2} (kb, d, d)
-    Two-root kinds (φ_k from :func:`multiplier`, signed):
-      agap0, agrad0 (kb, r, d)  |c| √(μ/2) and μ |c| / √p (None with W), y0 = μ c, mu (kb, 1, 1, d)
-      mu_lo (kb, 1, 1, d) or None  the low half of the eigenvalue μ + μ_lo (see :func:`_eigen_pieces`)
+      L, lgap (kb, r, d)         L, and log(|c| √(μ/2)); the gap amplitude is a = e^{kL + lgap}, f − f* = Σ a²
+      gfac (kb, 1, d)            without W (P = I, no rotation, or p one value per block): √(2μ/p), so that
+                                 ‖∇f‖² = Σ (a·gfac)²; else None
+      sfac, sfac_odd (kb, r, d)  with W: sign(c)·√(2μ) and σ·sign(c)·√(2μ), so that the eigen-coordinates of
+                                 the gradient are y = μ c φ_k = a·sfac (k even) or a·sfac_odd (k odd) and
+                                 ∇f = y W per block; else None
+    Two-root kinds (φ_k signed, from :func:`multiplier`):
+      agap0 (kb, r, d)           |c| √(μ/2): the gap amplitude at k = 0
+      agrad0 (kb, r, d)          without W: μ |c| / √p, the gradient amplitude at k = 0; else None
+      y0 (kb, r, d)              with W: μ c, the gradient's eigen-coordinates at k = 0; else None
+      mu, mu_lo (kb, 1, 1, d)    μ, and the low half of the eigenvalue μ + μ_lo in double-double (see
+                                 :func:`_eigen_pieces`) or None
     """
 
     __slots__ = ("kb", "d", "W", "L", "lgap", "gfac", "sfac", "sfac_odd", "agap0", "agrad0", "y0", "mu", "mu_lo")

@@ -24,8 +24,9 @@ import numpy as np
 
 __all__ = ["available", "adam_step", "matmul_rows", "ADAM_PARAMS"]
 
-# per-run parameters of adam_step, in the order of the last axis of its parameter array
-ADAM_PARAMS = ("lr", "b1", "c", "b2", "s", "e")
+# per-run parameters of adam_step, in the order of the last axis of its parameter array ("eps": the ε added to
+# √v; never "e", which is the error w − w* in quadlab: docs/ARCHITECTURE.md, glossary)
+ADAM_PARAMS = ("lr", "b1", "c", "b2", "s", "eps")
 
 
 @functools.cache
@@ -63,22 +64,22 @@ def _compiled():
             return numba.njit(nogil=True, error_model="numpy")(f)
 
     @jit
-    def row_m(x, g, m, v, b1, c, b2, s, e, lr):  # pragma: no cover - compiled
+    def row_m(x, g, m, v, b1, c, b2, s, eps, lr):  # pragma: no cover - compiled
         for j in range(x.shape[0]):
             gj = g[j]
             mj = m[j] * b1 + gj * c
             m[j] = mj
             vj = v[j] * b2 + gj * gj
             v[j] = vj
-            x[j] = x[j] - (mj / (math.sqrt(vj * s) + e)) * lr
+            x[j] = x[j] - (mj / (math.sqrt(vj * s) + eps)) * lr
 
     @jit
-    def row_g(x, g, v, b2, s, e, lr):  # pragma: no cover - compiled
+    def row_g(x, g, v, b2, s, eps, lr):  # pragma: no cover - compiled
         for j in range(x.shape[0]):
             gj = g[j]
             vj = v[j] * b2 + gj * gj
             v[j] = vj
-            x[j] = x[j] - (gj / (math.sqrt(vj * s) + e)) * lr
+            x[j] = x[j] - (gj / (math.sqrt(vj * s) + eps)) * lr
 
     @jit
     def adam_leaf(x, g, m, v, p, use_m):  # pragma: no cover - compiled
@@ -209,9 +210,9 @@ def adam_step(E, G, M, V, P, *, check: bool = True) -> None:
     """One step of the Adam family on every run, in place, in one pass per leaf.
 
     For each leaf (k, R, d) of the error E = w − w*, gradient G, moments M (or ``()`` when the first moment
-    is g itself) and V, and each run r with parameters P[0, r] = (η, β1, c, β2, s_t, e_t) (``ADAM_PARAMS``):
+    is g itself) and V, and each run r with parameters P[0, r] = (η, β1, c, β2, s_t, ε_t) (``ADAM_PARAMS``):
 
-        m ← m·β1 + g·c,   v ← v·β2 + g∘g,   E ← E − (m / (√(v·s_t) + e_t))·η
+        m ← m·β1 + g·c,   v ← v·β2 + g∘g,   E ← E − (m / (√(v·s_t) + ε_t))·η
 
     (with m = g when M is empty).  This is the optimizer's stored form (see ``quadlab.optim``), evaluated in
     the order the numpy path evaluates it.  Every array is a C-contiguous numpy array of one dtype (float32

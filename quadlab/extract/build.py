@@ -12,7 +12,7 @@ import contextlib
 import datetime
 import platform
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import numpy as np
 import torch
@@ -29,7 +29,25 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 @dataclass(frozen=True)
 class ExtractConfig:
-    """Everything that determines one stored spectrum."""
+    """Everything that determines one stored spectrum.
+
+    Attributes
+    ----------
+    model : {"gpt2", "resnet18"}
+    model_config : GPT2Config or ResNet18Config
+    blocks : tuple of int
+        The layers (GPT2) or stages (ResNet18) whose blocks are taken.
+    batches, batch_size : int
+        The fixed real batches whose mean loss defines the Hessian.
+    m, probes : int
+        SLQ's Lanczos length and probes per block.
+    mode : {"eval", "train"}, default "eval"
+    dtype : {"float32", "float64"}, default "float32"
+    init_seed, data_seed, probe_seed : int
+        Seeds of the initialisation, the batches and the probes.
+    extra : dict
+        Anything else recorded in the header.
+    """
 
     model: str
     model_config: object
@@ -97,17 +115,47 @@ def _build(cfg: ExtractConfig):
 
 
 def extract(model: str, quick: bool = False, *, progress: bool = False, threads: int | None = None, **overrides):
-    """SLQ of every chosen block of ``model`` ("gpt2" or "resnet18") at initialisation.
+    """SLQ of every chosen block of a shipped model at initialisation: the pipeline behind the shipped spectra.
 
-    ``overrides`` replace fields of the stored configuration (e.g. ``m=``, ``probes=``, ``mode=``, ``dtype=``).
-    ``threads``: torch's intra-op threads for the products (default: 1 for ``quick``, else torch's default).
-    Small models and shared machines want 1: torch's OpenMP threads spin while they wait, and with more
-    threads than free cores a tiny model's products ran 60× slower (140 s vs 2.2 s for the quick GPT2).
-    Returns (SLQResult, meta) where meta is a JSON-ready dict: configuration, data provenance, library
-    versions, date, number of Hessian-vector products and wall time."""
+    Parameters
+    ----------
+    model : {"gpt2", "resnet18"}
+    quick : bool, default False
+        The toy configuration (seconds; for tests).
+    progress : bool, keyword-only, default False
+        Print a progress bar.
+    threads : int, keyword-only, optional
+        torch's intra-op threads for the products (default: 1 for ``quick``, else torch's default).  Small
+        models and shared machines want 1: torch's OpenMP threads spin while they wait (measurements in
+        bench/RESULTS.md).
+    **overrides
+        Fields of the stored :class:`ExtractConfig` to replace (e.g. ``m=``, ``probes=``, ``mode=``, ``dtype=``).
+
+    Returns
+    -------
+    tuple
+        (SLQResult, meta); meta is a JSON-ready dict: configuration, data provenance, library versions, date,
+        number of Hessian-vector products and wall time.
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is unknown, an override names no field or gives a bad dtype, or ``threads`` is not a
+        positive integer.
+
+    Examples
+    --------
+    >>> from quadlab.extract import extract
+    >>> q, meta = extract("gpt2", quick=True, m=3, probes=1)
+    >>> len(q.names) > 0, meta["model"], q.m
+    (True, 'gpt2', 3)
+    """
     key = (model, bool(quick))
     if key not in CONFIGS:
         raise ValueError(f"unknown model {model!r}; choose 'gpt2' or 'resnet18'")
+    unknown = sorted(set(overrides) - {f.name for f in fields(ExtractConfig)})
+    if unknown:
+        raise ValueError(f"extract: no configuration field {unknown}; fields: {[f.name for f in fields(ExtractConfig)]}")
     cfg = replace(CONFIGS[key], **overrides) if overrides else CONFIGS[key]
     if cfg.dtype not in _DTYPES:
         raise ValueError(f"dtype must be one of {sorted(_DTYPES)}, got {cfg.dtype!r}")

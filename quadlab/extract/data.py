@@ -36,14 +36,54 @@ def _check_counts(batches: int, batch_size: int):
 
 
 def text_bytes() -> bytes:
-    """The pydoc topics corpus as UTF-8 bytes (deterministic for a given Python version)."""
+    """The text corpus of the GPT2 batches: Python's pydoc topics as UTF-8 bytes (offline, deterministic for a
+    given Python version).
+
+    Returns
+    -------
+    bytes
+        The corpus.
+
+    Examples
+    --------
+    >>> from quadlab.extract.data import text_bytes
+    >>> len(text_bytes()) > 100_000
+    True
+    """
     from pydoc_data.topics import topics
 
     return "\n\n".join(topics[k] for k in sorted(topics)).encode("utf-8")
 
 
 def text_batches(batches: int, batch_size: int, context: int, seed: int = 0):
-    """``batches`` LongTensors of shape (batch_size, context + 1) and their description."""
+    """Byte-level token batches for GPT2: random windows of :func:`text_bytes`.
+
+    Parameters
+    ----------
+    batches, batch_size : int
+        Positive.
+    context : int
+        Tokens per input; each row holds context + 1 bytes (input and next-token target).
+    seed : int, default 0
+        Seed of the window positions.
+
+    Returns
+    -------
+    tuple
+        (list of LongTensor (batch_size, context + 1), description dict with the corpus's sha256).
+
+    Raises
+    ------
+    ValueError
+        If a count is not a positive integer or the corpus is shorter than one window.
+
+    Examples
+    --------
+    >>> from quadlab.extract.data import text_batches
+    >>> bs, info = text_batches(2, 3, 8)
+    >>> len(bs), tuple(bs[0].shape)
+    (2, (3, 9))
+    """
     _check_counts(batches, batch_size)
     raw = text_bytes()
     tokens = np.frombuffer(raw, dtype=np.uint8)
@@ -66,7 +106,33 @@ def text_batches(batches: int, batch_size: int, context: int, seed: int = 0):
 
 
 def digit_batches(batches: int, batch_size: int, seed: int = 0, dtype=torch.float32):
-    """``batches`` (images (B, 3, 32, 32), labels (B,)) pairs and their description."""
+    """Image batches for ResNet18: scikit-learn's bundled 8×8 digits, upscaled to 3×32×32 (offline, real images).
+
+    Parameters
+    ----------
+    batches, batch_size : int
+        Positive; at most the 1,797 images in all.
+    seed : int, default 0
+        Seed of the image order.
+    dtype : torch.dtype, default torch.float32
+
+    Returns
+    -------
+    tuple
+        (list of (images (B, 3, 32, 32), labels (B,)) pairs, description dict).
+
+    Raises
+    ------
+    ValueError
+        If a count is not a positive integer or more images are asked for than the set has.
+
+    Examples
+    --------
+    >>> from quadlab.extract.data import digit_batches
+    >>> bs, info = digit_batches(1, 4)
+    >>> tuple(bs[0][0].shape), tuple(bs[0][1].shape)
+    ((4, 3, 32, 32), (4,))
+    """
     _check_counts(batches, batch_size)
     import sklearn
     from sklearn.datasets import load_digits

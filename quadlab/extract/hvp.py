@@ -32,20 +32,49 @@ _MODES = ("eval", "train")
 class BlockHessian:
     """Hessian-vector products of ``loss(model, batch)`` with respect to named parameter blocks.
 
+    H_l = mean over ``batches`` of ∇²_{p_l} loss; a product is one double backward per batch (the first
+    gradients and their graphs are built once per block and cached).
+
     Parameters
     ----------
-    model : torch.nn.Module, in the dtype the products are computed in.
-    loss : callable (model, batch) → scalar tensor.
-    batches : the fixed batches whose mean loss defines the Hessian (a non-empty sequence).
-    blocks : names of parameters of ``model`` (``dict(model.named_parameters())`` keys).
-    mode : "eval" or "train", set on the model before every graph is built.
-    batched : compute the p columns of a matmat with one vectorised double backward
-        (``is_grads_batched``) instead of a loop over columns; falls back to the loop if torch refuses.
-        Off by default: on the 2-core CPU with torch 2.13 the vectorised form was 1.5–5× slower for the
-        float32 GPT2 blocks (0.7 s vs 1.8–4.1 s per 4-column product over 4 batches).
+    model : torch.nn.Module
+        In the dtype the products are computed in.
+    loss : callable
+        (model, batch) → scalar tensor.
+    batches : sequence
+        The fixed batches whose mean loss defines the Hessian (non-empty).
+    blocks : sequence of str
+        Names of parameters of ``model`` (``dict(model.named_parameters())`` keys), distinct.
+    mode : {"eval", "train"}, keyword-only, default "eval"
+        Set on the model before every graph is built.
+    batched : bool, keyword-only, default False
+        Compute the p columns of a matmat with one vectorised double backward (``is_grads_batched``) instead of
+        a loop over columns; falls back to the loop if torch refuses.  Off by default: it was slower for the
+        float32 GPT2 blocks on the CPU (bench/RESULTS.md).
 
-    ``operators()`` returns ({name: matmat}, {name: d}) for :func:`quadlab.lanczos.slq`, each matmat taking and
-    returning a float64 numpy array of shape (d, p).
+    Attributes
+    ----------
+    products : int
+        Hessian-vector products computed so far (one per column per batch).
+
+    Raises
+    ------
+    ValueError
+        If ``mode`` is unknown, ``batches`` is empty, a block names no parameter, or names repeat.
+
+    Examples
+    --------
+    >>> import torch
+    >>> torch.manual_seed(0) and None
+    >>> model = torch.nn.Linear(3, 1, bias=False)
+    >>> X = torch.randn(20, 3)
+    >>> def loss(m, batch):  # least squares: the Hessian of w is 2·XᵀX/N, whatever w is
+    ...     return ((m(batch) ** 2).mean())
+    >>> H = BlockHessian(model, loss, [X], ["weight"])
+    >>> A, sizes = H.operators()
+    >>> Y = A["weight"](np.eye(3))
+    >>> sizes, bool(np.allclose(Y, 2 * (X.T @ X).double().numpy() / 20, atol=1e-5))
+    ({'weight': 3}, True)
     """
 
     def __init__(self, model: torch.nn.Module, loss: Callable, batches: Sequence, blocks: Sequence[str], *,
@@ -68,13 +97,31 @@ class BlockHessian:
         self._graphs: dict[str, list] = {}
 
     def sizes(self) -> dict[str, int]:
+        """The dimension d_l of every block.
+
+        Returns
+        -------
+        dict of str to int
+            Block name → d_l, the number of coordinates.
+        """
         return {b: int(p.numel()) for b, p in self.params.items()}
 
     def _set_mode(self):
         self.model.train(self.mode == "train")
 
     def gradients(self, block: str) -> list:
-        """The per-batch first gradients g_k of one block, with their graphs (built once, then cached)."""
+        """The per-batch first gradients g_k of one block, with their graphs (built once, then cached; one block's
+        graphs are kept at a time).
+
+        Parameters
+        ----------
+        block : str
+
+        Returns
+        -------
+        list of torch.Tensor
+            One flat (d,) gradient per batch.
+        """
         if block not in self._graphs:
             self._set_mode()
             p = self.params[block]
@@ -87,10 +134,24 @@ class BlockHessian:
         return self._graphs[block]
 
     def release(self):
+        """Drop the cached gradient graphs (frees their memory).
+        """
         self._graphs = {}
 
     def hvp(self, block: str, V: torch.Tensor) -> torch.Tensor:
-        """H_l V for V of shape (d, p) (torch, the model's dtype); returns (d, p)."""
+        """H_l V for one block.
+
+        Parameters
+        ----------
+        block : str
+        V : torch.Tensor
+            (d, p), in the model's dtype.
+
+        Returns
+        -------
+        torch.Tensor
+            (d, p).
+        """
         gs = self.gradients(block)
         p = self.params[block]
         out = torch.zeros_like(V)
@@ -111,6 +172,17 @@ class BlockHessian:
         return out / len(gs)
 
     def matmat(self, block: str) -> Callable[[np.ndarray], np.ndarray]:
+        """One block's product as a numpy matmat for :func:`quadlab.slq.slq`.
+
+        Parameters
+        ----------
+        block : str
+
+        Returns
+        -------
+        callable
+            X (d, p) float64 numpy → H_l X (d, p) float64 numpy.
+        """
         def apply(X: np.ndarray) -> np.ndarray:
             V = torch.from_numpy(np.ascontiguousarray(X)).to(self.dtype)
             with torch.enable_grad():
@@ -120,4 +192,11 @@ class BlockHessian:
         return apply
 
     def operators(self) -> tuple[dict, dict]:
+        """Every block's matmat and size, ready for ``slq(ops, n=sizes)``.
+
+        Returns
+        -------
+        tuple of dict
+            ({name: matmat}, {name: d}).
+        """
         return {b: self.matmat(b) for b in self.blocks}, self.sizes()

@@ -29,17 +29,46 @@ from torch.nn import functional as F
 __all__ = ["GPT2", "GPT2Config", "ResNet18", "ResNet18Config", "gpt2_block_names", "resnet18_block_names"]
 
 
+class _Config:
+    """What every model configuration can do."""
+
+    def as_dict(self) -> dict:
+        """The fields as a JSON-ready dict.
+
+        Returns
+        -------
+        dict
+            Field name → value.
+        """
+        return asdict(self)
+
+
 @dataclass(frozen=True)
-class GPT2Config:
+class GPT2Config(_Config):
+    """The size of a GPT2-style model.
+
+    Parameters
+    ----------
+    vocab : int, default 256
+        Byte-level tokens.
+    context, layers, heads, width : int
+        Sequence length, transformer layers, attention heads (dividing ``width``), model width.
+    init_std : float, default 0.02
+        Standard deviation of the initial weights (GPT2's).
+
+    Examples
+    --------
+    >>> from quadlab.extract.models import GPT2, GPT2Config
+    >>> cfg = GPT2Config(vocab=16, context=4, layers=1, heads=1, width=8)
+    >>> cfg.as_dict()["width"]
+    8
+    """
     vocab: int = 256  # byte-level tokens
     context: int = 64
     layers: int = 4
     heads: int = 4
     width: int = 128
     init_std: float = 0.02
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class _Attention(nn.Module):
@@ -92,7 +121,27 @@ class _Layer(nn.Module):
 
 
 class GPT2(nn.Module):
-    """GPT2-style language model; ``forward(tokens)`` returns logits (B, T, vocab)."""
+    """A GPT2-style language model in plain torch (pre-LayerNorm blocks, tied output head).
+
+    Parameters
+    ----------
+    cfg : GPT2Config, optional
+        The size (default GPT2Config()).
+
+    Raises
+    ------
+    ValueError
+        If ``width`` is not divisible by ``heads``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from quadlab.extract.models import GPT2, GPT2Config
+    >>> cfg = GPT2Config(vocab=16, context=4, layers=1, heads=1, width=8)
+    >>> model = GPT2(cfg)
+    >>> tuple(model(torch.zeros(2, 4, dtype=torch.long)).shape)
+    (2, 4, 16)
+    """
 
     def __init__(self, cfg: GPT2Config = GPT2Config()):
         super().__init__()
@@ -118,6 +167,18 @@ class GPT2(nn.Module):
                 nn.init.normal_(w, 0.0, std / math.sqrt(2 * self.cfg.layers))
 
     def forward(self, tokens):
+        """Logits of the next token at every position.
+
+        Parameters
+        ----------
+        tokens : torch.LongTensor
+            (B, T), T ≤ context.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, T, vocab).
+        """
         T = tokens.shape[1]
         x = self.wte(tokens) + self.wpe(torch.arange(T, device=tokens.device))
         for layer in self.layers:
@@ -125,14 +186,48 @@ class GPT2(nn.Module):
         return self.ln_f(x) @ self.wte.weight.T  # tied lm_head
 
     def loss(self, batch):
-        """Mean next-token cross-entropy of a (B, T+1) token batch."""
+        """Mean next-token cross-entropy of a token batch.
+
+        Parameters
+        ----------
+        batch : torch.LongTensor
+            (B, T + 1): inputs are the first T tokens, targets the last T.
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         logits = self(batch[:, :-1])
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch[:, 1:].reshape(-1))
 
 
 def gpt2_block_names(cfg: GPT2Config, layers=None) -> list[str]:
     """The paper's GPT2 blocks: the token embedding, then per chosen layer the query, key, value and output
-    projections and the MLP fc and proj weights.  ``layers`` defaults to the first and the last layer."""
+    projections and the MLP fc and proj weights.
+
+    Parameters
+    ----------
+    cfg : GPT2Config
+    layers : sequence of int, optional
+        Default: the first and the last layer.
+
+    Returns
+    -------
+    list of str
+        Parameter names.
+
+    Raises
+    ------
+    ValueError
+        If a layer does not exist.
+
+    Examples
+    --------
+    >>> from quadlab.extract.models import GPT2Config, gpt2_block_names
+    >>> gpt2_block_names(GPT2Config(layers=2), layers=[1])[:2]
+    ['wte.weight', 'layers.1.attn.query.weight']
+    """
     layers = sorted({0, cfg.layers - 1}) if layers is None else list(layers)
     for i in layers:
         if not 0 <= i < cfg.layers:
@@ -145,13 +240,25 @@ def gpt2_block_names(cfg: GPT2Config, layers=None) -> list[str]:
 
 
 @dataclass(frozen=True)
-class ResNet18Config:
+class ResNet18Config(_Config):
+    """The size of a CIFAR-style ResNet18.
+
+    Parameters
+    ----------
+    classes : int, default 10
+    widths : tuple of int, default (64, 128, 256, 512)
+        Channels of the four stages.
+    init : {"he_fan_out", "torch_default"}, default "he_fan_out"
+
+    Examples
+    --------
+    >>> from quadlab.extract.models import ResNet18Config
+    >>> ResNet18Config(widths=(4, 8, 8, 8)).as_dict()["classes"]
+    10
+    """
     classes: int = 10
     widths: tuple = (64, 128, 256, 512)
     init: str = "he_fan_out"  # or "torch_default"
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class _BasicBlock(nn.Module):
@@ -171,7 +278,25 @@ class _BasicBlock(nn.Module):
 
 
 class ResNet18(nn.Module):
-    """CIFAR-style ResNet18; ``forward(images)`` returns logits (B, classes) for (B, 3, 32, 32) images."""
+    """A CIFAR-style ResNet18 in plain torch (3×3 stem, four stages of two basic blocks, BatchNorm).
+
+    Parameters
+    ----------
+    cfg : ResNet18Config, optional
+
+    Raises
+    ------
+    ValueError
+        For an ``init`` other than "he_fan_out" and "torch_default".
+
+    Examples
+    --------
+    >>> import torch
+    >>> from quadlab.extract.models import ResNet18, ResNet18Config
+    >>> model = ResNet18(ResNet18Config(widths=(4, 8, 8, 8)))
+    >>> tuple(model(torch.zeros(2, 3, 32, 32)).shape)
+    (2, 10)
+    """
 
     def __init__(self, cfg: ResNet18Config = ResNet18Config()):
         super().__init__()
@@ -197,20 +322,66 @@ class ResNet18(nn.Module):
                     nn.init.zeros_(mod.bias)
 
     def forward(self, x):
+        """Class logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            Images (B, 3, 32, 32).
+
+        Returns
+        -------
+        torch.Tensor
+            (B, classes).
+        """
         x = F.relu(self.bn1(self.conv1(x)))
         for stage in self.stages:
             x = stage(x)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
     def loss(self, batch):
-        """Mean cross-entropy of an (images, labels) batch."""
+        """Mean cross-entropy of an (images, labels) batch.
+
+        Parameters
+        ----------
+        batch : tuple of torch.Tensor
+            Images (B, 3, 32, 32) and labels (B,).
+
+        Returns
+        -------
+        torch.Tensor
+            A scalar.
+        """
         images, labels = batch
         return F.cross_entropy(self(images), labels)
 
 
 def resnet18_block_names(model: ResNet18, stages=None) -> list[str]:
-    """Convolution weights of ResNet18, in forward order: the stem, then every 3×3 convolution of the chosen
-    stages (default: all four); 1×1 shortcut convolutions are left out."""
+    """Convolution weights of ResNet18 in forward order: the stem, then every 3×3 convolution of the chosen
+    stages (1×1 shortcut convolutions are left out).
+
+    Parameters
+    ----------
+    model : ResNet18
+    stages : sequence of int, optional
+        Default: all four.
+
+    Returns
+    -------
+    list of str
+        Parameter names, stem first.
+
+    Raises
+    ------
+    ValueError
+        If a stage does not exist.
+
+    Examples
+    --------
+    >>> from quadlab.extract.models import ResNet18, ResNet18Config, resnet18_block_names
+    >>> resnet18_block_names(ResNet18(ResNet18Config(widths=(4, 8, 8, 8))), stages=[0])
+    ['conv1.weight', 'stages.0.0.conv1.weight', 'stages.0.0.conv2.weight', 'stages.0.1.conv1.weight', 'stages.0.1.conv2.weight']
+    """
     stages = range(len(model.stages)) if stages is None else stages
     names = ["conv1.weight"]
     for s in stages:

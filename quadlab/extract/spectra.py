@@ -43,8 +43,6 @@ step) come back to the host, where the tridiagonals and their Gauss quadratures 
 from __future__ import annotations
 
 import copy
-import math
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -56,169 +54,9 @@ import torch
 
 from .. import lanczos
 from ..backend import Backend, check_memory
+from .blocks import Split, heads, resolve_blocks, rows, tokens  # noqa: F401 (re-exported: __all__)
 
 __all__ = ["Split", "block_spectra", "estimate", "heads", "resolve_blocks", "rows", "tokens"]
-
-
-# ================================================================================================
-# Block selections
-# ================================================================================================
-@dataclass(frozen=True)
-class Split:
-    """A tensor (or each tensor whose name matches ``pattern``) split along its first dimension into blocks.
-
-    kind "rows": one block per row (``size`` rows per block if given); "heads": ``groups`` equal consecutive
-    row groups; "tokens": one block per row, labelled as tokens.  ``start``/``stop``: the row range split
-    (default all rows); ``select``: indices of the groups kept (default all)."""
-
-    pattern: str
-    kind: str = "rows"
-    groups: int | None = None
-    size: int = 1
-    start: int = 0
-    stop: int | None = None
-    select: tuple | None = None
-
-    def ranges(self, name: str, shape: tuple) -> list[tuple[str, int, int]]:
-        """(label, flat start, flat stop) per kept group of the tensor ``name`` of shape ``shape``; ``select``
-        counts groups from ``start`` (group g holds rows start + g·size … start + (g + 1)·size − 1)."""
-        if len(shape) == 0:
-            raise ValueError(f"{name}: a 0-d parameter has no rows to split; select it whole instead")
-        nrows = int(shape[0])
-        rowlen = int(math.prod(shape[1:]))
-        stop = nrows if self.stop is None else self.stop
-        if not (0 <= self.start < stop <= nrows):
-            raise ValueError(f"{name}: row range [{self.start}, {stop}) is not inside its {nrows} rows")
-        span = stop - self.start
-        if self.kind == "heads":
-            if not self.groups or span % self.groups:
-                raise ValueError(f"{name}: {span} rows cannot be split into {self.groups} equal heads; pass the "
-                                 "number of heads that divides the rows (and start/stop for a packed weight)")
-            size, label = span // self.groups, "head"
-        else:
-            if self.size < 1 or span % self.size:
-                raise ValueError(f"{name}: {span} rows cannot be split into groups of {self.size}")
-            size, label = self.size, "token" if self.kind == "tokens" else "row"
-        count = span // size
-        keep = range(count) if self.select is None else list(self.select)
-        bad = [g for g in keep if not (isinstance(g, (int, np.integer)) and 0 <= g < count)]
-        if bad:
-            raise ValueError(f"{name}: select={bad} out of range; it has {count} {label}s (0 … {count - 1})")
-        out = []
-        for g in keep:
-            r0 = self.start + int(g) * size
-            # Rows and tokens are labelled by their own index (row r0 of the tensor), heads by their number.
-            tag = (f"head {int(g)}" if label == "head" else f"{label} {r0}" if size == 1
-                   else f"rows {r0}-{r0 + size - 1}")
-            out.append((tag, r0 * rowlen, (r0 + size) * rowlen))
-        return out
-
-
-def _check_pattern(pattern) -> re.Pattern:
-    if not isinstance(pattern, str) or not pattern:
-        raise ValueError(f"a block selection must be a non-empty parameter name or regex, got {pattern!r}")
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"{pattern!r} is not a valid regular expression ({exc})") from None
-
-
-def rows(pattern: str, *, size: int = 1, start: int = 0, stop: int | None = None, select=None) -> Split:
-    """One block per output row (neuron / channel), or per ``size`` consecutive rows, of each matching tensor."""
-    return Split(pattern, "rows", None, int(size), int(start), stop, None if select is None else tuple(select))
-
-
-def heads(pattern: str, n: int, *, start: int = 0, stop: int | None = None, select=None) -> Split:
-    """n blocks per matching tensor: its rows [start, stop) cut into n equal consecutive groups (attention heads)."""
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"heads: n must be a positive number of heads, got {n!r}")
-    return Split(pattern, "heads", int(n), 1, int(start), stop, None if select is None else tuple(select))
-
-
-def tokens(pattern: str, *, select=None) -> Split:
-    """One block per token (row) of an embedding weight (vocab, width); ``select`` picks token ids."""
-    return Split(pattern, "tokens", None, 1, 0, None, None if select is None else tuple(select))
-
-
-#: A block: the pieces (parameter name, flat start, flat stop) whose coordinates it holds, in order.
-Pieces = list
-
-
-def _match(params: dict, pattern: str, what: str) -> list[str]:
-    if pattern in params:
-        return [pattern]
-    rx = _check_pattern(pattern)
-    found = [n for n in params if rx.search(n)]
-    if not found:
-        raise ValueError(f"{what}: {pattern!r} matches no parameter (a name or a regex searched in the names); "
-                         f"the model has e.g. {list(params)[:8]}")
-    return found
-
-
-def resolve_blocks(model: torch.nn.Module, blocks=None) -> dict[str, list[tuple[str, int, int]]]:
-    """The blocks a selection names, as {block name: [(parameter name, flat start, flat stop), …]}.
-
-    ``blocks``: None (one block per trainable parameter tensor); a regex (one block per tensor whose name it
-    matches, ``re.search``; an exact name also works); a :class:`Split` (``rows``/``heads``/``tokens``); a list of
-    those (concatenated); or a dict {block name: a name or regex, a list of them (one block of all the tensors
-    they match, in model order), or a Split (blocks "name[head 0]", …)}."""
-    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    if not params:
-        raise ValueError("the model has no trainable parameters (requires_grad=True)")
-    def whole(n):
-        return [(n, 0, int(params[n].numel()))]
-
-    out: dict[str, list] = {}
-
-    def add(name, pieces):
-        if name in out:
-            raise ValueError(f"two blocks are named {name!r}; give distinct names (a dict) or distinct selections")
-        out[name] = pieces
-
-    def split(sp: Split, prefix: str | None, what: str):
-        names = _match(params, sp.pattern, what)
-        for n in names:
-            for label, a, b in sp.ranges(n, tuple(params[n].shape)):
-                add(f"{prefix or n}[{label}]" if prefix is None or len(names) == 1 else f"{prefix}.{n}[{label}]",
-                    [(n, a, b)])
-
-    def top(item):
-        if isinstance(item, Split):
-            split(item, None, "blocks")
-        elif isinstance(item, str):
-            for n in _match(params, item, "blocks"):
-                add(n, whole(n))
-        else:
-            raise ValueError(f"blocks: cannot use a {type(item).__name__} ({item!r}); pass None, a regex, "
-                             "rows()/heads()/tokens(), a list of those, or a dict name → names/regexes")
-
-    if blocks is None:
-        for n in params:
-            add(n, whole(n))
-    elif isinstance(blocks, Mapping):
-        if not blocks:
-            raise ValueError("blocks is an empty dict: name at least one block")
-        for key, val in blocks.items():
-            key = str(key)
-            if isinstance(val, Split):
-                split(val, key, f"block {key!r}")
-                continue
-            items = [val] if isinstance(val, str) else list(val) if isinstance(val, Iterable) else None
-            if not items or not all(isinstance(v, str) for v in items):
-                raise ValueError(f"block {key!r}: give a parameter name or regex, a non-empty list of them, or a "
-                                 f"rows()/heads()/tokens() split; got {val!r}")
-            chosen = set()
-            for v in items:
-                chosen.update(_match(params, v, f"block {key!r}"))
-            add(key, [pc for n in params if n in chosen for pc in whole(n)])
-    elif isinstance(blocks, (list, tuple)):
-        if not blocks:
-            raise ValueError("blocks is an empty list: name at least one block")
-        for item in blocks:
-            top(item)
-    else:
-        top(blocks)
-    return out
 
 
 # ================================================================================================
@@ -381,13 +219,39 @@ def _to(obj, device, dtype):
 
 
 def estimate(sizes: Mapping[str, int], m: int, probes: int, batches: int, graph_sets: int) -> dict:
-    """The work of an extraction before it starts: per block min(m, d_l) Lanczos steps, each one matmat of
-    ``probes`` columns, each column one double backward per batch:
+    """The work of an extraction before it starts.
+
+    Per block min(m, d_l) Lanczos steps, each one matmat of ``probes`` columns, each column one double backward
+    per batch:
 
         products = probes · K · Σ_l min(m, d_l),   graphs = K · (number of distinct tensor sets),
 
     and the largest Lanczos basis, 8·probes·(min(m, d) + 1)·d bytes (float64; twice that at the peak of the
-    reorthogonalisation)."""
+    reorthogonalisation).
+
+    Parameters
+    ----------
+    sizes : mapping of str to int
+        d_l per block.
+    m, probes : int
+        SLQ's Lanczos length and probes.
+    batches : int
+        K.
+    graph_sets : int
+        The number of distinct tensor sets (a set's first gradients are built once per batch).
+
+    Returns
+    -------
+    dict
+        "steps" (Σ_l min(m, d_l), the Lanczos length summed over blocks), "hvp_products", "graphs", "batches",
+        "basis_bytes".
+
+    Examples
+    --------
+    >>> from quadlab.extract.spectra import estimate
+    >>> estimate({"a": 10, "b": 3}, m=5, probes=2, batches=4, graph_sets=2)["hvp_products"]
+    64
+    """
     steps = {b: min(m, d) for b, d in sizes.items()}
     return {"steps": int(sum(steps.values())), "hvp_products": int(probes * batches * sum(steps.values())),
             "graphs": int(batches * graph_sets), "batches": int(batches),
@@ -408,23 +272,64 @@ def block_spectra(model: torch.nn.Module, loss_fn: Callable, batches: Iterable, 
                   probes: int = 10, seed: int = 0, device=None, dtype=None, mode: str | None = None,
                   on_device: bool | None = None, progress: bool = False, flush_denormal: bool = True,
                   check_symmetric: bool = False, info: dict | None = None) -> lanczos.SLQResult:
-    """Stochastic Lanczos quadrature of the block Hessians H_S = P_S H P_Sᵀ of ``model`` (module docstring),
-    H = mean over ``batches`` of ∇²``loss_fn(model, batch)``.
+    """Stochastic Lanczos quadrature of the block Hessians H_S = P_S H P_Sᵀ of any torch model.
 
-    ``blocks``: see :func:`resolve_blocks` (None: one block per parameter tensor; a regex; a dict of multi-tensor
-    blocks; ``rows``/``heads``/``tokens`` partitions).  ``m``, ``probes``, ``seed``: as :func:`quadlab.lanczos.slq`
-    (block l's probes come from ``SeedSequence(seed).spawn(2L)[l]``, so a block's result depends on its position).
-    ``batches``: any iterable (a list, a DataLoader); it is read once and kept, so the Hessian is of fixed batches.
-    ``device``/``dtype``: where and in what precision the products run (default: the model's own); if either
-    differs from the model's, a copy of the model is moved (yours is left alone) and the batches' tensors follow
-    (floating ones cast to ``dtype``).  ``mode``: "eval"/"train" set before the graphs are built (BatchNorm and
-    dropout change the Hessian), None leaves the model's mode.  ``on_device``: run the Lanczos vectors on the
-    model's device as torch tensors (default: only when that device is not the CPU).  ``progress``: print the
-    cost estimate and a per-step bar (stderr).  ``flush_denormal``: on the CPU flush subnormal floats to zero
-    during the products (values below 1e-38 in float32; products on subnormals run ~50× slower).
-    ``check_symmetric``: spend one product per block on quadlab's symmetry probe (float32 products fail its
-    float64 tolerance).  ``info``: a dict to fill with the blocks' pieces, the estimate, the products done, the
-    device and the wall time."""
+    H = mean over ``batches`` of ∇² ``loss_fn(model, batch)`` (module docstring); block l's probes come from
+    ``SeedSequence(seed).spawn(2L)[l]``, so a block's result depends on its position.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+    loss_fn : callable
+        (model, batch) → scalar tensor.
+    batches : iterable
+        A list or a DataLoader; read once and kept, so the Hessian is of fixed batches.
+    blocks : optional
+        As for :func:`resolve_blocks`.
+    m, probes, seed : int, keyword-only
+        As for :func:`quadlab.slq.slq` (defaults 100, 10, 0).
+    device, dtype : keyword-only, optional
+        Where and in what precision the products run (default: the model's own); if either differs, a copy of
+        the model is moved (yours is left alone) and the batches' tensors follow (floating ones cast).
+    mode : {"eval", "train"} or None, keyword-only
+        Set before the graphs are built (BatchNorm and dropout change the Hessian); None leaves the model's mode.
+    on_device : bool, keyword-only, optional
+        Run the Lanczos vectors on the model's device as torch tensors (default: only off the CPU).
+    progress : bool, keyword-only, default False
+        Print the cost estimate and a per-step bar (stderr).
+    flush_denormal : bool, keyword-only, default True
+        On the CPU flush subnormal floats to zero during the products (products on subnormals are many times
+        slower).
+    check_symmetric : bool, keyword-only, default False
+        Spend one product per block on quadlab's symmetry probe (float32 products fail its float64 tolerance).
+    info : dict, keyword-only, optional
+        Filled with the blocks' pieces, the estimate, the products done, the device and the wall time.
+
+    Returns
+    -------
+    SLQResult
+        One quadrature per block, under the block's name.
+
+    Raises
+    ------
+    ValueError
+        If ``loss_fn`` is not callable, ``mode``/``dtype``/``device`` are invalid, ``batches`` is not an iterable
+        or is empty, the model has no parameters, the selection is invalid (:func:`resolve_blocks`), the loss is
+        not a scalar or does not depend on a block, the Lanczos bases would not fit in memory, or an operation
+        has no double backward.
+
+    Examples
+    --------
+    >>> import numpy as np, torch
+    >>> from quadlab.extract import block_spectra
+    >>> torch.manual_seed(0) and None
+    >>> model = torch.nn.Linear(4, 1, bias=False).double()
+    >>> X = torch.randn(30, 4, dtype=torch.float64)
+    >>> q = block_spectra(model, lambda m, x: (m(x) ** 2).mean(), [X], m=4, probes=1)
+    >>> nodes, w = q.measure("weight")
+    >>> bool(np.allclose(np.sort(nodes), np.linalg.eigvalsh(2 * (X.T @ X).numpy() / 30)))
+    True
+    """
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     if not callable(loss_fn):

@@ -26,7 +26,32 @@ __all__ = ["extract_user", "load_object"]
 
 
 def load_object(spec: str, option: str):
-    """The object NAME of ``MODULE:NAME`` (module dotted or a .py path); ValueError naming ``option`` otherwise."""
+    """The callable NAME of ``MODULE:NAME`` (MODULE dotted, importable from here, or the path of a .py file).
+
+    Parameters
+    ----------
+    spec : str
+        "MODULE:NAME".
+    option : str
+        The command-line option it came from, for messages.
+
+    Returns
+    -------
+    callable
+        The object the spec names.
+
+    Raises
+    ------
+    ValueError
+        Naming ``option``: a spec without a colon or identifier, a missing file or module, a module that fails to
+        import, no such name, or a name that is not callable.
+
+    Examples
+    --------
+    >>> from quadlab.extract.user import load_object
+    >>> load_object("math:sqrt", "--loss")(9.0)
+    3.0
+    """
     if not isinstance(spec, str) or spec.count(":") < 1:
         raise ValueError(f"{option} {spec!r}: write MODULE:NAME (a module or a .py file, a colon, a function name)")
     mod_name, _, attr = spec.rpartition(":")
@@ -71,7 +96,32 @@ def load_object(spec: str, option: str):
 def extract_user(model: str, loss: str, batches: str, *, blocks: str | None = None, m: int = 100, probes: int = 10,
                  seed: int = 0, device: str | None = None, dtype: str | None = None, mode: str | None = None,
                  progress: bool = True) -> tuple:
-    """Load the three objects, run :func:`block_spectra` and return (SLQResult, meta) for :func:`stored.save`."""
+    """Block spectra of the user's model: load the three objects, run :func:`block_spectra`, return the result and
+    its header, ready for :func:`quadlab.stored.save`.
+
+    Parameters
+    ----------
+    model : str
+        MODULE:FACTORY, FACTORY() → torch.nn.Module.
+    loss : str
+        MODULE:FUNCTION, FUNCTION(model, batch) → scalar loss.
+    batches : str
+        MODULE:FUNCTION, FUNCTION() → the batches (a list or DataLoader).
+    blocks : str, keyword-only, optional
+        A regex of parameter names (default: one block per tensor).
+    m, probes, seed, device, dtype, mode, progress : keyword-only
+        As for :func:`block_spectra`.
+
+    Returns
+    -------
+    tuple
+        (SLQResult, meta dict: the specs, configuration, versions, products and wall time).
+
+    Raises
+    ------
+    ValueError
+        If a spec cannot be loaded, FACTORY() is not a Module, or as for :func:`block_spectra`.
+    """
     factory = load_object(model, "--model")
     loss_fn = load_object(loss, "--loss")
     make_batches = load_object(batches, "--batches")

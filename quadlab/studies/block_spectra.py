@@ -13,14 +13,10 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from quadlab import heterogeneity, plots, stored  # noqa: E402
-from quadlab.studies.common import check_output_dir, fail, finite_float, new_parser, save_figure  # noqa: E402
+from quadlab import heterogeneity, plots, stored
+from quadlab.studies.common import check_output_dir, fail, finite_float, new_parser, save_figure
 
 PANELS = {"gpt2": stored.GPT2_CASE_BLOCKS, "resnet18": stored.RESNET18_CASE_BLOCKS}
 TITLES = {"gpt2": "GPT2 (Transformer)", "resnet18": "ResNet18 (CNN)"}
@@ -46,6 +42,7 @@ def main(argv=None) -> int:
         check_output_dir(args.out, "--out")
     except ValueError as exc:
         fail(ap, str(exc))
+    plt = plots.pyplot()
     fig, axes = plt.subplots(2, 4, figsize=(13, 5.6), constrained_layout=True)
     for row, (model, blocks) in enumerate(PANELS.items()):
         try:
@@ -87,9 +84,3 @@ def main(argv=None) -> int:
     if not args.quiet:
         print("wrote " + ", ".join(map(str, paths)))
     return 0
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.block_spectra: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("block_spectra"))

@@ -46,21 +46,8 @@ import numpy as np
 import quadlab
 from quadlab import optim, spectra, theory
 from quadlab.backend import check_memory
-from quadlab.studies.common import (
-    check_common,
-    comma_choices,
-    fail,
-    finish,
-    finite_float,
-    int_in,
-    median_steps,
-    progress,
-    run_status,
-    save_figure,
-    save_partial,
-    steps_per_seed,
-    study_parser,
-)
+from quadlab.studies import common
+from quadlab.studies.common import median_steps, progress, run_status, steps_per_seed
 from quadlab.tune import tune_lr
 
 LABELS = {
@@ -112,8 +99,7 @@ def run_case(name: str, title: str, spec, args) -> tuple[dict, dict]:
     cap_lin = int(math.ceil(1.25 * gd_bound)) + 100
     cap_ada = args.adam_steps
     points, refine = (6, 1) if args.quick else (10, 1)
-    # the runner's start for seed s is w* + N(0, I) from default_rng(s) (w* = 0 here)
-    w0 = [p.optimum_host + np.random.default_rng(s).standard_normal(p.n) for p, s in zip(probs, seeds)]
+    w0 = [quadlab.starts(p, [s])[0] for p, s in zip(probs, seeds)]  # the runs' own starts
     mu_max = [float(np.max(theory.adam_constants(p, w).mu_max)) for p, w in zip(probs, w0)]
     hb = theory.heavy_ball_optimum(probs[0])
 
@@ -207,12 +193,9 @@ def print_table(rec: dict, out=sys.stdout) -> None:
 
 
 def plot(records, traces, path: Path, tol: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     fig, axes = plt.subplots(1, len(records), figsize=(6.4 * len(records), 5.8), constrained_layout=True,
                              squeeze=False)
@@ -233,31 +216,31 @@ def plot(records, traces, path: Path, tol: float) -> None:
         ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     fig.suptitle("one step per block: log10 ‖∇f‖, median over seeds (band: min–max; a converged seed is held at "
                  "its last value; a curve ends where its median seed stopped), lr tuned per seed", fontsize=10)
-    save_figure(fig, path)
+    common.save_figure(fig, path)
     plt.close(fig)
 
 
 def main(argv=None) -> int:
-    ap = study_parser("blockwise_lrs", __doc__, "2 seeds, coarse tuning, short Adam runs", backend=True)
-    ap.add_argument("--kappa", type=finite_float(103, 1e5, lo_open=True), default=5000.0,
+    ap = common.study_parser("blockwise_lrs", __doc__, "2 seeds, coarse tuning, short Adam runs", backend=True)
+    ap.add_argument("--kappa", type=common.finite_float(103, 1e5, lo_open=True), default=5000.0,
                     help="condition number of both cases, in (103, 1e5]; GD's step cap grows like κ")
-    ap.add_argument("--n-blocks", type=int_in(2, 1000), default=4, help="blocks of the scaled case, 2 to 1000")
-    ap.add_argument("--block-size", type=int_in(1, 10_000), default=25,
+    ap.add_argument("--n-blocks", type=common.int_in(2, 1000), default=4, help="blocks of the scaled case, 2 to 1000")
+    ap.add_argument("--block-size", type=common.int_in(1, 10_000), default=25,
                     help="block size of the scaled case, 1 to 10000")
-    ap.add_argument("--block-kappa", type=finite_float(1), default=10.0,
+    ap.add_argument("--block-kappa", type=common.finite_float(1), default=10.0,
                     help="κ_l of every block of the scaled case, >= 1 and <= --kappa")
-    ap.add_argument("--adam-steps", type=int_in(1, 10**7), default=None,
+    ap.add_argument("--adam-steps", type=common.int_in(1, 10**7), default=None,
                     help="step cap of the nonlinear (Adam-type) methods (default 20000, 3000 with --quick)")
     ap.add_argument("--momentum", action="store_true",
                     help="add heavy ball, Adam β1=0.9 and Adam-mini β1=0.9 (compared with heavy ball)")
-    ap.add_argument("--cases", type=comma_choices(("het", "scaled")), default=["het", "scaled"],
+    ap.add_argument("--cases", type=common.comma_choices(("het", "scaled")), default=["het", "scaled"],
                     help="comma-separated subset of het,scaled")
     args = ap.parse_args(argv)
     if args.adam_steps is None:
         args.adam_steps = 3000 if args.quick else 20_000
     if args.kappa < args.block_kappa:
-        fail(ap, f"need --kappa >= --block-kappa, got {args.kappa:g} < {args.block_kappa:g}")
-    check_common(ap, args)
+        common.fail(ap, f"need --kappa >= --block-kappa, got {args.kappa:g} < {args.block_kappa:g}")
+    common.check_common(ap, args)
     # the figure keeps every run's trace (gap and ‖∇f‖ per step): up to 8 methods × seeds runs of the longer cap
     cap = max(args.adam_steps, int(1.25 * math.log(1.0 / args.tol) * args.kappa / 2) + 100)
     n = max(9, args.n_blocks * args.block_size)
@@ -265,7 +248,7 @@ def main(argv=None) -> int:
         check_memory(8 * args.seeds * ((cap + 1) * 16 + 8 * n * n),
                      f"{8 * args.seeds} runs of up to {cap} steps on n = {n}", "lower --kappa, --seeds or sizes")
     except ValueError as exc:
-        fail(ap, str(exc))
+        common.fail(ap, str(exc))
     specs = case_spectra(args)
     cases = args.cases
     records, traces = [], {}
@@ -273,7 +256,7 @@ def main(argv=None) -> int:
         rec, tr = run_case(c, *specs[c], args)
         records.append(rec)
         traces[c] = tr
-        save_partial({"study": "blockwise_lrs", "kappa": args.kappa, "tol": args.tol, "seeds": args.seeds,
+        common.save_partial({"study": "blockwise_lrs", "kappa": args.kappa, "tol": args.tol, "seeds": args.seeds,
                       "cases": records}, args, "blockwise_lrs")  # a later case's crash keeps this one
         if not args.quiet:
             print_table(rec)
@@ -282,10 +265,4 @@ def main(argv=None) -> int:
     if not args.quiet:
         print("\nshare = ln(S_GD/S_m)/ln(S_GD/S_Adam) (heavy ball in place of GD against Adam β1=0.9): "
               "0 = no better than GD, 1 = as fast as Adam, > 1 = faster than Adam")
-    return finish(result, args, "blockwise_lrs", figure=lambda path: plot(records, traces, path, args.tol))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.blockwise_lrs: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("blockwise_lrs"))
+    return common.finish(result, args, "blockwise_lrs", figure=lambda path: plot(records, traces, path, args.tol))

@@ -215,12 +215,9 @@ def print_table(rec: dict, out=None) -> None:
 
 
 def plot(records, traces, missing, path: Path, tol: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     by_case = {r["case"]: r for r in records}
     panels = [1, 2, 3, 4] + ([5] if 5 in by_case else [])  # Case 5: the user's model (--spectra)
@@ -317,9 +314,3 @@ def main(argv=None) -> int:
     result = {"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "reading": args.reading, "cases": records,
               "missing": {str(k): v.replace("\n", " ") for k, v in missing.items()}}
     return finish(result, args, "case1_4", figure=lambda path: plot(records, traces, missing, path, args.tol))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.case1_4: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("case1_4"))

@@ -65,7 +65,7 @@ from quadlab._engine.fileio import replace_atomic, write_text_atomic
 __all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "check_common", "check_output_dir",
            "check_output_file", "comma_choices", "command_name", "default_out", "describe", "fail", "finish",
            "finite_float", "int_in", "median_steps", "new_parser", "open_checkpoint", "positive_int", "progress",
-           "run_as_command", "run_command", "run_status", "save_figure", "save_partial", "seed_record", "steps_bound",
+           "run_command", "run_status", "save_figure", "save_partial", "seed_record", "steps_bound",
            "steps_per_seed", "study_parser", "write_json_atomic", "write_text_atomic"]
 
 BACKENDS = ("numpy", "cupy", "array_api_strict")
@@ -101,14 +101,6 @@ def open_checkpoint(ap: argparse.ArgumentParser, args, study: str, settings: dic
         return Checkpoint(path, settings, fresh=args.fresh)
     except ValueError as exc:
         fail(ap, str(exc))
-
-
-def run_as_command(study: str, argv=None) -> int:
-    """Run the study module ``study`` as its ``quadlab`` command (``python -m quadlab.studies.<study>``), so
-    that it gets the command's one error path; ``argv`` defaults to sys.argv[1:]."""
-    from quadlab.cli import main
-
-    return main([command_name(study), *(sys.argv[1:] if argv is None else argv)])
 
 
 def command_name(study: str) -> str:

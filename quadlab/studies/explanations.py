@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 
 import quadlab
-from quadlab import explain, optim, spectra, theory
+from quadlab import explain, optim, plots, spectra, theory
 from quadlab.noise import NQM
 from quadlab.studies.common import (
     Checkpoint,
@@ -407,11 +407,7 @@ def print_table(points: list[dict], summary: dict, tol: float, out=None) -> None
 
 
 def plot(points: list[dict], summary: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = plots.pyplot()
     fig, axes = plt.subplots(1, len(EXPLANATIONS), figsize=(4.2 * len(EXPLANATIONS), 4.4), constrained_layout=True)
     marks = {"het": "o", "hom": "s"}
     for ax, (key, label) in zip(axes, EXPLANATIONS.items()):
@@ -482,8 +478,3 @@ def main(argv=None) -> int:
         print(f"\n{len(todo) - reused} instances computed, {reused} reused from {ck.path}")
     return finish(result, args, STUDY, figure=lambda path: plot(points, summary, path))
 
-
-if __name__ == "__main__":  # python -m quadlab.studies.explanations: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command(STUDY))

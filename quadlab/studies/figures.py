@@ -66,9 +66,3 @@ def main(argv=None) -> int:
         print("quadlab figures: error: these figures failed: " + "; ".join(failed), file=sys.stderr)
         return 1
     return 0
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.figures: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("figures"))

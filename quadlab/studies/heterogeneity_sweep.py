@@ -25,7 +25,7 @@ Optimizers, per s (learning rates tuned on all seeds at once by ``quadlab.tune.t
 * Adam theory form at the theorem's step η = min_l C_{l,1} (bound max_l (1 − 1/(r̃κ_l))² per step).
 Reported: steps to ‖∇f‖ ≤ tol·‖∇f(w_0)‖ (median over seeds); the GD/Adam steps ratio (median over seeds of
 the per-seed ratios; a seed is one rotation and one start); r̃; κ_M = μ_max/μ_min of M; and κ/κ_M, the ratio
-of the asymptotic step counts (GD needs about κ/2·ln(1/ε) steps, the Adam form about κ_M/2·ln(1/ε)).
+of the asymptotic step counts (GD needs about κ/2·ln(1/tol) steps, the Adam form about κ_M/2·ln(1/tol)).
 
 What to expect.  Because ∇f(w_0) in block l scales like s^l, D^{-1}H is the same for every s (same seed):
 the Adam theory form's iteration in z = D^{1/2}e does not depend on s, only the weighting of its gradient
@@ -124,8 +124,7 @@ def compute_point(s: float, args) -> dict:
     tol = args.tol
     tune = tuning(args.quick)
     probs = [quadlab.BlockQuadratic(spec, rotation="block", seed=k) for k in seeds]
-    # the runner's start for seed k (w* = 0): the same draw, so the constants below are those of the runs
-    w0 = [np.random.default_rng(k).standard_normal(spec.n) for k in seeds]
+    w0 = [quadlab.starts(p, [k])[0] for p, k in zip(probs, seeds)]  # the runs' own: the constants below are theirs
 
     g = theory.gd_rates(probs[0])  # depends on the eigenvalues only
     cap_gd = steps_bound(g.best_rate, tol)
@@ -198,13 +197,25 @@ def _band(values):
     return float(np.nanmedian(v)), float(np.nanmin(v)), float(np.nanmax(v))
 
 
+def _band_line(ax, s, per_seed, ls: str, color: str, label: str) -> None:
+    """The median over seeds against s with its min–max band; ``per_seed``: one list of values per point."""
+    med, lo, hi = np.array([_band(v) for v in per_seed]).T
+    ax.plot(s, med, ls, marker="o", ms=3.5, color=color, label=label)
+    ax.fill_between(s, lo, hi, color=color, alpha=0.18, lw=0)
+
+
+def _log_axes(ax, xlabel: str, ylabel: str, title: str) -> None:
+    ax.set_xscale("log"), ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+
+
 def plot(records, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     s = np.array([r["s"] for r in records])
     js = np.array([r["js0"] for r in records])
@@ -214,33 +225,24 @@ def plot(records, path: Path) -> None:
     colors = {"gd": plots.color("gd"), "adam_theory": plots.color("adam_theory"), "adam_theory_thm": plots.OKABE_ITO[3]}
     ax = axes[0]
     for key, ls in (("gd", "-"), ("adam_theory", "-"), ("adam_theory_thm", "--")):
-        med, lo, hi = np.array([_band(r["optimizers"][key]["steps_to_tol_per_seed"]) for r in records]).T
-        ax.plot(s, med, ls, marker="o", ms=3.5, color=colors[key], label=LABELS[key])
-        ax.fill_between(s, lo, hi, color=colors[key], alpha=0.18, lw=0)
-    ax.set_xscale("log"), ax.set_yscale("log")
-    ax.set_xlabel("block scale factor s (block 1 = s · block 0)")
-    ax.set_ylabel("steps to ‖∇f‖ ≤ tol·‖∇f(w₀)‖")
-    ax.set_title("(a) steps to tolerance\n(median over seeds, band = min–max)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+        _band_line(ax, s, [r["optimizers"][key]["steps_to_tol_per_seed"] for r in records], ls, colors[key],
+                   LABELS[key])
+    _log_axes(ax, "block scale factor s (block 1 = s · block 0)", "steps to ‖∇f‖ ≤ tol·‖∇f(w₀)‖",
+              "(a) steps to tolerance\n(median over seeds, band = min–max)")
 
     ax = axes[1]
     for key, ls, c, lab in (("gd_over_adam_theory", "-", colors["adam_theory"], "GD / Adam theory form (both tuned)"),
                             ("gd_over_adam_thm", "--", colors["adam_theory_thm"],
                              "GD / Adam theory form at the theorem step")):
-        med, lo, hi = np.array([_band(r[key + "_per_seed"]) for r in records]).T
-        ax.plot(s, med, ls, marker="o", ms=3.5, color=c, label=lab)
-        ax.fill_between(s, lo, hi, color=c, alpha=0.18, lw=0)
+        _band_line(ax, s, [r[key + "_per_seed"] for r in records], ls, c, lab)
     pred = np.array([r["kappa_over_kappa_M"] for r in records])
     ax.plot(s, pred, ":", color=plots.OKABE_ITO[6], label="κ / κ_M (asymptotic rates)")
     ax.axhline(1.0, color="0.5", lw=0.8)
     ax.axvline(BASE_KAPPA, color="0.5", lw=0.8, ls="-.")
     ax.text(BASE_KAPPA * 1.1, 0.02, "s = κ_l: blocks stop\noverlapping", fontsize=8, color="0.3",
             transform=ax.get_xaxis_transform(), va="bottom")
-    ax.set_xscale("log"), ax.set_yscale("log")
-    ax.set_xlabel("block scale factor s")
-    ax.set_ylabel("GD steps / Adam steps")
-    ax.set_title("(b) GD/Adam steps ratio against s\n(median of per-seed ratios, band = min–max)", fontsize=10)
-    ax.legend(fontsize=8, loc="upper left")
+    _log_axes(ax, "block scale factor s", "GD steps / Adam steps",
+              "(b) GD/Adam steps ratio against s\n(median of per-seed ratios, band = min–max)")
 
     ax = axes[2]
     ratio = np.array([np.nan if r["gd_over_adam_theory"] is None else r["gd_over_adam_theory"] for r in records])
@@ -279,9 +281,3 @@ def main(argv=None) -> int:
     result = {"study": STUDY, "settings": settings(args), "points": records, "computed_points": computed,
               "reused_points": len(grid) - computed, "checkpoint": str(ckpt.path)}
     return finish(result, args, STUDY, figure=lambda path: plot(records, path))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.heterogeneity_sweep: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("heterogeneity_sweep"))

@@ -48,23 +48,8 @@ import numpy as np
 import quadlab
 from quadlab import optim, spectra, theory
 from quadlab.backend import check_memory
-from quadlab.studies.common import (
-    Checkpoint,
-    check_common,
-    check_output_file,
-    comma_choices,
-    fail,
-    finish,
-    finite_float,
-    int_in,
-    median_steps,
-    open_checkpoint,
-    progress,
-    run_status,
-    save_figure,
-    steps_per_seed,
-    study_parser,
-)
+from quadlab.studies import common
+from quadlab.studies.common import Checkpoint, median_steps, progress, run_status, steps_per_seed
 from quadlab.tune import tune_lr
 
 CASES = {
@@ -241,14 +226,11 @@ _FILLED = {"gd_best": True, "gd": False, "adam_theory_thm": True, "adam_theory":
 
 
 def plot(points: dict[str, list[dict]], tol: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
     from quadlab import plots
 
+    plt = plots.pyplot()
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6.6), constrained_layout=True)
     kmin = min(r["kappa"] for recs in points.values() for r in recs)
     kmax = max(r["kappa"] for recs in points.values() for r in recs)
@@ -321,7 +303,7 @@ def plot(points: dict[str, list[dict]], tol: float, path: Path) -> None:
            for c in points]
     ax2.legend(handles=h2, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     fig.suptitle("κ sweep: GD's steps grow like κ; Adam's (theory form) like r̃·max_l κ_l")
-    save_figure(fig, path)
+    common.save_figure(fig, path)
     plt.close(fig)
 
 
@@ -332,17 +314,17 @@ def kappa_grid(lo: float, hi: float, n: int) -> list[float]:
 
 
 def main(argv=None) -> int:
-    ap = study_parser("kappa_sweep", __doc__, "3 κ points up to 1e4, 2 seeds, coarse tuning", checkpoint=True,
+    ap = common.study_parser("kappa_sweep", __doc__, "3 κ points up to 1e4, 2 seeds, coarse tuning", checkpoint=True,
                       backend=True)
-    ap.add_argument("--kappa-min", type=finite_float(103, 1e7, lo_open=True), default=125.0,
+    ap.add_argument("--kappa-min", type=common.finite_float(103, 1e7, lo_open=True), default=125.0,
                     help="smallest κ, in (103, 1e7] (the simple cases need κ > 103)")
-    ap.add_argument("--kappa-max", type=finite_float(103, 1e7, lo_open=True), default=1e5,
+    ap.add_argument("--kappa-max", type=common.finite_float(103, 1e7, lo_open=True), default=1e5,
                     help="largest κ, in (103, 1e7] (GD's step cap grows like κ)")
-    ap.add_argument("--n-kappa", type=int_in(1, 200), default=None,
+    ap.add_argument("--n-kappa", type=common.int_in(1, 200), default=None,
                     help="κ grid points, 1 to 200 (default 10, 3 with --quick)")
-    ap.add_argument("--cases", type=comma_choices(CASES), default=list(CASES),
+    ap.add_argument("--cases", type=common.comma_choices(CASES), default=list(CASES),
                     help="comma-separated subset of het,hom")
-    ap.add_argument("--cap-factor", type=finite_float(1, 100), default=1.25,
+    ap.add_argument("--cap-factor", type=common.finite_float(1, 100), default=1.25,
                     help="run cap = this × GD's predicted steps at its best step (+100), in [1, 100]: below 1 "
                          "even GD at its best step cannot reach tol")
     ap.add_argument("--checkpoint", type=Path, default=None,
@@ -353,9 +335,9 @@ def main(argv=None) -> int:
     n_points = args.n_kappa if args.n_kappa is not None else (3 if args.quick else 10)
     cases = args.cases
     if args.kappa_max < args.kappa_min:
-        fail(ap, f"need --kappa-min <= --kappa-max, got {args.kappa_min:g} > {args.kappa_max:g}"
+        common.fail(ap, f"need --kappa-min <= --kappa-max, got {args.kappa_min:g} > {args.kappa_max:g}"
                  + (" (--quick caps --kappa-max at 1e4)" if args.quick else ""))
-    check_common(ap, args)
+    common.check_common(ap, args)
     # Memory: a point keeps 4 methods × seeds runs, each recording gap and ‖∇f‖ per step up to the cap
     # cap_factor·ln(1/tol)/ln((κ+1)/(κ−1)) + 100 ≤ cap_factor·ln(1/tol)·κ/2 + 100 at the largest κ.
     cap = int(args.cap_factor * math.log(1.0 / args.tol) * args.kappa_max / 2) + 101
@@ -363,17 +345,17 @@ def main(argv=None) -> int:
         check_memory(4 * args.seeds * (cap + 1) * 16, f"the runs of one point ({4 * args.seeds} runs of up to "
                      f"{cap} steps at κ = {args.kappa_max:g})", "lower --kappa-max, --seeds or --cap-factor")
     except ValueError as exc:
-        fail(ap, str(exc))
+        common.fail(ap, str(exc))
     if args.checkpoint is not None:
         try:
-            args.checkpoint = check_output_file(args.checkpoint, "--checkpoint")
+            args.checkpoint = common.check_output_file(args.checkpoint, "--checkpoint")
         except ValueError as exc:
-            fail(ap, str(exc))
+            common.fail(ap, str(exc))
     kappas = kappa_grid(args.kappa_min, args.kappa_max, n_points)
     # everything that changes a point's numbers; the κ grid is not in it (each point is keyed by its κ)
     cfg = {"study": "kappa_sweep", "version": CHECKPOINT_VERSION, "seeds": args.seeds, "tol": args.tol,
            "points": 6 if args.quick else 8, "refine": 1, "cap_factor": args.cap_factor, "backend": args.backend}
-    ck = open_checkpoint(ap, args, "kappa_sweep", cfg)
+    ck = common.open_checkpoint(ap, args, "kappa_sweep", cfg)
     ck_path = ck.path
     todo = [(c, k) for c in cases for k in kappas]
     reused = sum(Checkpoint.key(case=c, kappa=k) in ck for c, k in todo)
@@ -388,10 +370,4 @@ def main(argv=None) -> int:
     if not args.quiet:
         print_table(points, slopes, args.tol)
         print(f"\n{len(todo) - reused} points computed, {reused} reused from {ck_path}")
-    return finish(result, args, "kappa_sweep", figure=lambda path: plot(points, args.tol, path))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.kappa_sweep: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("kappa_sweep"))
+    return common.finish(result, args, "kappa_sweep", figure=lambda path: plot(points, args.tol, path))

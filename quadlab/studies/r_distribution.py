@@ -69,10 +69,7 @@ def comparison(s: theory.RStatistics) -> str:
 
 
 def histogram(s: theory.RStatistics, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = plots.pyplot()
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6), constrained_layout=True)
     for ax, (name, label) in zip(axes, [("r_tilde", r"$\tilde r$"), ("r_paper", r"$r_{paper}=\tilde r^2$")],
@@ -101,9 +98,3 @@ def main(argv=None) -> int:
     result = {**s.as_dict(), "problem_seed": a.problem_seed, "histogram": str(fig),
               "thesis": {"share": THESIS_SHARE, "speedup": THESIS_SPEEDUP}}
     return finish(result, a, "r_distribution", figure=lambda _: histogram(s, fig), figure_stem="r_histogram")
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.r_distribution: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("r_distribution"))

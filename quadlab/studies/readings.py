@@ -54,23 +54,8 @@ import numpy as np
 
 import quadlab
 from quadlab import heterogeneity, optim, spectra, stored, theory
-from quadlab.studies.common import (
-    Checkpoint,
-    check_common,
-    check_output_file,
-    comma_choices,
-    fail,
-    finish,
-    finite_float,
-    int_in,
-    median_steps,
-    open_checkpoint,
-    progress,
-    run_status,
-    save_figure,
-    steps_per_seed,
-    study_parser,
-)
+from quadlab.studies import common
+from quadlab.studies.common import Checkpoint, median_steps, progress, run_status, steps_per_seed
 from quadlab.tune import tune_lr
 
 MODELS = {"gpt2": ("Case 1", "GPT2", stored.GPT2_CASE_BLOCKS), "resnet18": ("Case 2", "ResNet18",
@@ -290,12 +275,9 @@ def print_report(result: dict, out=None) -> None:
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     recs = result["readings"]
     labels = list(dict.fromkeys(r["label"] for r in recs))
@@ -350,7 +332,7 @@ def plot(result: dict, path: Path) -> None:
     fig.suptitle(f"Readings of “scaled and shifted to [1, κ = {kappa:g}]”: sampled eigenvalues per block (log axis) "
                  f"and step ratios (dashed, dotted: GD/Adam theory form on Cases 3, 4); shipped default: "
                  f"{result['default']}", fontsize=10)
-    save_figure(fig, path)
+    common.save_figure(fig, path)
     plt.close(fig)
 
 
@@ -369,16 +351,16 @@ def q_list(text: str) -> list[float]:
 
 
 def main(argv=None) -> int:
-    ap = study_parser("readings", __doc__, "2 seeds, 200 starts for r̃, coarse tuning, Adam capped at 3000 steps, "
+    ap = common.study_parser("readings", __doc__, "2 seeds, 200 starts for r̃, coarse tuning, Adam capped at 3000 steps, "
                       "'top' at q = TOP_Q only", checkpoint=True, backend=True)
     ap.set_defaults(seeds=8)
-    ap.add_argument("--kappa", type=finite_float(103, 1e5, lo_open=True), default=5000.0,
+    ap.add_argument("--kappa", type=common.finite_float(103, 1e5, lo_open=True), default=5000.0,
                     help="condition number κ of every case, in (103, 1e5] (Cases 3-4 need κ > 103); the step caps "
                          "grow like κ")
-    ap.add_argument("--d", type=int_in(2, 10_000), default=25, help="eigenvalues drawn per block (the paper: 25)")
-    ap.add_argument("--starts", type=int_in(1, 1_000_000), default=None,
+    ap.add_argument("--d", type=common.int_in(2, 10_000), default=25, help="eigenvalues drawn per block (the paper: 25)")
+    ap.add_argument("--starts", type=common.int_in(1, 1_000_000), default=None,
                     help="random starts for r̃, pooled over the seeds' rotations (default 1000; 200 with --quick)")
-    ap.add_argument("--readings", type=comma_choices(stored.READINGS), default=list(stored.READINGS),
+    ap.add_argument("--readings", type=common.comma_choices(stored.READINGS), default=list(stored.READINGS),
                     help=f"comma-separated subset of {','.join(stored.READINGS)}")
     ap.add_argument("--top-q", type=q_list, default=None,
                     help=f"q values for the 'top' reading, in (0, 1] (default 0.1,0.25; {stored.TOP_Q:g} with --quick)")
@@ -386,22 +368,22 @@ def main(argv=None) -> int:
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="finished points are kept here (default: OUT/readings.<settings hash>.checkpoint.jsonl)")
     args = ap.parse_args(argv)
-    check_common(ap, args)
+    common.check_common(ap, args)
     if args.checkpoint is not None:
         try:
-            args.checkpoint = check_output_file(args.checkpoint, "--checkpoint")
+            args.checkpoint = common.check_output_file(args.checkpoint, "--checkpoint")
         except ValueError as exc:
-            fail(ap, str(exc))
+            common.fail(ap, str(exc))
     qs = args.top_q or ([stored.TOP_Q] if args.quick else [0.1, 0.25])
     starts = args.starts if args.starts is not None else (200 if args.quick else 1000)
     if starts < args.seeds:
-        fail(ap, f"--starts {starts} is below --seeds {args.seeds}: r̃ needs at least one start per seed")
+        common.fail(ap, f"--starts {starts} is below --seeds {args.seeds}: r̃ needs at least one start per seed")
     # everything that changes a point's numbers; which readings and q are run is not in it (each point is keyed)
     cfg = {"study": "readings", "version": CHECKPOINT_VERSION, "kappa": args.kappa, "tol": args.tol,
            "seeds": args.seeds, "d": args.d, "starts": starts, "quick": args.quick, "backend": args.backend,
            "points": 5 if args.quick else 16, "refine": 0 if args.quick else 2,
            "caps": caps(args.kappa, args.tol, args.quick)}
-    ck = open_checkpoint(ap, args, "readings", cfg)
+    ck = common.open_checkpoint(ap, args, "readings", cfg)
     todo = [(m, r, q) for m in MODELS for r in args.readings for q in (qs if r == "top" else [None])]
     if not args.no_references:
         todo += [(m, None, None) for m in REFERENCES]
@@ -418,10 +400,4 @@ def main(argv=None) -> int:
     if not args.quiet:
         print_report(result)
         print(f"\n{len(todo) - reused} points computed, {reused} reused from {ck.path}")
-    return finish(result, args, "readings", figure=lambda path: plot(result, path))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.readings: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("readings"))
+    return common.finish(result, args, "readings", figure=lambda path: plot(result, path))

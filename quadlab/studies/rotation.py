@@ -109,8 +109,7 @@ def run_rotation(spec, rotation: str, args) -> tuple[dict, dict]:
     tol = args.tol
     quick = args.quick
     probs = [quadlab.BlockQuadratic(spec, rotation=rotation, seed=k) for k in seeds]
-    # the runner's start for seed k (w* = 0), so the theory constants below are those of the runs
-    w0 = [np.random.default_rng(k).standard_normal(spec.n) for k in seeds]
+    w0 = [quadlab.starts(p, [k])[0] for p, k in zip(probs, seeds)]  # the runs' own: the constants below are theirs
     lin = {"points": 4, "refine": 1, "refine_points": 3} if quick else {"points": 8, "refine": 2, "refine_points": 6}
     lin_at = {"points": 5, "refine": 0} if quick else lin
     ada = {"points": 7, "refine": 1, "refine_points": 3} if quick else {"points": 10, "refine": 1, "refine_points": 6}
@@ -201,12 +200,9 @@ def print_table(case: str, recs: dict, out=None) -> None:
 
 
 def plot(all_recs, all_traces, path: Path, tol: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from quadlab import plots
+
+    plt = plots.pyplot()
 
     cases = list(all_recs)
     fig, axes = plt.subplots(len(cases), 2, figsize=(13, 4.6 * len(cases)), constrained_layout=True, squeeze=False)
@@ -251,9 +247,3 @@ def main(argv=None) -> int:
     result = {"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds, "quick": args.quick,
               "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES}}
     return finish(result, args, STUDY, figure=lambda path: plot(recs, traces, path, args.tol))
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.rotation: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("rotation"))

@@ -129,9 +129,3 @@ def main(argv=None) -> int:
     if args.out:
         write_text_atomic(text + "\n", args.out)
     return 0
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.stored_spectra: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("stored_spectra"))

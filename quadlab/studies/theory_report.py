@@ -57,9 +57,3 @@ def main(argv=None) -> int:
     if args.json:
         write_json_atomic(out, args.json)
     return 0 if ok else 1
-
-
-if __name__ == "__main__":  # python -m quadlab.studies.theory_report: the command's one error path
-    from quadlab.studies.common import run_as_command
-
-    raise SystemExit(run_as_command("theory_report"))
