@@ -371,7 +371,7 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
             else:
                 bl = result.options.get("block_lr")
                 if isinstance(bl, str):  # the oracle, resolved as the run resolved it
-                    bl = rules.oracle_block_lrs(problem, result.options.get("spectra", "exact"))
+                    bl = rules.oracle_block_lrs(problem, result.options.get("source", result.options.get("spectra", "exact")))
                 P = lr[:, None] * np.repeat(np.asarray(bl, float), problem.block_sizes)[None, :]
             lo, hi = theory.preconditioned_extremes(problem, P)
             exact = np.maximum(np.abs(1 - lo), np.abs(1 - hi)).max(axis=1) ** 2

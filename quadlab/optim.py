@@ -31,12 +31,16 @@ themselves as ``e_{t+1} = A(e_t)`` in the preconditioned eigenbasis (``linear``)
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from ._engine.adam_rule import AdamRule, AdamScalars
+from ._engine.choices import one_of
 from ._engine.layout import tmap
 from ._engine.optimizer import _LIMITS, LinearSpec, Optimizer, _grid_axis, _hyper, _zeros
 from .contract import GDState, MomentumState, PreconditionedState, SignState
+from .spectra import EXTREMES_SOURCES
 
 __all__ = [
     "Optimizer",
@@ -55,13 +59,17 @@ __all__ = [
     "AdamScalars",
 ]
 
-SPECTRA_SOURCES = ("exact", "lanczos")
+SPECTRA_SOURCES = EXTREMES_SOURCES  # kept for old imports: the sources are named in quadlab.spectra
 
 
-def _check_source(spectra: str) -> str:
-    if spectra not in SPECTRA_SOURCES:
-        raise ValueError(f"spectra must be one of {SPECTRA_SOURCES}, got {spectra!r}")
-    return spectra
+def _source_options(who: str, source: str, spectra: str | None) -> dict:
+    """The optimizer's options for a spectrum source (where named rules read extremes), checked; the old
+    keyword ``spectra=`` still works, with a DeprecationWarning."""
+    if spectra is not None:
+        warnings.warn(f"{who}(spectra=...) is deprecated: use source=...", DeprecationWarning, stacklevel=3)
+        source = spectra
+    one_of("source", source, EXTREMES_SOURCES)
+    return {"source": source}
 
 
 # -- GD family -------------------------------------------------------------------------------------
@@ -77,7 +85,7 @@ def _preconditioned(g, state, hp, ctx, t):
     return tmap(lambda x, p: state.lr * (p * x), g, state.precond), state
 
 
-def gd(lr=1e-3, *, spectra: str = "exact") -> Optimizer:
+def gd(lr=1e-3, *, source: str = "exact", spectra: str | None = None) -> Optimizer:
     """Gradient descent, w ← w − η ∇f(w).
 
     Parameters
@@ -85,8 +93,10 @@ def gd(lr=1e-3, *, spectra: str = "exact") -> Optimizer:
     lr : float, array_like or "optimal"
         The step η (a number, or a 1-D grid of positive numbers); "optimal" takes η* = 2/(λ_min + λ_max),
         the step that minimises max_i |1 − ηλ_i| (:func:`quadlab.rules.gd_optimal_lr`).
-    spectra : {"exact", "lanczos"}
+    source : {"exact", "lanczos"}
         Where "optimal" reads λ_min and λ_max: the spectrum, or Lanczos estimates widened by a safety margin.
+    spectra : str, optional
+        Deprecated name of ``source``.
 
     Returns
     -------
@@ -96,7 +106,7 @@ def gd(lr=1e-3, *, spectra: str = "exact") -> Optimizer:
     Raises
     ------
     ValueError
-        If ``lr`` is a string other than "optimal", not positive and finite, or ``spectra`` is unknown.
+        If ``lr`` is a string other than "optimal", not positive and finite, or ``source`` is unknown.
 
     Examples
     --------
@@ -109,8 +119,7 @@ def gd(lr=1e-3, *, spectra: str = "exact") -> Optimizer:
     >>> round(quadlab.rules.gd_optimal_lr(prob) * (1 + 100), 12)   # η* = 2/(λ_min + λ_max)
     2.0
     """
-    _check_source(spectra)
-    options = {"spectra": spectra}
+    options = _source_options("gd", source, spectra)
     if isinstance(lr, str):
         if lr != "optimal":
             raise ValueError(f"gd: lr must be positive numbers or 'optimal', got {lr!r}")
@@ -242,7 +251,7 @@ def jacobi_gd(lr=1.0) -> Optimizer:
     return Optimizer("jacobi_gd", hyper, init, _preconditioned, {}, linear)
 
 
-def blockwise_gd(lr=1.0, *, block_lr="oracle", spectra: str = "exact") -> Optimizer:
+def blockwise_gd(lr=1.0, *, block_lr="oracle", source: str = "exact", spectra: str | None = None) -> Optimizer:
     """Blockwise GD, one step per block: w_l ← w_l − η·η_l g_l.
 
     Parameters
@@ -252,8 +261,10 @@ def blockwise_gd(lr=1.0, *, block_lr="oracle", spectra: str = "exact") -> Optimi
     block_lr : "oracle" or array_like
         "oracle": η_l = 2/(λ_min(H_l) + λ_max(H_l)), the best GD step for block l alone
         (:func:`quadlab.rules.oracle_block_lrs`); or the steps η_l themselves, (L,) positive.
-    spectra : {"exact", "lanczos"}
+    source : {"exact", "lanczos"}
         Where the oracle reads the block extremes.
+    spectra : str, optional
+        Deprecated name of ``source``.
 
     Returns
     -------
@@ -264,7 +275,7 @@ def blockwise_gd(lr=1.0, *, block_lr="oracle", spectra: str = "exact") -> Optimi
     ------
     ValueError
         If ``block_lr`` is neither "oracle" nor a 1-D array of positive finite steps, ``lr`` is not
-        positive, or ``spectra`` is unknown; :func:`quadlab.run` raises it when the array's length is not
+        positive, or ``source`` is unknown; :func:`quadlab.run` raises it when the array's length is not
         the problem's number of blocks.
 
     Examples
@@ -276,8 +287,7 @@ def blockwise_gd(lr=1.0, *, block_lr="oracle", spectra: str = "exact") -> Optimi
     >>> int(res.steps_to_tol[0])
     1
     """
-    _check_source(spectra)
-    options = {"spectra": spectra}
+    options = _source_options("blockwise_gd", source, spectra)
     if isinstance(block_lr, str):
         if block_lr != "oracle":
             raise ValueError(f"blockwise_gd: block_lr must be 'oracle' or an array of steps, got {block_lr!r}")
@@ -298,7 +308,7 @@ def blockwise_gd(lr=1.0, *, block_lr="oracle", spectra: str = "exact") -> Optimi
     return Optimizer("blockwise_gd", hyper, init, _preconditioned, options, linear)
 
 
-def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
+def adam_theory(lr="theorem", *, source: str = "exact", spectra: str | None = None) -> Optimizer:
     """Adam in the theory's form (β1 = 0, β2 = 1, v_0 = g_0∘g_0, ε = 0): w ← w − η g / |g_0|.
 
     A fixed diagonal preconditioner D = diag(|∇f(w_0)|), so the method is linear.
@@ -308,8 +318,10 @@ def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
     lr : float, array_like or "theorem"
         The step η; "theorem" takes the theorem's η = min_l C_{l,1}, C_{l,1} = min_{i∈l} |g_{0,i}| /
         λ_max(H_l), per run (it depends on w_0; :func:`quadlab.rules.theorem_lr`).
-    spectra : {"exact", "lanczos"}
+    source : {"exact", "lanczos"}
         Where "theorem" reads λ_max(H_l).
+    spectra : str, optional
+        Deprecated name of ``source``.
 
     Returns
     -------
@@ -319,7 +331,7 @@ def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
     Raises
     ------
     ValueError
-        If ``lr`` is a string other than "theorem" or not positive, or ``spectra`` is unknown;
+        If ``lr`` is a string other than "theorem" or not positive, or ``source`` is unknown;
         :func:`quadlab.run` raises it when an entry of ∇f(w_0) is exactly zero (the form divides by it).
 
     Examples
@@ -330,8 +342,7 @@ def adam_theory(lr="theorem", *, spectra: str = "exact") -> Optimizer:
     >>> str(quadlab.run(prob, optim.adam_theory(), steps=5000, tol=1e-6).status[0])
     'converged'
     """
-    _check_source(spectra)
-    options = {"spectra": spectra}
+    options = _source_options("adam_theory", source, spectra)
     if isinstance(lr, str):
         if lr != "theorem":
             raise ValueError(f"adam_theory: lr must be positive numbers or 'theorem', got {lr!r}")

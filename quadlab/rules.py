@@ -317,8 +317,8 @@ def resolve_lr(problem, options: dict, w0, lr=None) -> np.ndarray:
         Passed to the rule.
     options : dict
         The optimizer's options: ``options["lr"]`` is None (no rule) or a rule name ("optimal", "theorem");
-        the spectrum source is ``options["source"]`` (or, as the optimizers spell it today,
-        ``options["spectra"]``), default "exact".
+        the spectrum source is ``options["source"]`` (``options["spectra"]`` in results saved before the
+        rename), default "exact".
     w0 : array_like
         The starts, (R, n) or (n,).
     lr : float or array_like, optional

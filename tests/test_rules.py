@@ -80,11 +80,11 @@ def test_block_extremes_have_one_meaning_for_every_source(rotation):
 def test_oracle_and_optimal_runs_match_their_resolved_steps(rotation):
     p = spread_problem(rotation)
     for source in ("exact", "lanczos"):
-        bw = quadlab.run(p, optim.blockwise_gd(spectra=source), seeds=[0], steps=300, method="iterate")
+        bw = quadlab.run(p, optim.blockwise_gd(source=source), seeds=[0], steps=300, method="iterate")
         manual = quadlab.run(p, optim.blockwise_gd(block_lr=rules.oracle_block_lrs(p, source)), seeds=[0],
                              steps=300, method="iterate")
         np.testing.assert_array_equal(bw.grad_norm, manual.grad_norm)
-        gd = quadlab.run(p, optim.gd(lr="optimal", spectra=source), seeds=[0], steps=300, method="iterate")
+        gd = quadlab.run(p, optim.gd(lr="optimal", source=source), seeds=[0], steps=300, method="iterate")
         lr = rules.gd_optimal_lr(p, source)
         manual = quadlab.run(p, optim.gd(lr=lr), seeds=[0], steps=300, method="iterate")
         np.testing.assert_array_equal(gd.grad_norm, manual.grad_norm)
@@ -120,3 +120,12 @@ def test_one_source_vocabulary():
             call(bad)
     with pytest.warns(DeprecationWarning, match="EXTREMES_SOURCES"):
         assert rules.SOURCES == spectra.EXTREMES_SOURCES
+
+
+@pytest.mark.parametrize("factory", [optim.gd, optim.blockwise_gd, optim.adam_theory])
+def test_the_old_spectra_keyword_warns_and_means_source(factory):
+    with pytest.warns(DeprecationWarning, match=r"\(spectra=\.\.\.\) is deprecated: use source="):
+        old = factory(spectra="lanczos")
+    assert old.options == factory(source="lanczos").options and old.options["source"] == "lanczos"
+    with pytest.raises(ValueError, match=r"source must be one of \('exact', 'lanczos'\), got 'slq'"):
+        factory(source="slq")

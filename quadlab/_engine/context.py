@@ -52,7 +52,7 @@ class RunContext:
         """Blockwise GD's per-block steps: the oracle rule resolved by :mod:`quadlab.rules`, or the given array."""
         steps = options["block_lr"]
         if isinstance(steps, str):  # "oracle"
-            return rules.oracle_block_lrs(self._problem, options["spectra"])
+            return rules.oracle_block_lrs(self._problem, options["source"])
         if steps.size != self._problem.spectrum.n_blocks:
             raise ValueError(f"blockwise_gd: {steps.size} block steps given for {self._problem.spectrum.n_blocks} blocks")
         return steps
