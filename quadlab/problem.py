@@ -557,5 +557,10 @@ def starts(problem: BlockQuadratic, seeds) -> np.ndarray:
         if isinstance(s, bool) or not isinstance(s, (int, np.integer)) or s < 0:
             raise ValueError(f"seeds must be non-negative integers (numpy's generators take no negative or "
                              f"fractional seed), got {s!r}")
-    return problem.optimum_host + np.stack([np.random.default_rng(int(s)).standard_normal(problem.n)
-                                            for s in seeds])
+    return problem.optimum_host + start_offsets(problem.n, seeds)
+
+
+def start_offsets(n: int, seeds) -> np.ndarray:
+    """ξ_s = ``numpy.random.default_rng(s).standard_normal(n)`` for each seed, (len(seeds), n): the one
+    definition of the random starts w₀ = w* + ξ_s (the runner iterates the error e₀ = ξ_s itself)."""
+    return np.stack([np.random.default_rng(int(s)).standard_normal(n) for s in seeds])

@@ -23,6 +23,7 @@ from ._engine.context import RunContext, hyperparameter
 from ._engine.layout import Layout, tmap
 from .backend import check_memory
 from .optim import Optimizer
+from .problem import start_offsets
 
 __all__ = ["run", "Result", "record_steps", "STATUSES", "DIVERGENCE_FACTOR"]
 
@@ -270,8 +271,7 @@ def _check_size(problem, R: int, T: int, optimizer, use_closed: bool, noisy: boo
 def _starts(problem, w0, seeds, C: int):
     n = problem.n
     if w0 is None:
-        E0s = np.stack([np.random.default_rng(int(s)).standard_normal(n) for s in seeds])
-        return np.tile(E0s, (C, 1))
+        return np.tile(start_offsets(n, seeds), (C, 1))
     W = np.asarray(problem.backend.to_numpy(w0) if not isinstance(w0, (list, tuple)) else w0)
     if W.dtype.kind not in "biuf":
         raise ValueError(f"w0 must be real numbers, got dtype {W.dtype}")
