@@ -62,9 +62,10 @@ import numpy as np
 
 from quadlab._engine.fileio import replace_atomic, write_text_atomic
 
-__all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "check_common", "check_output_dir",
+__all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "add_dist_options", "check_common", "check_output_dir",
            "check_output_file", "comma_choices", "command_name", "default_out", "describe", "fail", "finish",
-           "finite_float", "int_in", "median_steps", "new_parser", "open_checkpoint", "positive_int", "progress",
+           "finite_float", "int_in", "median_steps", "new_parser", "open_checkpoint", "open_executor", "positive_int",
+           "progress",
            "run_as_command", "run_command", "run_status", "save_figure", "save_partial", "seed_record", "steps_bound",
            "steps_per_seed", "study_parser", "write_json_atomic", "write_text_atomic"]
 
@@ -246,6 +247,35 @@ def comma_choices(choices, *, convert: Callable = str) -> Callable[[str], list]:
 def add_backend_option(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--backend", default="numpy", choices=BACKENDS,
                     help="array library to compute with (cupy needs the gpu extra and a CUDA GPU)")
+
+
+def add_dist_options(ap: argparse.ArgumentParser) -> None:
+    """``--scheduler local|tcp://HOST:PORT`` and ``--workers N`` (:mod:`quadlab.dist`); without them the
+    sweep runs serially in this process, as always, and dask is not imported."""
+    ap.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:PORT",
+                    help="run the sweep's tasks on dask: 'local' (a cluster of --workers processes on this "
+                         "machine) or the address of a running `dask scheduler` (needs the dist extra); "
+                         "default: serially in this process")
+    ap.add_argument("--workers", type=int_in(1, 1024), default=None,
+                    help="with --scheduler local: worker processes, one thread each (default: the CPU count)")
+
+
+def open_executor(ap: argparse.ArgumentParser, args):
+    """The :class:`quadlab.dist.Executor` of ``--scheduler``/``--workers``, started (a local cluster up, a
+    remote scheduler reached) before any work; every problem is the parser's one error line."""
+    from quadlab.dist import Executor
+
+    try:
+        ex = Executor(args.scheduler, args.workers)
+    except ValueError as exc:
+        msg = str(exc).replace("scheduler ", "--scheduler ", 1).replace("workers sets", "--workers sets", 1)
+        fail(ap, msg.replace("with scheduler 'local'", "with --scheduler local"))
+    try:
+        ex.start()
+    except (ImportError, OSError) as exc:
+        ex.close()
+        fail(ap, f"--scheduler {args.scheduler}: {exc}")
+    return ex
 
 
 # ================================================================================================
