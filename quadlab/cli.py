@@ -2,6 +2,8 @@
 
     quadlab case1_4 [--quick] [--json PATH] ...     the paper's four quadratic cases (studies/case1_4.py)
     quadlab <study> [options]                        any study below; `quadlab <study> --help` for its options
+    quadlab sweep SPEC.toml [--scheduler local|tcp://HOST:PORT] [--workers N]
+                                                     a grid from a TOML spec as tidy records (quadlab.sweep)
     quadlab extract gpt2|resnet18|all [--quick] [--out DIR | --replace-shipped] [--m M] [--probes P]
                     [--mode eval|train] [--dtype float32|float64] [--threads N]
                                                      rebuild the block spectra into --out (default out/spectra;
@@ -155,6 +157,7 @@ STUDIES = {
     "kappa-sweep": ("kappa_sweep", "steps against κ and r·max κ_l with the theory's slopes"),
     "blockwise-lrs": ("blockwise_lrs", "one learning rate per block: oracle blockwise GD and Adam-mini"),
     "readings": ("readings", "Cases 1–2 under every reading of “scaled and shifted to [1, κ]”, and the default"),
+    "sweep": ("sweep", "any grid of problems × optimizers × seeds from a TOML spec, as tidy JSONL records"),
 }
 
 

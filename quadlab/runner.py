@@ -86,6 +86,14 @@ class Result:
                 out[r] = a[r, ok[-1]]
         return out
 
+    def to_frame(self):
+        """The runs as a pandas DataFrame, one row per run (:func:`quadlab.results.result_rows`: hyperparameters,
+        seed, status, steps to tolerance, final ‖∇f‖ and f − f*).  Raises ImportError naming the dist extra
+        when pandas is missing."""
+        from .results import _pandas, result_rows
+
+        return _pandas().DataFrame(result_rows(self))
+
     def summary(self) -> str:
         """One line per run: hyperparameters, status, steps to tolerance, final ‖∇f‖."""
         names = list(self.config)
