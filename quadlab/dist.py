@@ -185,6 +185,13 @@ class Executor:
                               f"`dask worker {self.scheduler}`") from None
         return self._client
 
+    def n_workers(self) -> int:
+        """How many tasks run at once: 1 when serial, else the cluster's worker threads (started if needed)."""
+        if self.serial:
+            return 1
+        info = self.start().scheduler_info()
+        return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
+
     def close(self) -> None:
         """Close the client and a local cluster (its worker processes end)."""
         client, cluster, self._client, self._cluster = self._client, self._cluster, None, None
