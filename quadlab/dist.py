@@ -162,7 +162,7 @@ class Executor:
 
     def start(self):
         """Start the local cluster or connect to the scheduler now (a no-op when serial or started): a
-        command calls this before computing, so that an unreachable scheduler fails in seconds.  Returns the
+        command calls this before computing, so that an unreachable scheduler fails before any work.  Returns the
         dask Client (None when serial)."""
         if self.serial or self._client is not None:
             return self._client
@@ -256,8 +256,11 @@ class Executor:
         distributed = _import_distributed()
         client = self.start()
         run = uuid.uuid4().hex[:8]  # dask keys unique to this call: another client's results are never reused
-        futures = {client.submit(_pinned, fn, s, key=f"quadlab-{k[:40]}-{run}", pure=False): k
-                   for k, s in todo.items()}
+
+        def dask_key(k: str) -> str:  # a study's key may be JSON text; the scheduler gets a plain name
+            return f"quadlab-{hashlib.sha256(k.encode()).hexdigest()[:24]}-{run}"
+
+        futures = {client.submit(_pinned, fn, s, key=dask_key(k), pure=False): k for k, s in todo.items()}
         try:
             for fut in distributed.as_completed(futures, loop=client.loop):
                 yield futures[fut], fut.result()

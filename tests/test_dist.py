@@ -256,6 +256,31 @@ def test_sweep_command_errors_are_one_line(argv, message, tmp_path, capsys):
     assert exc.value.code == 2 and len(err) == 1 and err[0].startswith("quadlab sweep: error: ") and message in err[0]
 
 
+@pytest.mark.parametrize("command", ["kappa-sweep", "heterogeneity-sweep", "rotation", "readings", "r-distribution",
+                                     "case1_4"])
+def test_every_sweep_study_checks_its_dist_options_first(command, tmp_path, capsys, monkeypatch):
+    def never(*a, **k):
+        raise AssertionError("work started before the options were checked")
+
+    monkeypatch.setattr(quadlab, "BlockQuadratic", never)
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--workers", "2", "--out", str(tmp_path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and err == [f"quadlab {command}: error: --workers sets the size of a local cluster: "
+                                           "use it with --scheduler local (a remote cluster's workers are started "
+                                           "with `dask worker`)"]
+
+
+def test_a_scheduler_without_the_dist_extra_is_one_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "s.toml").write_text(SPEC_TOML)
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if the dist extra were not installed
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", str(tmp_path / "s.toml"), "--out", str(tmp_path), "--scheduler", "local"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and len(err) == 1 and 'pip install "quadlab[dist]"' in err[0]
+    assert not (tmp_path / "records.jsonl").exists()
+
+
 # -- on dask ------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster():

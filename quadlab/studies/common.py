@@ -34,7 +34,8 @@ Resumable sweeps: :class:`Checkpoint` keeps the finished points of a sweep in an
 parameters).  :meth:`Checkpoint.in_folder` names the file after the settings' hash, so a run with other
 settings writes its own file and never destroys another's; an explicit path written under other settings is
 refused with a message naming ``--fresh``.  An interrupted append leaves at most one torn last line, which
-is skipped on reading.
+is skipped on reading.  It is also the store of :meth:`quadlab.dist.Executor.map` (serial or dask) and of
+``quadlab sweep``'s content-keyed records; :func:`add_dist_options` and :func:`open_executor` give --scheduler.
 
 Adopting all of it in a new study is one line each::
 
@@ -267,13 +268,12 @@ def open_executor(ap: argparse.ArgumentParser, args):
 
     try:
         ex = Executor(args.scheduler, args.workers)
-    except ValueError as exc:
-        msg = str(exc).replace("scheduler ", "--scheduler ", 1).replace("workers sets", "--workers sets", 1)
-        fail(ap, msg.replace("with scheduler 'local'", "with --scheduler local"))
+    except ValueError as exc:  # the library's words, the command's option names
+        msg = str(exc).replace("with scheduler 'local'", "with --scheduler local")
+        fail(ap, "--" + msg if msg.startswith(("scheduler ", "workers ")) else msg)
     try:
         ex.start()
     except (ImportError, OSError) as exc:
-        ex.close()
         fail(ap, f"--scheduler {args.scheduler}: {exc}")
     return ex
 
