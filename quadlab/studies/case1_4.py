@@ -158,13 +158,13 @@ def tuning_task(task: dict):
     return entry, per_seed
 
 
-def run_case(case: int, spec, args, ex=None) -> dict:
+def run_case(case: int, spec, args) -> dict:
     """Tune and run every optimizer on one case; return its JSON record plus traces for the figure.  Each
-    optimizer's tuning is one task of ``ex`` (a :class:`quadlab.dist.Executor`; default serial, here)."""
+    optimizer's tuning is one task of ``args.executor`` (a :class:`quadlab.dist.Executor`; default serial)."""
     probs, makers, _, _ = _setup(spec, args)
     base = {"blocks": [[float(v) for v in b] for b in spec.blocks], "names": list(spec.names), "seeds": args.seeds,
             "tol": args.tol, "quick": args.quick, "backend": args.backend}
-    ex = Executor() if ex is None else ex
+    ex = getattr(args, "executor", None) or Executor()
     values = ex.map(tuning_task, [{**base, "key": key} for key in makers], keys=list(makers),
                     progress=lambda it, n: progress(it, total=n, desc=f"case {case}", quiet=args.quiet))
     record, traces = {}, {}
@@ -327,7 +327,7 @@ def main(argv=None) -> int:
                      "lower --kappa or --seeds, or raise --tol")
     except ValueError as exc:
         fail(ap, str(exc))
-    with open_executor(ap, args) as ex:  # serial here unless --scheduler; one task per (case, optimizer)
+    with open_executor(ap, args) as args.executor:  # serial unless --scheduler; one task per (case, optimizer)
         records, traces, missing = [], {}, {}
         for case in list(args.cases) + ([5] if yours is not None else []):
             spec = yours if case == 5 else case_spectrum(case, args.kappa, args.reading)
@@ -337,7 +337,7 @@ def main(argv=None) -> int:
                 if not args.quiet:
                     print(f"\nCase {case}: {CASES[case][0]} skipped: {missing[case].replace(chr(10), ' ')}")
                 continue
-            rec, tr = run_case(case, spec, args, ex)
+            rec, tr = run_case(case, spec, args)
             rec["reading"] = args.reading if case in (1, 2, 5) else None
             if case == 5:
                 rec["spectra"], rec["blocks"] = str(args.spectra), list(yours.names)
