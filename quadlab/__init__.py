@@ -1,11 +1,12 @@
 """quadlab: block-diagonal quadratics for the Hessian view of why Transformers need Adam."""
 
-from . import backend, checks, heterogeneity, lanczos, optim, spectra, theory, tune
+from . import backend, checks, dist, heterogeneity, lanczos, optim, results, spectra, sweep, theory, tune
 from .backend import get_backend
 from .checks import report
 from .problem import BlockQuadratic
 from .runner import Result, run
 from .spectra import BlockSpectrum
 
-__all__ = ["BlockQuadratic", "BlockSpectrum", "Result", "backend", "get_backend", "optim", "run", "spectra", "theory", "checks", "tune", "report", "lanczos", "heterogeneity"]
+__all__ = ["BlockQuadratic", "BlockSpectrum", "Result", "backend", "get_backend", "optim", "run", "spectra", "theory", "checks", "tune", "report", "lanczos", "heterogeneity", "dist",
+           "sweep", "results"]
 __version__ = "0.1.0"

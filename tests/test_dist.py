@@ -185,6 +185,12 @@ def test_expand_names_what_is_wrong(change, message):
         sweep.expand(spec)
 
 
+def test_the_example_spec_expands():
+    tasks = sweep.load_spec(ROOT / "examples" / "sweep.toml")
+    assert len(tasks) == 2 * 3 * 4 and {t["optimizer"]["name"] for t in tasks} == {"gd", "adam_theory", "adam",
+                                                                                      "heavy_ball"}
+
+
 def test_a_task_rows_are_the_runs_of_one_batched_run():
     spec = {"steps": 20000, "tol": 1e-6, "seeds": 2, "problem": [{"case": "case3", "kappa": 1000.0}],
             "optimizer": [{"name": "gd", "lr": "optimal"}]}
