@@ -2,6 +2,8 @@
 
     quadlab case1_4 [--quick] [--json PATH] ...     the paper's four quadratic cases (studies/case1_4.py)
     quadlab <study> [options]                        any study below; `quadlab <study> --help` for its options
+    quadlab sweep SPEC.toml [--scheduler local|tcp://HOST:PORT] [--workers N]
+                                                     a grid from a TOML spec as tidy records (quadlab.sweep)
     quadlab extract gpt2|resnet18|all [--quick] [--out DIR | --replace-shipped] [--m M] [--probes P]
                     [--mode eval|train] [--dtype float32|float64] [--threads N]
                                                      rebuild the block spectra into --out (default out/spectra;
@@ -157,6 +159,7 @@ STUDIES = {
     "readings": ("readings", "Cases 1–2 under every reading of “scaled and shifted to [1, κ]”, and the default"),
     "explanations": ("explanations", "four explanations of Adam's edge (heterogeneity, ℓ∞, noise, sign descent) "
                      "against tuned runs"),
+    "sweep": ("sweep", "any grid of problems × optimizers × seeds from a TOML spec, as tidy JSONL records"),
 }
 
 

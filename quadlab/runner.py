@@ -21,9 +21,11 @@ from . import noise as noise_models
 from ._engine import adam_rule, closed_form, kernels
 from ._engine.context import RunContext, hyperparameter
 from ._engine.layout import Layout, tmap
+from ._engine.runargs import check_seeds as _check_seeds
+from ._engine.runargs import check_steps as _check_steps
+from ._engine.runargs import starts as _starts
 from .backend import check_memory
 from .optim import Optimizer
-from .problem import start_offsets
 
 __all__ = ["run", "Result", "record_steps", "STATUSES", "DIVERGENCE_FACTOR"]
 
@@ -146,6 +148,24 @@ class Result:
                 out[r] = a[r, ok[-1]]
         return out
 
+    def to_frame(self):
+        """The runs as a tidy table, one row per run.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The rows of :func:`quadlab.results.result_rows`: hyperparameters, seed, status, steps to tolerance,
+            final ‖∇f‖ and f − f*.
+
+        Raises
+        ------
+        ImportError
+            When pandas is missing (it comes with ``pip install "quadlab[dist]"``).
+        """
+        from .results import _pandas, result_rows
+
+        return _pandas().DataFrame(result_rows(self))
+
     def summary(self) -> str:
         """A table with one line per run.
 
@@ -217,34 +237,6 @@ def record_steps(record, steps: int) -> np.ndarray:
     return np.unique(ks.astype(np.int64))
 
 
-def _check_steps(steps) -> int:
-    """A step count must be a finite integer ≥ 1 (an integral float such as 1e4 is accepted)."""
-    if isinstance(steps, bool) or not isinstance(steps, (int, float, np.integer, np.floating)):
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if not np.isfinite(steps) or int(steps) != steps or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    return int(steps)
-
-
-def _check_seeds(seeds) -> list[int]:
-    """Seeds are non-negative integers (numpy's generators take no negative seed, and a fractional seed
-    would silently be truncated to another run's)."""
-    if seeds is None:
-        return [0]
-    arr = np.atleast_1d(np.asarray(seeds, dtype=object))
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
-    out = []
-    for s in arr:
-        ok = isinstance(s, (int, np.integer)) and not isinstance(s, bool)
-        if isinstance(s, (float, np.floating)) and np.isfinite(s) and float(s).is_integer():
-            ok, s = True, int(s)
-        if not ok or s < 0:
-            raise ValueError(f"seeds must be non-negative integers, got {s!r} in {seeds!r}")
-        out.append(int(s))
-    return out
-
-
 #: bytes per (run × coordinate) of the iterate path's working set: e, g, the optimizer's state (Adam: m, v,
 #: a scratch buffer and the per-run lr) and the starting points on the host, each 8 bytes
 _ITERATE_BYTES = 8 * 8
@@ -266,24 +258,6 @@ def _check_size(problem, R: int, T: int, optimizer, use_closed: bool, noisy: boo
             need += 8 * (R * n + noise_models.Stream.budget + root)
     check_memory(need, f"{R} runs of dimension {n} with {T} recorded steps",
                  "use fewer configurations or seeds per call, a sparser record=, or smaller blocks")
-
-
-def _starts(problem, w0, seeds, C: int):
-    n = problem.n
-    if w0 is None:
-        return np.tile(start_offsets(n, seeds), (C, 1))
-    W = np.asarray(problem.backend.to_numpy(w0) if not isinstance(w0, (list, tuple)) else w0)
-    if W.dtype.kind not in "biuf":
-        raise ValueError(f"w0 must be real numbers, got dtype {W.dtype}")
-    W = W.astype(np.float64)
-    R = C * len(seeds)
-    if not np.isfinite(W).all():
-        raise ValueError("w0 must be finite: it has NaN or infinite entries")
-    if W.shape == (n,):
-        return np.tile(W - problem.optimum_host, (R, 1))
-    if W.shape == (R, n):
-        return W - problem.optimum_host
-    raise ValueError(f"w0 must have shape ({n},) or one row per run ({R}, {n}), got {W.shape}")
 
 
 def run(

@@ -16,18 +16,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 import quadlab
 from quadlab import checks, optim, rules, spectra, theory
 from quadlab.backend import check_memory
+from quadlab.dist import Executor
+from quadlab.spectra import BlockSpectrum
 from quadlab.studies.common import (
+    add_dist_options,
     check_common,
     comma_choices,
     fail,
     finish,
     finite_float,
+    open_executor,
     progress,
     save_figure,
     save_partial,
@@ -94,8 +99,9 @@ def js0_of(spec):
 PER_SEED = {"adam_theory"}
 
 
-def run_case(case: int, spec, args) -> dict:
-    """Tune and run every optimizer on one case; return its JSON record plus traces for the figure."""
+def _setup(spec, args):
+    """(problems, makers, points, refine) of a case: one problem per seed, and per optimizer key its
+    (optimizer, lr range or None for a rule, step cap)."""
     # Caps: GD at its best step needs at most ≈ ln(1/tol)·κ/2 steps (35,000 at κ = 5000, tol = 1e-6); twice
     # that leaves room for every method that beats GD (--quick: 1.2 times, just room for GD itself).  Adam with
     # β2 < 1 gets the same budget: it can converge slowly (Case 2, β1 = 0.9: over 16,000 steps on some seeds)
@@ -119,26 +125,51 @@ def run_case(case: int, spec, args) -> dict:
         "adam": (optim.adam(b1=0.9), (1e-5, 1e1), steps_adam),
         "blockwise_gd": (optim.blockwise_gd(), None, steps_linear),
     }
-    record, traces = {}, {}
-    for key, (opt, rng, steps) in progress(list(makers.items()), desc=f"case {case}", quiet=args.quiet):
-        tune = dict(lr_range=rng, points=points, refine=refine, steps=steps, tol=args.tol, race=True)
-        if rng is None:
-            tuned = []
-            per_seed = [quadlab.run(p, opt, seeds=[s], steps=steps, tol=args.tol) for p, s in zip(probs, seeds)]
-            lr = _lr_used(key, per_seed, probs)
+    return probs, makers, points, refine
+
+
+def tuning_task(task: dict):
+    """Tune and run one optimizer of one case (a :mod:`quadlab.dist` task).  ``task``: the plain dict
+    {"blocks", "names" (the spectrum's eigenvalues), "seeds", "tol", "quick", "backend", "key"}; the problems
+    are rebuilt from it (seeded rotations).  Returns (the optimizer's record, its per-seed Results)."""
+    spec = BlockSpectrum.from_blocks(task["blocks"], task["names"])
+    args = SimpleNamespace(seeds=task["seeds"], tol=task["tol"], quick=task["quick"], backend=task["backend"])
+    probs, makers, points, refine = _setup(spec, args)
+    key = task["key"]
+    opt, rng, steps = makers[key]
+    seeds = list(range(args.seeds))
+    tune = dict(lr_range=rng, points=points, refine=refine, steps=steps, tol=args.tol, race=True)
+    if rng is None:
+        tuned = []
+        per_seed = [quadlab.run(p, opt, seeds=[s], steps=steps, tol=args.tol) for p, s in zip(probs, seeds)]
+        lr = _lr_used(key, per_seed, probs)
+    else:
+        # tune_lr's best Result is the fresh run of its best lr (batch-independent runs), so nothing is re-run
+        if key in PER_SEED:
+            tuned = [tune_lr(p, opt, seeds=[s], **tune) for p, s in zip(probs, seeds)]
+            per_seed = [t.best for t in tuned]
         else:
-            # tune_lr's best Result is the fresh run of its best lr (batch-independent runs), so nothing is re-run
-            if key in PER_SEED:
-                tuned = [tune_lr(p, opt, seeds=[s], **tune) for p, s in zip(probs, seeds)]
-                per_seed = [t.best for t in tuned]
-            else:
-                tuned = [tune_lr(probs, opt, seeds=seeds, **tune)]
-                per_seed = list(tuned[0].best)
-            lr = float(np.median([t.best_lr for t in tuned]))
-        record[key] = seed_record(per_seed, lr, steps)
-        record[key]["fragile"] = any(t.fragile for t in tuned)
-        record[key]["notes"] = [t.note for t in tuned if t.note]
-        traces[key] = per_seed
+            tuned = [tune_lr(probs, opt, seeds=seeds, **tune)]
+            per_seed = list(tuned[0].best)
+        lr = float(np.median([t.best_lr for t in tuned]))
+    entry = seed_record(per_seed, lr, steps)
+    entry["fragile"] = any(t.fragile for t in tuned)
+    entry["notes"] = [t.note for t in tuned if t.note]
+    return entry, per_seed
+
+
+def run_case(case: int, spec, args) -> dict:
+    """Tune and run every optimizer on one case; return its JSON record plus traces for the figure.  Each
+    optimizer's tuning is one task of ``args.executor`` (a :class:`quadlab.dist.Executor`; default serial)."""
+    probs, makers, _, _ = _setup(spec, args)
+    base = {"blocks": [[float(v) for v in b] for b in spec.blocks], "names": list(spec.names), "seeds": args.seeds,
+            "tol": args.tol, "quick": args.quick, "backend": args.backend}
+    ex = getattr(args, "executor", None) or Executor()
+    values = ex.map(tuning_task, [{**base, "key": key} for key in makers], keys=list(makers),
+                    progress=lambda it, n: progress(it, total=n, desc=f"case {case}", quiet=args.quiet))
+    record, traces = {}, {}
+    for key, (entry, per_seed) in zip(makers, values):
+        record[key], traces[key] = entry, per_seed
     consts = [theory.adam_constants(p, r.w0[0]) for p, r in zip(probs, traces["adam_theory_thm"])]
     r_t = np.array([c.r_tilde for c in consts])
     r_p = np.array([c.r_paper for c in consts])
@@ -269,6 +300,7 @@ def main(argv=None) -> int:
                          "sampled and read into [1, κ] as Cases 1-2")
     ap.add_argument("--blocks", type=lambda t: [b for b in t.split(",") if b], metavar="NAME,NAME,...",
                     help="with --spectra: the blocks Case 5 is built from, 25 eigenvalues each (default: all)")
+    add_dist_options(ap)
     args = ap.parse_args(argv)
     yours = None
     if args.blocks is not None and args.spectra is None:
@@ -292,25 +324,26 @@ def main(argv=None) -> int:
                      "lower --kappa or --seeds, or raise --tol")
     except ValueError as exc:
         fail(ap, str(exc))
-    records, traces, missing = [], {}, {}
-    for case in list(args.cases) + ([5] if yours is not None else []):
-        spec = yours if case == 5 else case_spectrum(case, args.kappa, args.reading)
-        if spec is None:
-            missing[case] = ("needs the stored GPT2/ResNet18 block spectra\n(quadlab.stored), "
-                             "which are not shipped yet")
+    with open_executor(ap, args) as args.executor:  # serial unless --scheduler; one task per (case, optimizer)
+        records, traces, missing = [], {}, {}
+        for case in list(args.cases) + ([5] if yours is not None else []):
+            spec = yours if case == 5 else case_spectrum(case, args.kappa, args.reading)
+            if spec is None:
+                missing[case] = ("needs the stored GPT2/ResNet18 block spectra\n(quadlab.stored), "
+                                 "which are not shipped yet")
+                if not args.quiet:
+                    print(f"\nCase {case}: {CASES[case][0]} skipped: {missing[case].replace(chr(10), ' ')}")
+                continue
+            rec, tr = run_case(case, spec, args)
+            rec["reading"] = args.reading if case in (1, 2, 5) else None
+            if case == 5:
+                rec["spectra"], rec["blocks"] = str(args.spectra), list(yours.names)
+            records.append(rec)
+            traces[case] = tr
+            save_partial({"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "reading": args.reading,
+                          "cases": records}, args, "case1_4")  # a later case's crash keeps this one
             if not args.quiet:
-                print(f"\nCase {case}: {CASES[case][0]} skipped: {missing[case].replace(chr(10), ' ')}")
-            continue
-        rec, tr = run_case(case, spec, args)
-        rec["reading"] = args.reading if case in (1, 2, 5) else None
-        if case == 5:
-            rec["spectra"], rec["blocks"] = str(args.spectra), list(yours.names)
-        records.append(rec)
-        traces[case] = tr
-        save_partial({"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "reading": args.reading,
-                      "cases": records}, args, "case1_4")  # a later case's crash keeps this one
-        if not args.quiet:
-            print_table(rec)
+                print_table(rec)
     result = {"kappa": args.kappa, "tol": args.tol, "seeds": args.seeds, "reading": args.reading, "cases": records,
               "missing": {str(k): v.replace("\n", " ") for k, v in missing.items()}}
     return finish(result, args, "case1_4", figure=lambda path: plot(records, traces, missing, path, args.tol))

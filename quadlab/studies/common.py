@@ -34,7 +34,8 @@ Resumable sweeps: :class:`Checkpoint` keeps the finished points of a sweep in an
 parameters).  :meth:`Checkpoint.in_folder` names the file after the settings' hash, so a run with other
 settings writes its own file and never destroys another's; an explicit path written under other settings is
 refused with a message naming ``--fresh``.  An interrupted append leaves at most one torn last line, which
-is skipped on reading.
+is skipped on reading.  It is also the store of :meth:`quadlab.dist.Executor.map` (serial or dask) and of
+``quadlab sweep``'s content-keyed records; :func:`add_dist_options` and :func:`open_executor` give --scheduler.
 
 Adopting all of it in a new study is one line each::
 
@@ -62,10 +63,10 @@ import numpy as np
 
 from quadlab._engine.fileio import replace_atomic, write_text_atomic
 
-__all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "check_common", "check_output_dir",
+__all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "add_dist_options", "check_common", "check_output_dir",
            "check_output_file", "comma_choices", "command_name", "default_out", "describe", "fail", "finish",
-           "finite_float", "int_in", "median_steps", "new_parser", "open_checkpoint", "positive_int", "progress",
-           "run_command", "run_status", "save_figure", "save_partial", "seed_record", "steps_bound",
+           "finite_float", "int_in", "median_steps", "new_parser", "open_checkpoint", "open_executor", "positive_int",
+           "progress", "run_command", "run_status", "save_figure", "save_partial", "seed_record", "steps_bound",
            "steps_per_seed", "study_parser", "write_json_atomic", "write_text_atomic"]
 
 BACKENDS = ("numpy", "cupy", "array_api_strict")
@@ -238,6 +239,34 @@ def comma_choices(choices, *, convert: Callable = str) -> Callable[[str], list]:
 def add_backend_option(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--backend", default="numpy", choices=BACKENDS,
                     help="array library to compute with (cupy needs the gpu extra and a CUDA GPU)")
+
+
+def add_dist_options(ap: argparse.ArgumentParser) -> None:
+    """``--scheduler local|tcp://HOST:PORT`` and ``--workers N`` (:mod:`quadlab.dist`); without them the
+    sweep runs serially in this process, as always, and dask is not imported."""
+    ap.add_argument("--scheduler", default=None, metavar="local|tcp://HOST:PORT",
+                    help="run the sweep's tasks on dask: 'local' (a cluster of --workers processes on this "
+                         "machine) or the address of a running `dask scheduler` (needs the dist extra); "
+                         "default: serially in this process")
+    ap.add_argument("--workers", type=int_in(1, 1024), default=None,
+                    help="with --scheduler local: worker processes, one thread each (default: the CPU count)")
+
+
+def open_executor(ap: argparse.ArgumentParser, args):
+    """The :class:`quadlab.dist.Executor` of ``--scheduler``/``--workers``, started (a local cluster up, a
+    remote scheduler reached) before any work; every problem is the parser's one error line."""
+    from quadlab.dist import Executor
+
+    try:
+        ex = Executor(args.scheduler, args.workers)
+    except ValueError as exc:  # the library's words, the command's option names
+        msg = str(exc).replace("with scheduler 'local'", "with --scheduler local")
+        fail(ap, "--" + msg if msg.startswith(("scheduler ", "workers ")) else msg)
+    try:
+        ex.start()
+    except (ImportError, OSError) as exc:
+        fail(ap, f"--scheduler {args.scheduler}: {exc}")
+    return ex
 
 
 # ================================================================================================

@@ -54,6 +54,7 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -61,8 +62,10 @@ import quadlab
 from quadlab import heterogeneity, optim, spectra, theory
 from quadlab.studies.common import (
     Checkpoint,
+    add_dist_options,
     check_common,
     finish,
+    open_executor,
     progress,
     save_figure,
     seed_record,
@@ -166,6 +169,11 @@ def compute_point(s: float, args) -> dict:
     return rec
 
 
+def point_task(spec: dict) -> dict:
+    """One point from its plain-dict spec {"s", "seeds", "tol", "quick"} (a :mod:`quadlab.dist` task)."""
+    return compute_point(spec["s"], SimpleNamespace(seeds=spec["seeds"], tol=spec["tol"], quick=spec["quick"]))
+
+
 def _fmt(x, spec=".3g"):
     return "—" if x is None else format(x, spec)
 
@@ -264,17 +272,18 @@ def plot(records, path: Path) -> None:
 
 def main(argv=None) -> int:
     ap = study_parser(STUDY, __doc__, "5 values of s up to 1e3, at most 2 seeds, coarser tuning", checkpoint=True)
+    add_dist_options(ap)
     args = ap.parse_args(argv)
     check_common(ap, args)
     grid = S_QUICK if args.quick else S_FULL
     ckpt = Checkpoint.in_folder(args.out, STUDY, settings(args), fresh=args.fresh)
-    records, computed = [], 0
-    for s in progress(grid, total=len(grid), desc="scale factors s", quiet=args.quiet):
-        key = Checkpoint.key(s=float(f"{s:.12g}"))
-        if key not in ckpt:
-            ckpt.put(key, compute_point(s, args))
-            computed += 1
-        records.append(ckpt.get(key))
+    keys = [Checkpoint.key(s=float(f"{s:.12g}")) for s in grid]
+    computed = sum(k not in ckpt for k in set(keys))
+    # each point is one task, rebuilt on a worker from this plain dict (compute_point reads these attributes)
+    specs = [{"s": float(s), "seeds": args.seeds, "tol": args.tol, "quick": args.quick} for s in grid]
+    with open_executor(ap, args) as ex:
+        records = ex.map(point_task, specs, keys=keys, store=ckpt,
+                         progress=lambda it, n: progress(it, total=n, desc="scale factors s", quiet=args.quiet))
     if not args.quiet:
         print_table(records)
         print(f"\n{computed} of {len(grid)} points computed, {len(grid) - computed} reused from {ckpt.path}")

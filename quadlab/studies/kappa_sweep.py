@@ -170,6 +170,11 @@ def sweep_point(case: str, kappa: float, cfg: dict) -> dict:
     }
 
 
+def point_task(spec: dict) -> dict:
+    """One sweep point from its plain-dict spec {"case", "kappa", "cfg"} (a :mod:`quadlab.dist` task)."""
+    return sweep_point(spec["case"], spec["kappa"], spec["cfg"])
+
+
 # -- summary, table, figure -----------------------------------------------------------------------------
 def summarize(points: dict[str, list[dict]]) -> dict:
     """Log–log slopes of median steps against κ per case and method; of the per-seed Adam steps against
@@ -329,6 +334,7 @@ def main(argv=None) -> int:
                          "even GD at its best step cannot reach tol")
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="finished points are kept here (default: OUT/kappa_sweep.<settings hash>.checkpoint.jsonl)")
+    common.add_dist_options(ap)
     args = ap.parse_args(argv)
     if args.quick:
         args.kappa_max = min(args.kappa_max, 1e4)
@@ -358,11 +364,14 @@ def main(argv=None) -> int:
     ck = common.open_checkpoint(ap, args, "kappa_sweep", cfg)
     ck_path = ck.path
     todo = [(c, k) for c in cases for k in kappas]
-    reused = sum(Checkpoint.key(case=c, kappa=k) in ck for c, k in todo)
+    keys = [Checkpoint.key(case=c, kappa=k) for c, k in todo]
+    reused = sum(k in ck for k in keys)
     points: dict[str, list[dict]] = {c: [] for c in cases}
-    for case, kappa in progress(todo, total=len(todo), desc="κ sweep", quiet=args.quiet):
-        points[case].append(ck.compute(Checkpoint.key(case=case, kappa=kappa),
-                                       lambda case=case, kappa=kappa: sweep_point(case, kappa, cfg)))
+    with common.open_executor(ap, args) as ex:  # serial here unless --scheduler; each point is one task
+        values = ex.map(point_task, [{"case": c, "kappa": k, "cfg": cfg} for c, k in todo], keys=keys, store=ck,
+                        progress=lambda it, n: progress(it, total=n, desc="κ sweep", quiet=args.quiet))
+    for (case, _), rec in zip(todo, values):
+        points[case].append(rec)
     slopes = summarize(points)
     result = {"study": "kappa_sweep", "settings": cfg, "quick": args.quick, "kappas": kappas, "cases": points,
               "slopes": slopes, "reused_points": reused, "computed_points": len(todo) - reused,

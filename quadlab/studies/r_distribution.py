@@ -14,12 +14,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 import quadlab
 from quadlab import plots, spectra, theory
-from quadlab.studies.common import check_common, finish, finite_float, int_in, new_parser, save_figure
+from quadlab.backend import check_memory
+from quadlab.studies.common import (
+    add_dist_options,
+    check_common,
+    finish,
+    finite_float,
+    int_in,
+    new_parser,
+    open_executor,
+    save_figure,
+)
 
 THESIS_SHARE = 2.0 / 3.0
 THESIS_SPEEDUP = 5.0
@@ -41,8 +52,10 @@ def parse(argv):
                     help="folder for r_histogram.png/.pdf and r_distribution.json")
     ap.add_argument("--json", type=Path, default=None, help="also write the summary as JSON here (atomically)")
     ap.add_argument("--quiet", action="store_true", help="no table")
+    add_dist_options(ap)
     a = ap.parse_args(argv)
     check_common(ap, a)
+    a.parser = ap
     return a
 
 
@@ -86,10 +99,61 @@ def histogram(s: theory.RStatistics, path: Path) -> None:
     plt.close(fig)
 
 
+#: the per-start arrays of theory.RStatistics; each entry depends on its own start only
+PER_START = ("r_tilde", "r_paper", "speedup_bound", "speedup_bound_paper", "speedup_exact", "speedup_best",
+             "thesis_ratio")
+
+
+def _problem(kappa: float, problem_seed: int):
+    return quadlab.BlockQuadratic(spectra.simple_heterogeneous(kappa), rotation="block", seed=problem_seed)
+
+
+def starts_task(spec: dict) -> dict:
+    """The per-start arrays of ``theory.r_statistics`` for starts lo..hi−1 of its draw (a :mod:`quadlab.dist`
+    task; spec {"kappa", "problem_seed", "seed", "lo", "hi", "threshold"}).  Start i is row i of
+    ``default_rng(seed).standard_normal((N, n))`` whatever N ≥ i + 1 is (the generator fills rows in order),
+    and every array entry depends on its own start only, so chunks put together are the whole run's bits."""
+    lo, hi = spec["lo"], spec["hi"]
+    problem = _problem(spec["kappa"], spec["problem_seed"])
+    if lo == 0:  # the whole draw or its first chunk: exactly theory.r_statistics
+        s = theory.r_statistics(problem, hi, seed=spec["seed"], threshold=spec["threshold"])
+    else:
+        w = problem.optimum_host + np.random.default_rng(spec["seed"]).standard_normal((hi, problem.n))[lo:]
+        c = theory.adam_constants(problem, w)
+        gd_rate = theory.gd_rates(problem).best_rate
+        s = SimpleNamespace(kappa=c.kappa, block_kappas=c.block_kappas, r_tilde=c.r_tilde, r_paper=c.r_paper,
+                            speedup_bound=theory.speedup(gd_rate, c.bound),
+                            speedup_bound_paper=theory.speedup(gd_rate, c.bound_paper),
+                            speedup_exact=theory.speedup(gd_rate, c.rate_exact),
+                            speedup_best=theory.speedup(gd_rate, c.best_rate),
+                            thesis_ratio=c.kappa / np.asarray(c.r_paper))
+    return {"kappa": s.kappa, "block_kappas": s.block_kappas,
+            **{k: np.array(getattr(s, k), dtype=np.float64) for k in PER_START}}
+
+
+def r_statistics(a, ex) -> theory.RStatistics:
+    """``theory.r_statistics`` of the study's problem, its starts split into chunks on ``ex`` (one chunk when
+    serial, four per worker on a cluster)."""
+    problem = _problem(a.kappa, a.problem_seed)
+    check_memory(16 * 8 * a.starts * problem.n, f"{a.starts} random starts of n = {problem.n}",
+                 "use fewer starts (r-distribution: a smaller --starts)")
+    chunks = 1 if ex.serial else min(a.starts, 4 * ex.n_workers())
+    edges = np.linspace(0, a.starts, chunks + 1).round().astype(int)
+    specs = [{"kappa": a.kappa, "problem_seed": a.problem_seed, "seed": a.seed, "lo": int(lo), "hi": int(hi),
+              "threshold": a.threshold} for lo, hi in zip(edges[:-1], edges[1:])]
+    parts = ex.map(starts_task, specs, keys=[f"{s['lo']}:{s['hi']}" for s in specs])
+    arrays = {}
+    for k in PER_START:
+        arrays[k] = np.concatenate([p[k] for p in parts])
+        arrays[k].setflags(write=False)
+    return theory.RStatistics(n_starts=a.starts, seed=a.seed, threshold=float(a.threshold), kappa=parts[0]["kappa"],
+                              block_kappas=parts[0]["block_kappas"], **arrays)
+
+
 def main(argv=None) -> int:
     a = parse(sys.argv[1:] if argv is None else argv)
-    problem = quadlab.BlockQuadratic(spectra.simple_heterogeneous(a.kappa), rotation="block", seed=a.problem_seed)
-    s = theory.r_statistics(problem, a.starts, seed=a.seed, threshold=a.threshold)
+    with open_executor(a.parser, a) as ex:
+        s = r_statistics(a, ex)
     fig = a.out / "r_histogram"
     if not a.quiet:
         print(s.table())

@@ -197,6 +197,11 @@ def run_point(model: str, reading: str | None, q: float | None, cfg: dict) -> di
     }
 
 
+def point_task(spec: dict) -> dict:
+    """One point from its plain-dict spec {"model", "reading", "q", "cfg"} (a :mod:`quadlab.dist` task)."""
+    return run_point(spec["model"], spec["reading"], spec["q"], spec["cfg"])
+
+
 def label(reading: str | None, q: float | None) -> str:
     if reading is None:
         return "—"
@@ -367,6 +372,7 @@ def main(argv=None) -> int:
     ap.add_argument("--no-references", action="store_true", help="skip the Case 3/4 reference rows")
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="finished points are kept here (default: OUT/readings.<settings hash>.checkpoint.jsonl)")
+    common.add_dist_options(ap)
     args = ap.parse_args(argv)
     common.check_common(ap, args)
     if args.checkpoint is not None:
@@ -387,11 +393,12 @@ def main(argv=None) -> int:
     todo = [(m, r, q) for m in MODELS for r in args.readings for q in (qs if r == "top" else [None])]
     if not args.no_references:
         todo += [(m, None, None) for m in REFERENCES]
-    reused = sum(Checkpoint.key(model=m, reading=r, q=q) in ck for m, r, q in todo)
-    records = []
-    for model, reading, q in progress(todo, total=len(todo), desc="readings", quiet=args.quiet):
-        records.append(ck.compute(Checkpoint.key(model=model, reading=reading, q=q),
-                                  lambda m=model, r=reading, q=q: run_point(m, r, q, cfg)))
+    keys = [Checkpoint.key(model=m, reading=r, q=q) for m, r, q in todo]
+    reused = sum(k in ck for k in keys)
+    with common.open_executor(ap, args) as ex:  # serial here unless --scheduler; each point is one task
+        records = ex.map(point_task, [{"model": m, "reading": r, "q": q, "cfg": cfg} for m, r, q in todo],
+                         keys=keys, store=ck,
+                         progress=lambda it, n: progress(it, total=n, desc="readings", quiet=args.quiet))
     result = {"study": "readings", "default": stored.DEFAULT_READING, "settings": cfg,
               "readings": [r for r in records if r["model"] in MODELS],
               "references": [r for r in records if r["model"] in REFERENCES],

@@ -44,14 +44,17 @@ from __future__ import annotations
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
 from quadlab.studies.common import (
+    add_dist_options,
     check_common,
     finish,
+    open_executor,
     progress,
     save_figure,
     save_partial,
@@ -164,6 +167,13 @@ def run_rotation(spec, rotation: str, args) -> tuple[dict, dict]:
     return rec, traces
 
 
+def rotation_task(spec: dict) -> tuple[dict, dict]:
+    """One (spectrum, rotation) from its plain-dict spec {"case", "rotation", "seeds", "tol", "quick"} (a
+    :mod:`quadlab.dist` task): ``run_rotation``'s record and traces."""
+    args = SimpleNamespace(seeds=spec["seeds"], tol=spec["tol"], quick=spec["quick"])
+    return run_rotation(case_spectrum(spec["case"]), spec["rotation"], args)
+
+
 def _fmt_ratio(r: dict) -> str:
     if r["value"] is None:
         return "n/a"
@@ -233,14 +243,27 @@ def plot(all_recs, all_traces, path: Path, tol: float) -> None:
 
 def main(argv=None) -> int:
     ap = study_parser(STUDY, __doc__, "at most 2 seeds, coarser tuning, shorter caps")
+    add_dist_options(ap)
     args = ap.parse_args(argv)
     check_common(ap, args)
     recs, traces = {c: {} for c in CASES}, {c: {} for c in CASES}
     jobs = [(c, r) for c in CASES for r in ROTATIONS]
-    for case, rot in progress(jobs, total=len(jobs), desc="spectrum × rotation", quiet=args.quiet):
-        recs[case][rot], traces[case][rot] = run_rotation(case_spectrum(case), rot, args)
-        save_partial({"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds, "quick": args.quick,
-                      "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES if recs[c]}}, args, STUDY)
+
+    def saving(done, n):  # each finished (spectrum, rotation) is saved at once, so a crash loses only the rest
+        for key, (rec, tr) in progress(done, total=n, desc="spectrum × rotation", quiet=args.quiet):
+            case, rot = key.split("/")
+            recs[case][rot] = rec
+            save_partial({"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds, "quick": args.quick,
+                          "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES if recs[c]}}, args, STUDY)
+            yield key, (rec, tr)
+
+    specs = [{"case": c, "rotation": r, "seeds": args.seeds, "tol": args.tol, "quick": args.quick} for c, r in jobs]
+    with open_executor(ap, args) as ex:
+        values = ex.map(rotation_task, specs, keys=[f"{c}/{r}" for c, r in jobs], progress=saving)
+    # in the jobs' order whatever order they finished in: the JSON is the same serially and on a cluster
+    recs = {c: {} for c in CASES}
+    for (case, rot), (rec, tr) in zip(jobs, values):
+        recs[case][rot], traces[case][rot] = rec, tr
     if not args.quiet:
         for case in CASES:
             print_table(case, recs[case])
