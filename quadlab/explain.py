@@ -150,7 +150,7 @@ def blockwise_norm11(problem, partition=None) -> float:
     Parameters
     ----------
     problem : BlockQuadratic
-    partition : as for :func:`partition_sizes`
+    partition : the blocks b, as for :func:`partition_sizes`
 
     Returns
     -------
@@ -193,8 +193,7 @@ def linf_smoothness(problem, *, max_block: int = LINF_MAX_BLOCK) -> float | None
     of f with respect to ‖·‖_∞, or None when a stored block is larger than ``max_block``.
 
     H block diagonal: the maximum separates, Σ_l max_s sᵀH_l s, each by enumerating 2^(d_l − 1) sign vectors
-    (the problem is NP-hard in general).  Rotation "none": trace H.  trace H ≤ ‖H‖_{∞→1} ≤ ‖H‖_{1,1}
-    (example in :func:`norm11`).
+    (NP-hard in general).  Rotation "none": trace H.  trace H ≤ ‖H‖_{∞→1} ≤ ‖H‖_{1,1} (:func:`norm11`'s example).
 
     Parameters
     ----------
@@ -229,7 +228,8 @@ def diagonal_block_spectra(problem, partition=None) -> list[np.ndarray]:
     Parameters
     ----------
     problem : BlockQuadratic
-    partition : as for :func:`partition_sizes`
+    partition : None, "coordinates" or sequence of int
+        The blocks B_b (:func:`partition_sizes`).
 
     Returns
     -------

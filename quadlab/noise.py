@@ -311,13 +311,12 @@ class AlphaStable(NoiseModel):
 
         Parameters
         ----------
-        lam : array_like
-            Eigenvalues λ of H.
+        lam
+            As for :meth:`NoiseModel.direction_variance`, which gives the result at α = 2.
 
         Returns
         -------
         numpy.ndarray
-            As :meth:`NoiseModel.direction_variance`.
 
         Raises
         ------
