@@ -91,21 +91,61 @@ class Context(Protocol):
     block_sizes: tuple[int, ...]
 
     def lr(self, options: dict) -> np.ndarray:
-        """Every run's step, host float64 (R,): the configured lr, or the optimizer's rule
-        (``options["lr"]``: "optimal", "theorem") resolved for each start by :func:`quadlab.rules.resolve_lr`."""
+        """Every run's step η: the configured lr, or the optimizer's rule resolved for each start.
+
+        Parameters
+        ----------
+        options : dict
+            The optimizer's options; ``options["lr"]`` may name a rule ("optimal", "theorem") that
+            :func:`quadlab.rules.resolve_lr` resolves for each start.
+
+        Returns
+        -------
+        numpy.ndarray
+            Host float64 (R,), one step per run.
+        """
         ...
 
     def per_run(self, values: np.ndarray) -> float | Any:
-        """Host per-run values (R,) in layout form: a Python float where every run shares the value, else an
-        array (1, R, 1) of the iterate's dtype (the two give the same bits in every operation)."""
+        """Host per-run values in layout form, the one way every per-run hyperparameter enters a state.
+
+        Parameters
+        ----------
+        values : numpy.ndarray
+            Host (R,), one value per run.
+
+        Returns
+        -------
+        float or array
+            A Python float where every run shares the value, else an array (1, R, 1) of the iterate's dtype
+            (the two give the same bits in every operation).
+        """
         ...
 
     def host_diag(self) -> np.ndarray:
-        """diag(H) as stored, host float64 (n,)."""
+        """diag(H) as stored (Jacobi's preconditioner is its inverse).
+
+        Returns
+        -------
+        numpy.ndarray
+            Host float64 (n,): H_ii in coordinate order.
+        """
         ...
 
     def block_steps(self, options: dict) -> np.ndarray:
-        """Blockwise GD's per-block steps η_l, host float64 (L,): the oracle rule or the given array."""
+        """Blockwise GD's per-block steps η_l (w_l ← w_l − η_l g_l on block l).
+
+        Parameters
+        ----------
+        options : dict
+            The optimizer's options: the oracle rule (:func:`quadlab.rules.oracle_block_lrs`) or a given
+            array of L steps.
+
+        Returns
+        -------
+        numpy.ndarray
+            Host float64 (L,), one step per block in block order.
+        """
         ...
 
     def require_nonzero_g0(self) -> None:
@@ -114,48 +154,104 @@ class Context(Protocol):
 
 
 class GDState(NamedTuple):
-    """Gradient descent: delta = η g."""
+    """Gradient descent: delta = η g.
 
-    lr: Any  #: per-run step in layout form: float or (1, R, 1)
+    Attributes
+    ----------
+    lr : float or array (1, R, 1)
+        The per-run step η in layout form (:meth:`Context.per_run`).
+    """
+
+    lr: Any
 
 
 class MomentumState(NamedTuple):
-    """Heavy ball and Nesterov in PyTorch's form: m ← β m + g."""
+    """Heavy ball and Nesterov in PyTorch's form: m ← β m + g.
 
-    m: tuple  #: the momentum buffer, one (k, R, d) leaf per group (m_0 = 0)
-    lr: Any  #: per-run step in layout form: float or (1, R, 1)
+    Attributes
+    ----------
+    m : tuple
+        The momentum buffer, one (k, R, d) leaf per group (m_0 = 0).
+    lr : float or array (1, R, 1)
+        As in :class:`GDState`.
+    """
+
+    m: tuple
+    lr: Any
 
 
 class PreconditionedState(NamedTuple):
-    """A fixed diagonal preconditioner: delta = η (p ∘ g) (Jacobi GD, blockwise GD, the Adam theory form)."""
+    """A fixed diagonal preconditioner: delta = η (p ∘ g) (Jacobi GD, blockwise GD, the Adam theory form).
 
-    precond: tuple  #: p, one leaf per group: (k, 1, d) shared by the runs, or (k, R, d) per run (1/|g_0|)
-    lr: Any  #: per-run step in layout form: float or (1, R, 1)
+    Attributes
+    ----------
+    precond : tuple
+        p, one leaf per group: (k, 1, d) shared by the runs, or (k, R, d) per run (the theory form's 1/|g_0|).
+    lr : float or array (1, R, 1)
+        As in :class:`GDState`.
+    """
+
+    precond: tuple
+    lr: Any
 
 
 class SignState(NamedTuple):
-    """(Momentum) sign descent: m ← β m + g, delta = η sign(m) (β = 0: delta = η sign(g))."""
+    """(Momentum) sign descent: m ← β m + g, delta = η sign(m) (β = 0: delta = η sign(g)).
 
-    m: tuple  #: the momentum buffer, one (k, R, d) leaf per group; () when every run has β = 0
-    scratch: tuple  #: numpy in place: one (k, R, d) buffer per leaf that receives delta; () elsewhere
-    lr: Any  #: per-run step in layout form: float or (1, R, 1)
+    Attributes
+    ----------
+    m : tuple
+        The momentum buffer, one (k, R, d) leaf per group; () when every run has β = 0.
+    scratch : tuple
+        On numpy in place, one (k, R, d) buffer per leaf that receives delta; () elsewhere.
+    lr : float or array (1, R, 1)
+        As in :class:`GDState`.
+    """
+
+    m: tuple
+    scratch: tuple
+    lr: Any
 
 
 class AdamState(NamedTuple):
     """The Adam family (Adam, RMSprop, Adam-mini) on the numpy (in-place or functional) and GPU forms, in the
-    stored form m_s = m/(1−β1), v' = v/(1−β2) of :mod:`quadlab._engine.adam_rule`."""
+    stored form m_s = m/(1−β1), v' = v/(1−β2) of :mod:`quadlab._engine.adam_rule`.
 
-    m: tuple  #: m_s, one (k, R, d) leaf per group; () when every run has β1 = 0 (the first moment is g)
-    v: tuple  #: v', (k, R, d) leaves; Adam-mini: one value per block, (k, R, 1) (or (1, R, n) broadcast)
-    scratch: tuple  #: numpy in place: one (k, R, d) buffer per leaf that receives delta; () elsewhere
-    lr: Any  #: per-run step: float; else (1, R, 1), or in place one contiguous (k, R, d) copy per leaf
-    scalars: AdamScalars  #: the per-step s_t, e_t of every run (host)
+    Attributes
+    ----------
+    m : tuple
+        m_s, one (k, R, d) leaf per group; () when every run has β1 = 0 (the first moment is g).
+    v : tuple
+        v', (k, R, d) leaves; Adam-mini: one value per block, (k, R, 1) (or (1, R, n) broadcast).
+    scratch : tuple
+        As in :class:`SignState`.
+    lr : float or array
+        The per-run step: a float; else (1, R, 1), or in place one contiguous (k, R, d) copy per leaf.
+    scalars : AdamScalars
+        The per-step scalars s_t, e_t of every run, host (:class:`quadlab._engine.adam_rule.AdamScalars`).
+    """
+
+    m: tuple
+    v: tuple
+    scratch: tuple
+    lr: Any
+    scalars: AdamScalars
 
 
 class FusedAdamState(NamedTuple):
-    """The Adam family on the compiled numpy step (:func:`quadlab._engine.kernels.adam_step`)."""
+    """The Adam family on the compiled numpy step (:func:`quadlab._engine.kernels.adam_step`).
 
-    m: tuple  #: as in :class:`AdamState`
-    v: tuple  #: as in :class:`AdamState` (per coordinate: Adam-mini has no compiled numpy step)
-    params: np.ndarray  #: (1, R, 6) per-run (η, β1, 1, β2, s_t, e_t), the kernel's ``ADAM_PARAMS``
-    scalars: AdamScalars  #: the per-step s_t, e_t of every run (host)
+    Attributes
+    ----------
+    m, scalars
+        As in :class:`AdamState`.
+    v : tuple
+        As in :class:`AdamState`, per coordinate (Adam-mini has no compiled numpy step).
+    params : numpy.ndarray
+        (1, R, 6), every run's (η, β1, 1, β2, s_t, e_t): the kernel's ``ADAM_PARAMS``.
+    """
+
+    m: tuple
+    v: tuple
+    params: np.ndarray
+    scalars: AdamScalars

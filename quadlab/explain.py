@@ -1,51 +1,32 @@
 """Competing explanations of Adam's edge over GD, each as a quantity computed exactly on a BlockQuadratic and
-the GD/Adam step ratio it predicts (docs/THEORY.md §13).
+the GD/Adam step ratio it predicts (assumptions and derivations: docs/THEORY.md §13).
 
-Every predictor answers one question for one instance: how many times fewer steps does Adam need than GD?
-Each rests on its own assumptions, stated with it; the study ``quadlab explanations`` holds the predictions
-against tuned runs on instances designed to separate them.
+Each answers, for one instance, how many times fewer steps Adam needs than GD; the study ``quadlab
+explanations`` holds the predictions against tuned runs on instances designed to separate them.
 
 Block heterogeneity (this paper; :func:`heterogeneity`)
-    H block diagonal over the parameter blocks; Adam read in its theory form (β1 = 0, β2 = 1, ε = 0, a fixed
-    D = diag|∇f(w_0)|).  The theorem's gap factor max_l (1 − 1/(r̃κ_l))² against GD's best
-    ((κ − 1)/(κ + 1))²: the predicted ratio is ln(bound)/ln(rate_GD*) ≈ κ/(2 r̃·max_l κ_l), Adam wins when
-    r̃·max_l κ_l < κ/2.  When H is not block diagonal the only block the theorem may use is all of H (L = 1,
-    κ_1 = κ), and the prediction is a loss.  JS⁰ (the mean Jensen–Shannon divergence between the blocks'
-    spectral densities) is the paper's score of heterogeneity; it predicts an order, not a ratio.  Both come
-    from :mod:`quadlab.theory` and :mod:`quadlab.heterogeneity`; nothing is recomputed here.
-
+    H block diagonal, Adam in its theory form (β1 = 0, β2 = 1, ε = 0, D = diag|∇f(w_0)|): the theorem's gap
+    factor max_l (1 − 1/(r̃κ_l))² against GD's best ((κ − 1)/(κ + 1))², a log ratio ≈ κ/(2 r̃·max_l κ_l); all
+    of H is one block (κ_1 = κ, a loss) when H is not block diagonal.  JS⁰ predicts an order, not a ratio.
 ℓ∞-geometry (Xie, Mohamadi and Li, ICLR 2025; :func:`linf_geometry`)
-    Adam with β1 = 0 is analysed under smoothness with respect to ‖·‖_∞.  On a quadratic the smoothness
-    constant that their coordinate-wise assumption needs is Σ_i Σ_j |H_ij| = ‖H‖_{1,1}, an upper bound on
-    the ℓ∞ operator constant ‖H‖_{∞→1} = max_{s ∈ {±1}^n} sᵀHs (H ⪰ 0).  Their bound on the best iterate's
-    ‖∇f‖_1 needs T ∝ ‖H‖_{1,1}·Δ/ε² steps; GD's ℓ2 bound, moved to ‖·‖_1 by ‖g‖_1 ≤ √n‖g‖_2, needs
-    T ∝ n·λ_max·Δ/ε².  The predicted ratio is therefore n·λ_max/‖H‖_{1,1}.  For blockwise Adam (one second
-    moment per block, Adam-mini; one block of everything is AdaSGD) the constant is
-    Σ_{b,b'} √(d_b d_b')·‖H_{bb'}‖_2 (:func:`blockwise_norm11`): ‖H‖_{1,1} for singleton blocks, n·λ_max for
-    one block.  Assumptions: ratios of upper bounds of a non-convex stationarity analysis, constants and
-    logarithms dropped; the bounds see only the smoothness, not λ_min, so they say nothing about κ.  The
-    quantity changes under rotations of H while GD's run does not (GD is orthogonally invariant).
-
+    Adam (β1 = 0) needs T ∝ ‖H‖_{1,1}·Δ/ε² steps to ‖∇f‖_1 ≤ ε, GD T ∝ n·λ_max·Δ/ε² (its ℓ2 bound carried by
+    ‖g‖_1 ≤ √n‖g‖_2): the ratio n·λ_max/‖H‖_{1,1}; for blockwise Adam (Adam-mini; one block: AdaSGD)
+    n·λ_max/Σ_{b,b'} √(d_b d_b')‖H_{bb'}‖_2.  Ratios of upper bounds, blind to λ_min and κ; the constants
+    change under rotations of H while GD's run does not.
 Gradient noise and batch size (Zhang et al., NeurIPS 2019, the noisy quadratic model; :func:`noise`)
-    Stochastic gradients g = ∇f + ξ with Cov ξ = s·H/B.  Adam is modelled, as in the NQM paper, as GD
-    preconditioned by P = H^{−p} (p = ½ by default: the preconditioner of a second moment that is all noise);
-    each method's tuned steps to a target expected loss come from the NQM's closed form (:mod:`quadlab.nqm`),
-    and the ratio is their quotient at batch B.  Only the eigenvalues enter: the prediction is blind to
-    rotations.  The critical batch size (:func:`critical_batches`) is where a larger batch stops saving steps.
-
-Sign descent (Kunstner et al., ICLR 2023; Adam with β2 = β1 behaves like momentum sign descent;
-:func:`sign_descent`)
-    With β1 = β2 = β and gradients that keep their sign over ~1/(1 − β) steps, m̂/√v̂ ≈ sign(g): Adam is
-    momentum sign descent.  The prediction is that Adam needs as many steps as (momentum) sign descent on
-    the same instance, so the GD/Adam ratio is GD's steps over sign descent's.  Nothing closed-form is
-    claimed: sign descent has no linear closed form, so this predictor is itself a measured run.
+    Cov ξ = s·H/B; Adam modelled as GD preconditioned by P = H^{−p} (p = ½: a second moment that is all
+    noise); the ratio of the two methods' tuned steps in the NQM's closed form (:mod:`quadlab.nqm`).  Only
+    the eigenvalues enter.  :func:`critical_batches`: where a larger batch stops saving steps.
+Sign descent (Kunstner et al., ICLR 2023; :func:`sign_descent`)
+    With β1 = β2 and gradients that keep their sign, m̂/√v̂ ≈ sign(g): Adam is momentum sign descent, and the
+    ratio is GD's steps over sign descent's, both measured runs (sign descent has no linear closed form).
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -77,8 +58,23 @@ LINF_MAX_BLOCK = 16
 
 # -- the pieces of H as stored ---------------------------------------------------------------------
 def partition_sizes(problem, partition=None) -> tuple[int, ...]:
-    """The block sizes of ``partition`` over the n coordinates, in order: the problem's nominal blocks
-    (None), or the given positive integer sizes, which must sum to n.  "coordinates" gives n singletons."""
+    """The block sizes of ``partition`` over the n coordinates of ``problem``, in order.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    partition : None, "coordinates" or sequence of int
+        The problem's nominal blocks (None), n singletons, or positive integer sizes that sum to n.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    ValueError
+        For sizes that are not positive integers or do not sum to n.
+    """
     if partition is None:
         return tuple(problem.block_sizes)
     if isinstance(partition, str):
@@ -116,7 +112,27 @@ def norm11(problem) -> float:
     """‖H‖_{1,1} = Σ_ij |H_ij| of H as stored (host float64 sums of the stored entries).
 
     Rotation "none": Σ_i λ_i = trace H.  Otherwise the sum of |entries| of every stored block (the one n×n
-    block for a global rotation); the zero blocks off the diagonal add nothing."""
+    block for a global rotation); the zero blocks off the diagonal add nothing.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+
+    Returns
+    -------
+    float
+
+    Examples
+    --------
+    H = [[5, 2], [2, 2]] (eigenvalues 1, 6): trace 7 ≤ ‖H‖_{∞→1} = max_s sᵀHs = 11 (s = (1, 1)) ≤ ‖H‖_{1,1},
+    and as one block :func:`blockwise_norm11` is n·λ_max = 12:
+
+    >>> import quadlab
+    >>> from quadlab import explain
+    >>> P = quadlab.BlockQuadratic.from_blocks([[[5.0, 2.0], [2.0, 2.0]]])
+    >>> explain.norm11(P), explain.linf_smoothness(P), round(explain.blockwise_norm11(P), 9)
+    (11.0, 11.0, 12.0)
+    """
     b = problem.backend
     if problem.groups == ():  # stored as its diagonal
         return float(np.abs(np.asarray(b.to_numpy(problem.diagonal()), dtype=np.float64)).sum())
@@ -129,7 +145,17 @@ def blockwise_norm11(problem, partition=None) -> float:
 
     For singleton blocks it is ‖H‖_{1,1}; for one block, n·λ_max(H); for H block diagonal over the
     partition, Σ_b d_b·λ_max(H_bb).  In that last case the exact block spectra are used; otherwise the
-    spectral norms of the dense blocks of H as stored (one SVD per pair of blocks)."""
+    spectral norms of the dense blocks of H as stored (one SVD per pair of blocks).
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    partition : the blocks b, as for :func:`partition_sizes`
+
+    Returns
+    -------
+    float
+    """
     sizes = partition_sizes(problem, partition)
     if _aligned(problem, sizes):
         ex = theory.block_extremes(problem)  # the theorem's blocks are the nominal ones here
@@ -167,7 +193,17 @@ def linf_smoothness(problem, *, max_block: int = LINF_MAX_BLOCK) -> float | None
     of f with respect to ‖·‖_∞, or None when a stored block is larger than ``max_block``.
 
     H block diagonal: the maximum separates, Σ_l max_s sᵀH_l s, each by enumerating 2^(d_l − 1) sign vectors
-    (the problem is NP-hard in general).  Rotation "none": trace H.  trace H ≤ ‖H‖_{∞→1} ≤ ‖H‖_{1,1}."""
+    (NP-hard in general).  Rotation "none": trace H.  trace H ≤ ‖H‖_{∞→1} ≤ ‖H‖_{1,1} (:func:`norm11`'s example).
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    max_block : int in [1, 24]
+
+    Returns
+    -------
+    float or None
+    """
     if isinstance(max_block, bool) or int(max_block) != max_block or not 1 <= max_block <= 24:
         raise ValueError(f"max_block must be an integer in [1, 24] (2^(d-1) sign vectors per block), got {max_block!r}")
     b = problem.backend
@@ -187,7 +223,19 @@ def diagonal_block_spectra(problem, partition=None) -> list[np.ndarray]:
 
     When H is block diagonal over exactly these blocks they are the exact block spectra; otherwise (a global
     rotation, another partition) ``eigvalsh`` of each dense diagonal block: what a blockwise measurement of
-    this H would see."""
+    this H would see.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    partition : None, "coordinates" or sequence of int
+        The blocks B_b (:func:`partition_sizes`).
+
+    Returns
+    -------
+    list of numpy.ndarray
+        One host float64 array of eigenvalues per block.
+    """
     sizes = partition_sizes(problem, partition)
     if _aligned(problem, sizes) and problem.rotation != "given":
         return [np.array(blk) for blk in problem.spectrum.blocks]
@@ -204,8 +252,17 @@ def diagonal_block_spectra(problem, partition=None) -> list[np.ndarray]:
 
 
 def runner_starts(problem, seeds=(0,)) -> np.ndarray:
-    """The starts ``quadlab.run`` draws for ``seeds``: w_0 = w* + ξ, ξ ~ N(0, I) from default_rng(seed);
-    host (S, n)."""
+    """The starts ``quadlab.run`` draws for ``seeds``: w_0 = w* + ξ, ξ ~ N(0, I) from default_rng(seed).
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    seeds : sequence of non-negative int
+
+    Returns
+    -------
+    numpy.ndarray of shape (S, n)
+    """
     seeds = list(seeds)
     if not seeds or any(isinstance(s, bool) or int(s) != s or s < 0 for s in seeds):
         raise ValueError(f"seeds must be a non-empty list of non-negative integers, got {seeds!r}")
@@ -213,17 +270,37 @@ def runner_starts(problem, seeds=(0,)) -> np.ndarray:
 
 
 # -- block heterogeneity ---------------------------------------------------------------------------------
+class _Summary:
+    _omit: tuple = ()  # fields left out of as_dict (a class attribute, not a dataclass field)
+
+    def as_dict(self) -> dict:
+        """The prediction as a JSON-ready dict of floats, ints, bools and None (per-start arrays summarised).
+
+        Returns
+        -------
+        dict
+        """
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in self._omit}
+
+
 @dataclass(frozen=True)
-class Heterogeneity:
+class Heterogeneity(_Summary):
     """The paper's explanation on one instance, over the starts of ``seeds`` (medians over starts).
 
-    kappa, block_kappas (κ_l of the theorem's blocks: the nominal blocks when H is block diagonal, all of H
-    otherwise), r_tilde (per start), x = r̃·max_l κ_l (median), favours_adam (the share of starts with
-    x ≤ κ), js0 (the mean pairwise JS divergence in nats of the diagonal blocks' spectra over ``partition``;
-    None for one block), predicted_speedup (median over starts of ln(bound)/ln(rate_GD*), the theorem's bound
-    against GD's best rate), predicted_speedup_exact (the same with the exact rate of the theory form at its
-    best constant step for each start's D: what the theory form itself would do), block_diagonal (the
-    theorem's assumption)."""
+    Attributes
+    ----------
+    kappa, x, favours_adam : float
+        κ; the median over starts of r̃·max_l κ_l, and the share of starts where it is ≤ κ.
+    block_kappas, r_tilde : numpy.ndarray
+        κ_l of the theorem's blocks (the nominal ones when H is block diagonal, else all of H); r̃ per start.
+    js0 : float or None
+        The mean pairwise JS divergence (nats) of the diagonal blocks' spectra over ``partition``; None for one.
+    predicted_speedup, predicted_speedup_exact : float
+        The median over starts of ln(bound)/ln(rate_GD*), the theorem's bound against GD's best rate; the
+        same with the theory form's exact rate at its best constant step for each start's D.
+    block_diagonal : bool
+        The theorem's assumption.
+    """
 
     kappa: float
     block_kappas: np.ndarray
@@ -294,14 +371,21 @@ def heterogeneity(problem, seeds=(0,), *, starts=None, partition=None) -> Hetero
 
 # -- ℓ∞-geometry -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class LinfGeometry:
+class LinfGeometry(_Summary):
     """The ℓ∞-geometry explanation on one instance (module docstring).
 
-    n, lambda_max, trace; norm11 = ‖H‖_{1,1}; linf = ‖H‖_{∞→1} (None where a block is too large to
-    enumerate); blockwise = Σ_{b,b'} √(d_b d_b')‖H_{bb'}‖_2 over ``partition``; gd_constant = n·λ_max;
-    predicted_speedup = n·λ_max/‖H‖_{1,1} (Adam β1 = 0 against GD); predicted_speedup_blockwise =
-    n·λ_max/blockwise (blockwise Adam against GD); rotation_gain = ‖H‖_{1,1}/trace H ≥ 1, how far the
-    rotation has moved H from its cheapest (diagonal) arrangement of the same spectrum."""
+    Attributes
+    ----------
+    n, lambda_max, trace, gd_constant
+        n, λ_max, trace H and n·λ_max.
+    norm11, linf, blockwise, partition
+        ‖H‖_{1,1}; ‖H‖_{∞→1} (None where a block is too large to enumerate); Σ_{b,b'} √(d_b d_b')‖H_{bb'}‖_2
+        over the blocks of ``partition``, a tuple of sizes.
+    predicted_speedup, predicted_speedup_blockwise : float
+        n·λ_max/‖H‖_{1,1} (Adam β1 = 0 against GD) and n·λ_max/blockwise (blockwise Adam against GD).
+    rotation_gain : float
+        ‖H‖_{1,1}/trace H ≥ 1: how far the rotation has moved H from its cheapest (diagonal) arrangement.
+    """
 
     n: int
     lambda_max: float
@@ -314,12 +398,7 @@ class LinfGeometry:
     predicted_speedup: float
     predicted_speedup_blockwise: float
     rotation_gain: float
-
-    def as_dict(self) -> dict:
-        return {"n": self.n, "lambda_max": self.lambda_max, "trace": self.trace, "norm11": self.norm11,
-                "linf": self.linf, "blockwise": self.blockwise, "gd_constant": self.gd_constant,
-                "predicted_speedup": self.predicted_speedup,
-                "predicted_speedup_blockwise": self.predicted_speedup_blockwise, "rotation_gain": self.rotation_gain}
+    _omit = ("partition",)
 
 
 def linf_geometry(problem, *, partition=None, max_block: int = LINF_MAX_BLOCK) -> LinfGeometry:
@@ -356,10 +435,17 @@ def linf_geometry(problem, *, partition=None, max_block: int = LINF_MAX_BLOCK) -
 
 # -- sign descent --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class SignDescent:
-    """The sign-descent explanation on one instance: predicted_speedup = GD's steps / sign descent's steps
-    (the GD/Adam ratio if Adam behaves like sign descent); observed = GD's / Adam's when Adam's steps are
-    given; log_gap = ln(Adam's steps / sign descent's steps), 0 when they agree (None without Adam)."""
+class SignDescent(_Summary):
+    """The sign-descent explanation on one instance.
+
+    Attributes
+    ----------
+    gd_steps, sign_steps, adam_steps
+        The measured steps (adam_steps None when not given).
+    predicted_speedup, observed_speedup, log_gap
+        GD's steps over sign descent's (the GD/Adam ratio if Adam behaves like sign descent) and over Adam's,
+        and ln(Adam's / sign descent's steps), 0 when they agree (the last two None without Adam).
+    """
 
     gd_steps: float
     sign_steps: float
@@ -367,11 +453,6 @@ class SignDescent:
     predicted_speedup: float
     observed_speedup: float | None
     log_gap: float | None
-
-    def as_dict(self) -> dict:
-        return {"gd_steps": self.gd_steps, "sign_steps": self.sign_steps, "adam_steps": self.adam_steps,
-                "predicted_speedup": self.predicted_speedup, "observed_speedup": self.observed_speedup,
-                "log_gap": self.log_gap}
 
 
 def _steps(value, what: str) -> float:
@@ -385,8 +466,23 @@ def _steps(value, what: str) -> float:
 def sign_descent(gd_steps, sign_steps, adam_steps=None) -> SignDescent:
     """The sign-descent prediction from measured step counts on one instance (module docstring).
 
-    Counts are steps to the tolerance (≥ 1); ``math.inf`` stands for a run that never reached it, which
-    makes a ratio 0 or inf rather than an error."""
+    Parameters
+    ----------
+    gd_steps, sign_steps, adam_steps : float
+        Steps to the tolerance (≥ 1) of GD, (momentum) sign descent and Adam (optional); ``math.inf`` for a
+        run that never reached it, which makes a ratio 0 or inf rather than an error.
+
+    Returns
+    -------
+    SignDescent
+
+    Examples
+    --------
+    >>> from quadlab import explain
+    >>> s = explain.sign_descent(1000, 100, adam_steps=125)
+    >>> s.predicted_speedup, s.observed_speedup, round(s.log_gap, 6)   # 1000/100, 1000/125, ln(1.25)
+    (10.0, 8.0, 0.223144)
+    """
     g, s = _steps(gd_steps, "gd_steps"), _steps(sign_steps, "sign_steps")
     a = None if adam_steps is None else _steps(adam_steps, "adam_steps")
 
@@ -400,16 +496,21 @@ def sign_descent(gd_steps, sign_steps, adam_steps=None) -> SignDescent:
                        log_gap=gap)
 
 
-
 # -- gradient noise and batch size -------------------------------------------------------------------------
 @dataclass(frozen=True)
-class NoisePrediction:
+class NoisePrediction(_Summary):
     """The noisy-quadratic-model explanation on one spectrum at batch size ``batch`` (None: exact gradients).
 
-    gd_steps, adam_steps: the NQM's tuned steps (closed form, :func:`quadlab.nqm.tuned_steps`) for GD and for
-    GD preconditioned by P = H^{−power} (the NQM paper's model of Adam) to bring the expected loss to
-    ``target``·(its start value); −1 where the cap is not enough.  predicted_speedup = gd_steps/adam_steps
-    (inf if only Adam reaches it, 0 if only GD, NaN if neither)."""
+    Attributes
+    ----------
+    batch, scale, target, power
+        The arguments of :func:`noise`.
+    gd_steps, adam_steps : int
+        The NQM's tuned steps (:func:`quadlab.nqm.tuned_steps`) of GD and of GD preconditioned by
+        P = H^{−power} to bring the expected loss to ``target``·(its start value); −1 where the cap is short.
+    predicted_speedup : float
+        gd_steps/adam_steps (inf if only Adam reaches the target, 0 if only GD, NaN if neither).
+    """
 
     batch: float | None
     scale: float
@@ -418,11 +519,6 @@ class NoisePrediction:
     gd_steps: int
     adam_steps: int
     predicted_speedup: float
-
-    def as_dict(self) -> dict:
-        return {"batch": self.batch, "scale": self.scale, "target": self.target, "power": self.power,
-                "gd_steps": self.gd_steps, "adam_steps": self.adam_steps,
-                "predicted_speedup": self.predicted_speedup}
 
 
 def noise(problem, batch=None, *, scale: float = 1.0, target: float = 1e-8, power: float = 0.5,
@@ -478,8 +574,19 @@ def critical_batches(problem, *, scale: float = 1.0, target: float = 1e-8, power
                      delta: float = 1.0, points: int = 20) -> dict:
     """The NQM's critical batch sizes (:func:`quadlab.nqm.critical_batch`) of GD and of its model of Adam, GD
     preconditioned by H^{−power}, on the eigenvalues of ``problem``: {"gd": CriticalBatch, "adam": ...}.
-    ``batches`` defaults to 2^k, k = 0 … 16; δ = 1 is McCandlish et al.'s B_crit (tuned steps twice the
-    exact-gradient ones)."""
+
+    Parameters
+    ----------
+    problem, scale, target, power, points
+        As for :func:`noise`.
+    batches : sequence of float, default 2^k for k = 0 … 16
+    delta : float
+        δ = 1 is McCandlish et al.'s B_crit (tuned steps twice the exact-gradient ones).
+
+    Returns
+    -------
+    dict
+    """
     from . import nqm
 
     power = float(power)

@@ -54,21 +54,86 @@ def _positive(name: str, value, *, integer: bool = False, above: float = 0.0) ->
 
 
 class NoiseModel:
-    """Common interface: ``coef`` (c in ξ = c·L·z), ``uses_hessian`` (L = H^{1/2}-type factor, else I),
-    ``draw(rng, shape)`` (unit-variance i.i.d. draws) and ``direction_variance(lam)`` (Var of ξ along a unit
-    eigenvector of H with eigenvalue λ), which is all the closed forms of :mod:`quadlab.nqm` need."""
+    """The common interface of the noise models: ξ = c·L·z, z unit-variance i.i.d. draws.
+
+    Attributes
+    ----------
+    coef : float
+        c in ξ = c·L·z (√(scale/batch), or σ for the isotropic model).
+    uses_hessian : bool
+        True where L Lᵀ = H (L = Q Λ^{1/2}), False where L = I.
+
+    Examples
+    --------
+    The variance of ξ along a unit eigenvector of H with eigenvalue λ is c²λ, or c² for L = I:
+
+    >>> from quadlab import noise
+    >>> noise.NQM(batch=4, scale=2.0).direction_variance([1.0, 10.0])
+    array([0.5, 5. ])
+    >>> noise.Isotropic(sigma=0.5).direction_variance([1.0, 10.0])
+    array([0.25, 0.25])
+    """
 
     coef: float
     uses_hessian: bool
 
     def draw(self, rng: np.random.Generator, shape) -> np.ndarray:
+        """The unit-variance i.i.d. draws z (standard normal here; each model's law in its docstring).
+
+        Parameters
+        ----------
+        rng : numpy.random.Generator
+            The seed's noise stream.
+        shape : tuple of int
+            The shape of the draws, (steps, n) in the runner.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64 draws of that shape, mean 0 and variance 1 (α-stable: the scale of N(0, 1) at α = 2).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from quadlab import noise
+        >>> z = noise.HeavyTailed(batch=1, df=5.0).draw(np.random.default_rng(0), (400_000,))
+        >>> round(float(z.var()), 1)
+        1.0
+        """
         return rng.standard_normal(shape)
 
     def direction_variance(self, lam) -> np.ndarray:
+        """Var(uᵀξ) for a unit eigenvector u of H with eigenvalue λ: c²λ, or c² where L = I.
+
+        These variances are all the closed forms of :mod:`quadlab.nqm` need of a model.
+
+        Parameters
+        ----------
+        lam : array_like
+            Eigenvalues λ of H.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, the variance along each eigenvector.
+        """
         lam = np.asarray(lam, dtype=np.float64)
         return self.coef**2 * (lam if self.uses_hessian else np.ones_like(lam))
 
     def describe(self) -> dict:
+        """The model's name and parameters, JSON-ready (results record the noise they ran under).
+
+        Returns
+        -------
+        dict
+            ``{"model": name, ...}`` with every parameter of the model.
+
+        Examples
+        --------
+        >>> from quadlab import noise
+        >>> noise.NQM(batch=8).describe()
+        {'model': 'nqm', 'batch': 8.0, 'scale': 1.0}
+        """
         raise NotImplementedError
 
 
@@ -242,6 +307,22 @@ class AlphaStable(NoiseModel):
         return x / np.sqrt(2.0)
 
     def direction_variance(self, lam):
+        """c²λ at α = 2 (the NQM); for α < 2 the variance is infinite.
+
+        Parameters
+        ----------
+        lam
+            As for :meth:`NoiseModel.direction_variance`, which gives the result at α = 2.
+
+        Returns
+        -------
+        numpy.ndarray
+
+        Raises
+        ------
+        ValueError
+            For α < 2, where no second-moment closed form applies.
+        """
         if self.alpha < 2:
             raise ValueError(f"AlphaStable noise with alpha = {self.alpha:g} < 2 has infinite variance: the "
                              "second-moment closed forms do not apply (use Monte Carlo with quadlab.run)")
@@ -252,7 +333,33 @@ class AlphaStable(NoiseModel):
 
 
 def check_noise(noise) -> NoiseModel | None:
-    """``noise`` as the runner takes it: None or a model of this module (anything else: ValueError)."""
+    """``noise`` as the runner takes it.
+
+    Parameters
+    ----------
+    noise : NoiseModel or None
+        A model of this module, or None for exact gradients.
+
+    Returns
+    -------
+    NoiseModel or None
+        ``noise`` itself.
+
+    Raises
+    ------
+    ValueError
+        For anything else (a class instead of an instance, a number, a string).
+
+    Examples
+    --------
+    >>> from quadlab import noise
+    >>> noise.check_noise(None) is None
+    True
+    >>> noise.check_noise(noise.NQM)  # the class, not a model  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: noise must be None or a model from quadlab.noise (...), got <class 'quadlab.noise.NQM'>
+    """
     if noise is None or isinstance(noise, NoiseModel):
         return noise
     raise ValueError("noise must be None or a model from quadlab.noise (NQM, Isotropic, HeavyTailed, AlphaStable), "

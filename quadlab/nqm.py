@@ -25,12 +25,6 @@ What is exact where.  A :class:`~quadlab.BlockQuadratic` of any rotation, P = I 
 only the eigenvalues of H matter (its rotations do not), and ζ's covariance is diagonal in H's eigenbasis
 for the NQM and the isotropic model.  With a preconditioner or a given start, H must be diagonal
 (rotation "none", or eigenvalues given as an array), so that P and H share the coordinate basis.
-
-Steps to a target: the first k with E[f(w_k)] − f* ≤ target·(E[f(w_0)] − f*).  Tuned steps: the minimum
-over a learning-rate grid (and momenta), refined around the best.  The critical batch size (the smallest B
-whose tuned steps are within a factor 1 + δ of the B → ∞ limit, the exact-gradient tuned steps) is
-:func:`critical_batch`; Adam has no closed form under noise, and :func:`mc_critical_batch` measures its
-expected loss by Monte Carlo over seeds with :func:`quadlab.run`.
 """
 
 from __future__ import annotations
@@ -200,7 +194,6 @@ def expected_loss(problem, lr, *, method: str = "gd", momentum=None, noise=None,
 
     Examples
     --------
-    >>> import numpy as np
     >>> from quadlab import nqm, noise
     >>> L = nqm.expected_loss(np.array([1.0, 10.0]), 0.1, noise=noise.NQM(batch=4), steps=10_000, record=[10_000])
     >>> bool(np.isclose(L[0, 0], 0.5 * sum(0.1 * h / 4 / (2 - 0.1 * h) for h in (1.0, 10.0))))
@@ -264,13 +257,37 @@ def _gd_first(d: _Dirs, eta, thr, max_steps, stop_any=False):
 
 def steps_to_target(problem, target: float, *, method: str = "gd", lr=1e-3, momentum=None, noise=None,
                     precond=None, start=None, max_steps: int = 100_000) -> np.ndarray:
-    """For each configuration, the first k with E[f(w_k)] − f* ≤ target·(E[f(w_0)] − f*) (−1: not by
-    ``max_steps``).  Arguments as :func:`expected_loss`; ``target`` ∈ (0, 1).
+    """For each configuration, the first k with E[f(w_k)] − f* ≤ target·(E[f(w_0)] − f*).
+
+    Parameters
+    ----------
+    problem, method, lr, momentum, noise, precond, start
+        As for :func:`expected_loss`.
+    target : float
+        The fraction of E[f(w_0)] − f* to reach, in (0, 1), by step ``max_steps`` at the latest.
+    max_steps : int
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 (C,), one k per configuration (lr-major), −1 where the target is not reached.
 
     Raises
     ------
     ValueError
         For a target outside (0, 1) and the cases of :func:`expected_loss`.
+
+    Examples
+    --------
+    Exact gradients on f = ½w²: E f_k = (1 − η)^{2k} f_0, so η = ½ first reaches 1% at k = 4 (0.25⁴ ≤ 0.01 <
+    0.25³), η = 1 lands on w* in one step, and tuning finds a step within 0.1 of 1 ((1 − η)² ≤ 0.01):
+
+    >>> from quadlab import nqm
+    >>> nqm.steps_to_target(np.array([1.0]), 0.01, lr=[0.5, 1.0])
+    array([4, 1])
+    >>> t = nqm.tuned_steps(np.array([1.0]), 0.01)
+    >>> t.steps, bool(abs(1 - t.lr) <= 0.1)
+    (1, True)
     """
     method = _check_method(method)
     target = _check_target(target)
@@ -291,8 +308,15 @@ def _check_target(target) -> float:
 
 @dataclass(frozen=True)
 class Tuned:
-    """The fewest steps to the target over the searched grid (−1: none within the cap), and the lr (and
-    momentum) that attain it (NaN if none)."""
+    """The fewest steps to the target over the searched grid (−1: none within the cap), and the first
+    configuration of the grid that attains them.
+
+    Attributes
+    ----------
+    steps : int
+    lr, momentum : float
+        NaN if none; momentum 0 for GD.
+    """
 
     steps: int
     lr: float
@@ -341,6 +365,19 @@ def tuned_steps(problem, target: float, *, method: str = "gd", noise=None, preco
     to it, per momentum, then ``refine`` finer grids between the best lr's neighbours.  Every configuration
     runs in lockstep and the search stops at the first crossing, so it costs the winner's steps only.
 
+    Parameters
+    ----------
+    problem, method, noise, precond, start, target, max_steps
+        As for :func:`steps_to_target`.
+    momenta : sequence of float
+        Heavy ball's momenta, in [0, 1) (ignored by GD).
+    points, refine : int
+        As above (points ≥ 3).
+
+    Returns
+    -------
+    Tuned
+
     Raises
     ------
     ValueError
@@ -360,12 +397,21 @@ def tuned_steps(problem, target: float, *, method: str = "gd", noise=None, preco
 
 @dataclass(frozen=True)
 class CriticalBatch:
-    """Tuned steps against batch size.
+    """Tuned steps against batch size, of the closed form's method or of the optimizer named ``method``.
 
-    batches (K,); steps (K,) tuned steps at each B (−1: target not reached within the cap); lr, momentum (K,)
-    the tuned values; limit: the tuned steps with exact gradients (B → ∞); delta; critical: the smallest B
-    of the grid with steps ≤ (1 + δ)·limit (NaN if none).  ``monte_carlo``: estimated over ``seeds`` (the
-    steps are then those of the sample mean loss)."""
+    Attributes
+    ----------
+    batches, steps, lr, momentum : numpy.ndarray
+        (K,) each: the batch sizes B (increasing), the tuned steps S(B) (−1: target not reached within the
+        cap), and the tuned lr and momentum at each B.
+    limit, limit_lr
+        S_∞, the tuned steps with exact gradients (B → ∞), and its lr.
+    delta, critical : float
+        δ, and the smallest B of the grid with S(B) ≤ (1 + δ)·S_∞ (NaN if none).
+    method : str
+    monte_carlo, seeds
+        Estimated over ``seeds`` seeds (steps of the sample mean loss); False, 0 in closed form.
+    """
 
     batches: np.ndarray
     steps: np.ndarray
@@ -380,6 +426,12 @@ class CriticalBatch:
     seeds: int = 0
 
     def as_dict(self) -> dict:
+        """Every field, arrays as lists (JSON-ready).
+
+        Returns
+        -------
+        dict
+        """
         return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self.__dict__.items()}
 
 
@@ -398,24 +450,48 @@ def _check_batches(batches, delta):
 
 
 def critical_batch(problem, target: float, *, method: str = "gd", batches=tuple(2.0**k for k in range(17)),
-                   delta: float = 1.0, scale: float = 1.0, noise=NQM, precond=None, start=None,
-                   momenta=DEFAULT_MOMENTA, points: int = 40, refine: int = 2,
-                   max_steps: int = 100_000) -> CriticalBatch:
+                   delta: float = 1.0, scale: float = 1.0, noise=NQM, precond=None, start=None, momenta=DEFAULT_MOMENTA,
+                   points: int = 40, refine: int = 2, max_steps: int = 100_000) -> CriticalBatch:
     """The critical batch size of GD, heavy ball or preconditioned GD under the NQM, in closed form.
 
-    For each B of ``batches`` the tuned steps S(B) to ``target`` (:func:`tuned_steps`, noise
-    ``noise(batch=B, scale=scale)``, the NQM by default; :class:`quadlab.noise.HeavyTailed` gives the same
-    numbers, having the same covariance), and S_∞, the tuned steps with exact gradients.  The critical batch
+    For each B of ``batches`` the tuned steps S(B) to ``target`` (:func:`tuned_steps`) under
+    ``noise(batch=B, scale=scale)``, and S_∞, the tuned steps with exact gradients.  The critical batch
     size is the smallest B of the grid with S(B) ≤ (1 + δ)·S_∞: beyond it, larger batches buy at most a
     factor 1 + δ in steps.  The default δ = 1 is McCandlish et al.'s (2018) critical batch: where the
     steps-versus-batch curve S(B) ≈ S_∞(1 + B_crit/B) sits at twice its floor, i.e. where the perfect-scaling
-    line S ∝ 1/B meets the floor S_∞ (B_crit/δ for other δ).  The grid's spacing bounds its resolution.  Preconditioned GD with P = H^{−p} (``precond=h**-p``) is the NQM paper's model of
-    Adam-like methods.
+    line S ∝ 1/B meets the floor S_∞ (B_crit/δ for other δ).  The grid's spacing bounds its resolution.
+    Preconditioned GD with P = H^{−p} (``precond=h**-p``) is the NQM paper's model of Adam-like methods.
+
+    Parameters
+    ----------
+    problem, method, precond, start, target, momenta, points, refine, max_steps
+        As for :func:`tuned_steps`.
+    batches : sequence of float
+    delta, scale : float
+        δ > 0, and the per-example covariance factor.
+    noise : type
+        A model class of :mod:`quadlab.noise`: batch B's noise is ``noise(batch=B, scale=scale)``.
+
+    Returns
+    -------
+    CriticalBatch
 
     Raises
     ------
     ValueError
         For batches that are not increasing positive whole numbers, δ ≤ 0, and as :func:`tuned_steps`.
+
+    Examples
+    --------
+    S(4) = 384 ≤ 2·S_∞ = 510 < S(1): B = 4 is critical; Student-t noise of the same covariance ties:
+
+    >>> from quadlab import nqm, noise
+    >>> h, kw = np.array([1.0, 10.0, 100.0]), dict(batches=[1, 4, 16, 64], points=10, refine=0)
+    >>> cb = nqm.critical_batch(h, 1e-3, **kw)
+    >>> cb.steps, cb.limit, cb.critical
+    (array([1541,  384,  276,  260]), 255, 4.0)
+    >>> bool((nqm.critical_batch(h, 1e-3, noise=noise.HeavyTailed, **kw).steps == cb.steps).all())
+    True
     """
     batches, delta = _check_batches(batches, delta)
     kw = dict(method=method, precond=precond, start=start, momenta=momenta, points=points, refine=refine,
@@ -451,22 +527,44 @@ def mc_critical_batch(problem, optimizer, target: float, *, batches=tuple(2.0**k
                       max_steps: int = 5000) -> CriticalBatch:
     """A Monte-Carlo critical batch size for any optimizer (Adam has no closed form under noise).
 
-    For each B, every lr of ``optimizer``'s grid (its other hyperparameters fixed) runs from every seed under
-    ``noise(batch=B, scale=scale)`` (:func:`quadlab.run`; start e_0 ~ N(0, I), or w* + ``start`` for every
-    seed, and noise from the seed, common to all lrs); the expected loss is estimated by the mean of
-    f(w_k) − f* over the seeds, and the tuned steps are the first k at which some lr's mean falls to
-    ``target``·(E[f(w_0)] − f*) (exactly ½ tr H for the random start, ½ eᵀHe for a given one).
-    B → ∞ runs the same grid with exact gradients.  The critical batch is defined as in
-    :func:`critical_batch`.  The lr grid is not refined, so give a fine one.  The first crossing of a sample
-    mean is biased early where the loss curve is flat (GD at κ = 10², B = 1, at the closed form's tuned lr:
-    2283, 2287 and 2421 steps with 16, 64 and 256 seeds against the exact 2513); the bias shrinks with the
-    number of seeds, so compare optimizers on the same seeds and report their count.
+    For each B, every lr of ``optimizer``'s grid runs from every seed (:func:`quadlab.run`, noise from the
+    seed, common to all lrs); E[f(w_k)] − f* is estimated by the mean over the seeds, and the tuned steps are
+    the first k at which some lr's mean falls to ``target``·(E[f(w_0)] − f*) (exactly ½ tr H for the random
+    start, ½ eᵀHe for a given one); B → ∞ runs the same grid with exact gradients.  The first crossing of a
+    sample mean is biased early where the loss curve is flat (GD, κ = 10², B = 1, the closed form's tuned lr:
+    2283, 2287, 2421 steps with 16, 64, 256 seeds against the exact 2513); compare optimizers on the same
+    seeds and report their count.
+
+    Parameters
+    ----------
+    problem : BlockQuadratic
+    optimizer : quadlab.optim.Optimizer
+        An lr grid (not refined: give a fine one), its other hyperparameters fixed to one value each.
+    target, batches, delta, scale, noise, max_steps
+        As for :func:`critical_batch`.
+    seeds : iterable of int
+    start : array_like, optional
+        w0 − w* for every seed; None: the runner's random starts e_0 ~ N(0, I).
+
+    Returns
+    -------
+    CriticalBatch
 
     Raises
     ------
     ValueError
-        For an optimizer without an lr grid or with other hyperparameters on a grid, and as
-        :func:`critical_batch`.
+        For an optimizer without an lr grid or with other hyperparameters on a grid; as :func:`critical_batch`.
+
+    Examples
+    --------
+    With exact gradients from one start the limit is the closed form's best over the same lr grid:
+
+    >>> import quadlab
+    >>> from quadlab import nqm, optim
+    >>> P, lrs = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks([[1.0, 10.0]]), rotation="none"), [0.05, 0.1]
+    >>> mc = nqm.mc_critical_batch(P, optim.gd(lr=lrs), 0.01, batches=[1], seeds=[0], start=np.ones(2), max_steps=30)
+    >>> mc.limit, int(nqm.steps_to_target(P, 0.01, lr=lrs, start=np.ones(2)).min())
+    (11, 11)
     """
     from .optim import Optimizer
 

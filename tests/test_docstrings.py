@@ -8,10 +8,10 @@ import pytest
 
 import quadlab
 
-#: the public modules (quadlab.__all__ names some; the rest are documented in docs/ARCHITECTURE.md).  optim and
-#: runner carry their own numpydoc and are not listed here yet.
+#: the public modules (quadlab.__all__ names some; the rest are documented in docs/ARCHITECTURE.md).
 MODULES = ["spectra", "stored", "sampling", "problem", "rules", "tune", "theory", "rstats", "rates", "checks", "krylov",
-           "slq", "extremes", "density", "lanczos", "heterogeneity", "symbolic", "backend", "plots", "optim", "runner"]
+           "slq", "extremes", "density", "lanczos", "heterogeneity", "symbolic", "backend", "plots", "optim", "runner",
+           "contract", "noise", "nqm", "explain"]
 EXTRACT = ["extract.build", "extract.data", "extract.hvp", "extract.models", "extract.blocks", "extract.spectra",
            "extract.user"]
 
