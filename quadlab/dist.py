@@ -52,7 +52,37 @@ DIST_HINT = 'pip install "quadlab[dist]"'
 
 
 def canonical_json(obj) -> str:
-    """``obj`` as canonical JSON: sorted keys, no spaces, NaN and ±inf refused (ValueError)."""
+    """``obj`` as canonical JSON text: keys sorted at every depth, no spaces, NaN and ±inf refused.
+
+    Two values with the same content give the same text whatever the order of their keys, so the text's hash
+    names the content (:func:`task_key`).  Numbers keep their JSON form: ``1`` and ``1.0`` are different texts.
+
+    Parameters
+    ----------
+    obj : JSON-serialisable value
+        None, booleans, numbers, strings, and lists and dicts (string keys) of these.
+
+    Returns
+    -------
+    str
+        ``json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)``.
+
+    Raises
+    ------
+    ValueError
+        ``obj`` holds a NaN or ±inf, or a value JSON has no form for (an array, a numpy integer, a set):
+        pass plain Python values (``int(x)``, ``arr.tolist()``).
+
+    Examples
+    --------
+    >>> canonical_json({"b": [1, 2.5], "a": {"y": None, "x": "s"}})
+    '{"a":{"x":"s","y":null},"b":[1,2.5]}'
+    >>> canonical_json({"lr": float("nan")})
+    Traceback (most recent call last):
+    ...
+    ValueError: a task spec must be plain JSON (numbers, strings, lists, dicts) without NaN or inf: Out of range
+    float values are not JSON compliant
+    """
     try:
         return json.dumps(obj, sort_keys=True, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -61,7 +91,39 @@ def canonical_json(obj) -> str:
 
 
 def task_key(spec) -> str:
-    """The content key of a task: SHA-256 (hex) of ``canonical_json({"spec": spec, "quadlab": version})``."""
+    """The content key of a task: the SHA-256 of ``canonical_json({"quadlab": version, "spec": spec})``.
+
+    Equal content gives an equal key on every machine and in every process, whatever the key order of
+    ``spec``; another quadlab version gives another key, so a store never hands back a value that an older
+    version computed.
+
+    Parameters
+    ----------
+    spec : dict
+        The task spec, plain JSON (:func:`canonical_json`).
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+
+    Raises
+    ------
+    ValueError
+        ``spec`` is not plain JSON, or holds a NaN or ±inf.
+
+    Examples
+    --------
+    >>> k = task_key({"lr": 0.01, "seed": 0})
+    >>> k == task_key({"seed": 0, "lr": 0.01}), len(k)
+    (True, 64)
+    >>> k == task_key({"lr": 0.01, "seed": 1})
+    False
+    >>> import hashlib, quadlab
+    >>> text = canonical_json({"spec": {"seed": 0, "lr": 0.01}, "quadlab": quadlab.__version__})
+    >>> k == hashlib.sha256(text.encode()).hexdigest()
+    True
+    """
     from quadlab import __version__
 
     return hashlib.sha256(canonical_json({"quadlab": __version__, "spec": spec}).encode()).hexdigest()
@@ -70,16 +132,36 @@ def task_key(spec) -> str:
 def check_scheduler(scheduler: str | None, workers: int | None = None) -> tuple[str | None, int | None]:
     """Validate a ``(scheduler, workers)`` pair; returns it unchanged.
 
+    Nothing is started or contacted: a command checks its options with this before computing.
+
     Parameters
     ----------
-    scheduler : None (serial, in this process), ``"local"`` (a LocalCluster here) or ``"tcp://HOST:PORT"``.
-    workers : with ``"local"``: the number of one-thread worker processes (default: the CPU count).
+    scheduler : str or None
+        None (serial, in this process), ``"local"`` (a LocalCluster here) or ``"tcp://HOST:PORT"`` (HOST a
+        name, an IPv4 address or a bracketed IPv6 address).
+    workers : int or None
+        With ``"local"``: the number of one-thread worker processes (None: the CPU count).
+
+    Returns
+    -------
+    tuple
+        ``(scheduler, workers)``, unchanged.
 
     Raises
     ------
     ValueError
         A malformed address, a port outside 1..65535, ``workers`` < 1, or ``workers`` given without
         ``"local"`` (a remote cluster's workers are started with ``dask worker``).
+
+    Examples
+    --------
+    >>> check_scheduler(None), check_scheduler("local", 4), check_scheduler("tcp://[::1]:8786")
+    ((None, None), ('local', 4), ('tcp://[::1]:8786', None))
+    >>> check_scheduler("tcp://127.0.0.1:8786", workers=4)
+    Traceback (most recent call last):
+    ...
+    ValueError: workers sets the size of a local cluster: use it with scheduler 'local' (a remote cluster's
+    workers are started with `dask worker`)
     """
     if scheduler is not None:
         if not isinstance(scheduler, str):
@@ -148,6 +230,7 @@ class Executor:
 
     @property
     def serial(self) -> bool:
+        """True when the tasks run here, one after another (``scheduler`` is None)."""
         return self.scheduler is None
 
     def __repr__(self) -> str:
@@ -161,9 +244,29 @@ class Executor:
         self.close()
 
     def start(self):
-        """Start the local cluster or connect to the scheduler now (a no-op when serial or started): a
-        command calls this before computing, so that an unreachable scheduler fails before any work.  Returns the
-        dask Client (None when serial)."""
+        """Start the local cluster, or connect to the scheduler, now rather than in the first :meth:`map`.
+
+        A command calls this before computing, so that an unreachable scheduler fails before any work is done.
+        Once started, or when serial, it does nothing (a serial executor never imports dask).
+
+        Returns
+        -------
+        distributed.Client or None
+            The executor's client; None when serial.
+
+        Raises
+        ------
+        ImportError
+            dask or distributed is missing (the message names the dist extra).
+        OSError
+            A remote scheduler does not answer within ``timeout`` seconds (the message says how to start one).
+
+        Examples
+        --------
+        >>> with Executor() as ex:
+        ...     print(ex.start())
+        None
+        """
         if self.serial or self._client is not None:
             return self._client
         distributed = _import_distributed()
@@ -186,7 +289,24 @@ class Executor:
         return self._client
 
     def n_workers(self) -> int:
-        """How many tasks run at once: 1 when serial, else the cluster's worker threads (started if needed)."""
+        """How many tasks run at once.
+
+        Returns
+        -------
+        int
+            1 when serial; else the sum of the workers' threads, at least 1 (:meth:`start` runs first, so the
+            call may start a local cluster or connect to the scheduler).
+
+        Raises
+        ------
+        ImportError, OSError
+            As :meth:`start`.
+
+        Examples
+        --------
+        >>> Executor().n_workers()
+        1
+        """
         if self.serial:
             return 1
         info = self.start().scheduler_info()
@@ -224,6 +344,27 @@ class Executor:
             ``keys`` of another length than ``specs``, or a spec that is not plain JSON.
         Exception
             What a task raised (on a worker too); the values put before it stay in ``store``.
+
+        Examples
+        --------
+        Equal specs run once, and a value already in the store is not computed again (serial here, so ``fn``
+        may be a local function; on dask it must be importable):
+
+        >>> class Store(dict):
+        ...     def put(self, key, value):
+        ...         self[key] = value
+        >>> computed = []
+        >>> def square(spec):
+        ...     computed.append(spec["x"])
+        ...     return spec["x"] ** 2
+        >>> store = Store()
+        >>> with Executor() as ex:
+        ...     ex.map(square, [{"x": 2}, {"x": 3}, {"x": 2}], store=store)
+        ...     ex.map(square, [{"x": 3}, {"x": 4}], store=store)
+        [4, 9, 4]
+        [9, 16]
+        >>> computed
+        [2, 3, 4]
         """
         specs = list(specs)
         keys = [task_key(s) for s in specs] if keys is None else list(keys)

@@ -98,9 +98,44 @@ def _records_path(path) -> Path:
 
 
 def read_records(path) -> list[dict]:
-    """The rows of a sweep's records (``path``: the sweep's folder or its ``records.jsonl``), task by task in
-    the order they were first written.  A torn last line (a crash mid-append) is skipped; a task written twice
-    counts once (its last line).  Raises ValueError when there are no records at ``path``."""
+    """The rows of a sweep's records, without pandas.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``--out`` folder of ``quadlab sweep`` (it holds ``records.jsonl``) or a records file itself.
+
+    Returns
+    -------
+    list of dict
+        Every task's rows, task by task in the order the tasks were first written.  A task written twice
+        counts once, with the rows of its last line; the header line and a torn last line (a crash
+        mid-append) are skipped.
+
+    Raises
+    ------
+    ValueError
+        No records file at ``path``.
+
+    Examples
+    --------
+    A task's line written again (a rerun) replaces its rows in place; a torn line is passed over:
+
+    >>> from quadlab.studies.common import Checkpoint
+    >>> ck = Checkpoint(Path("sweep") / RECORDS, {"spec": "demo"})
+    >>> ck.put("t1", [{"seed": 0, "status": "max_steps"}, {"seed": 1, "status": "converged"}])
+    >>> ck.put("t2", [{"seed": 0, "status": "diverged"}])
+    >>> ck.put("t1", [{"seed": 0, "status": "converged"}, {"seed": 1, "status": "converged"}])
+    >>> with open(ck.path, "a") as fh:
+    ...     _ = fh.write('{"key": "t3", "val')
+    >>> [(r["seed"], r["status"]) for r in read_records("sweep")]
+    [(0, 'converged'), (1, 'converged'), (0, 'diverged')]
+    >>> read_records("elsewhere")
+    Traceback (most recent call last):
+    ...
+    ValueError: elsewhere: no sweep records there; pass the --out folder of `quadlab sweep` (it holds
+    records.jsonl) or the records file itself
+    """
     path = _records_path(path)
     tasks: dict[str, list] = {}
     for line in path.read_text(encoding="utf-8").splitlines():

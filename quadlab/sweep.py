@@ -96,8 +96,45 @@ def _where(i: int, kind: str) -> str:
 
 
 def load_spec(path) -> list[dict]:
-    """Read and expand the TOML spec at ``path`` into task specs (:func:`expand`); ValueError names the file
-    and what to fix (unreadable file, TOML syntax, unknown keys, bad values)."""
+    """Read the sweep spec in the TOML file at ``path`` and expand it into task specs (:func:`expand`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A UTF-8 TOML file in the format of the module docstring (``examples/sweep.toml`` is a worked one).
+
+    Returns
+    -------
+    list of dict
+        The task specs, as :func:`expand` returns them.
+
+    Raises
+    ------
+    ValueError
+        The message starts with the path and says what to fix: a file that cannot be read, is not UTF-8 or
+        not TOML, or an unknown key or bad value (named by its table, as in :func:`expand`).
+
+    Examples
+    --------
+    >>> from pathlib import Path
+    >>> _ = Path("tiny.toml").write_text('''
+    ... steps = 100
+    ... [[problem]]
+    ... case = "simple_homogeneous"
+    ... kappa = [200.0, 400.0]
+    ... [[optimizer]]
+    ... name = "gd"
+    ... lr = "optimal"
+    ... ''')
+    >>> [t["problem"]["kappa"] for t in load_spec("tiny.toml")]
+    [200.0, 400.0]
+    >>> _ = Path("typo.toml").write_text("stpes = 100")
+    >>> load_spec("typo.toml")
+    Traceback (most recent call last):
+    ...
+    ValueError: typo.toml: unknown top-level key(s) ['stpes']; allowed: ['description', 'method', 'name',
+    'optimizer', 'problem', 'seeds', 'steps', 'tol']
+    """
     path = Path(path)
     try:
         text = path.read_bytes()
@@ -141,9 +178,48 @@ def _seeds(value) -> list[int]:
 
 
 def expand(spec: dict) -> list[dict]:
-    """The task specs of a parsed sweep spec (module docstring): one per (problem point, optimizer table),
-    problem points first.  Every problem point's spectrum and every optimizer are built here, so a bad value
-    fails before any run; raises ValueError naming the table and the key."""
+    """The task specs of a parsed sweep spec: one per (problem point, optimizer table), problem points first.
+
+    A ``[[problem]]`` table stands for the outer product of its list values (its points, in the order of its
+    keys, the last key varying fastest); an ``[[optimizer]]`` table's lists stay in its tasks, as the grid of one
+    batched run.  Every point's spectrum and every optimizer are built here, so a bad value fails before any run.
+
+    Parameters
+    ----------
+    spec : dict
+        A parsed sweep spec: the TOML of the module docstring as ``tomllib`` reads it.
+
+    Returns
+    -------
+    list of dict
+        (number of problem points) × (number of optimizer tables) task specs
+        ``{"steps", "tol", "seeds", "method", "problem", "optimizer"}``: the defaults filled in (``tol`` a
+        float, 1e-6; ``seeds`` a list; ``method`` "auto"), ``problem`` a table of scalars, ``optimizer`` the
+        table as given.  Plain JSON, so that :func:`quadlab.dist.task_key` names each.
+
+    Raises
+    ------
+    ValueError
+        An unknown key or a bad value; the message names the table (``[[problem]] #2``) and the key.
+
+    Examples
+    --------
+    >>> spec = {"steps": 100, "seeds": 2,
+    ...         "problem": [{"case": "simple_homogeneous", "kappa": [200.0, 400.0], "problem_seed": [0, 1]}],
+    ...         "optimizer": [{"name": "gd", "lr": "optimal"}, {"name": "adam", "lr": [1e-3, 1e-2]}]}
+    >>> tasks = expand(spec)
+    >>> len(tasks)                          # 2 × 2 problem points, 2 optimizer tables
+    8
+    >>> tasks[1]
+    {'steps': 100, 'tol': 1e-06, 'seeds': [0, 1], 'method': 'auto',
+     'problem': {'case': 'simple_homogeneous', 'kappa': 200.0, 'problem_seed': 0},
+     'optimizer': {'name': 'adam', 'lr': [0.001, 0.01]}}
+    >>> expand({**spec, "optimizer": [{"name": "adam", "beta1": 0.9}]})
+    Traceback (most recent call last):
+    ...
+    ValueError: [[optimizer]] #1: unknown key(s) ['beta1'] here; allowed: ['b1', 'b2', 'bias_correction', 'eps',
+    'lr', 'name', 'tune']
+    """
     if not isinstance(spec, dict):
         raise ValueError("a sweep spec is a TOML table")
     unknown = sorted(set(spec) - _TOP)
@@ -191,7 +267,39 @@ def _real(point: dict, key: str, lo: float | None = None) -> float:
 
 
 def build_spectrum(point: dict):
-    """The :class:`quadlab.BlockSpectrum` of one problem point (a table of scalars; module docstring)."""
+    """The block spectrum Λ = (Λ_1, …, Λ_L) of one problem point.
+
+    A ``case`` point is one of the paper's four cases at condition number κ = ``kappa``.  A ``family`` point is
+    L = ``n_blocks`` blocks of ``block_size`` eigenvalues each: the family's block Λ_0 (its quantiles, or
+    draws with ``spectrum_seed``), block l being s^l·Λ_0 for s = ``block_scale``
+    (:func:`quadlab.spectra.scaled_blocks`), and with ``kappa`` all blocks mapped by one affine map onto
+    [1, κ] (:func:`quadlab.spectra.rescale`).  ``rotation`` and ``problem_seed`` are allowed here and used by
+    :func:`build_problem`.
+
+    Parameters
+    ----------
+    point : dict
+        One point of a ``[[problem]]`` table's grid (scalars only; the keys of the module docstring).
+
+    Returns
+    -------
+    quadlab.BlockSpectrum
+
+    Raises
+    ------
+    ValueError
+        Neither or both of ``case`` and ``family``, an unknown case, family or key, a missing argument, or a
+        bad value.
+
+    Examples
+    --------
+    >>> s = build_spectrum({"family": "uniform", "lo": 1.0, "hi": 2.0, "block_size": 3, "n_blocks": 2,
+    ...                     "block_scale": 10.0})
+    >>> [b.tolist() for b in s.blocks]
+    [[1.0, 1.5, 2.0], [10.0, 15.0, 20.0]]
+    >>> build_spectrum({"case": "simple_heterogeneous", "kappa": 500.0}).eigenvalues.tolist()
+    [1.0, 2.0, 3.0, 99.0, 100.0, 101.0, 498.0, 499.0, 500.0]
+    """
     from quadlab import spectra, stored
 
     kinds = [k for k in ("case", "family") if k in point]
@@ -250,8 +358,38 @@ def _check_placement(point: dict) -> None:
 
 
 def build_problem(point: dict, xp="numpy"):
-    """The :class:`quadlab.BlockQuadratic` of one problem point: its spectrum, ``rotation`` (default "block")
-    and ``problem_seed`` (default 0) for the rotations."""
+    """The quadratic f(w) = ½ (w − w*)ᵀ H (w − w*), H = Q diag(Λ) Qᵀ, of one problem point.
+
+    Λ is the point's spectrum (:func:`build_spectrum`); Q is drawn from ``problem_seed`` as ``rotation`` says,
+    so a point gives the same H, bit for bit, on every machine.
+
+    Parameters
+    ----------
+    point : dict
+        A problem point, with optional ``rotation`` ("block": a Haar rotation per block, the default;
+        "global"; "none") and ``problem_seed`` (a non-negative integer, default 0).
+    xp : str or array namespace, default "numpy"
+        The array backend of the problem (:mod:`quadlab.backend`).
+
+    Returns
+    -------
+    quadlab.BlockQuadratic
+
+    Raises
+    ------
+    ValueError
+        A bad point (:func:`build_spectrum`), an unknown ``rotation`` or a bad ``problem_seed``.
+
+    Examples
+    --------
+    >>> point = {"case": "simple_heterogeneous", "kappa": 500.0, "problem_seed": 3}
+    >>> p, q = build_problem(point), build_problem(dict(reversed(point.items())))
+    >>> p.n, p.is_block_diagonal, bool((p.dense() == q.dense()).all())
+    (9, True, True)
+    >>> err = np.abs(np.linalg.eigvalsh(p.dense()) - np.sort(p.eigenvalues)).max()
+    >>> bool(err <= 64 * p.kappa * np.finfo(float).eps)
+    True
+    """
     import quadlab
 
     _check_placement(point)
@@ -291,7 +429,43 @@ def _build_optimizer(table: dict):
 
 
 def run_task(task: dict) -> list[dict]:
-    """Run one task (an element of :func:`expand`'s list) and return its rows (module docstring)."""
+    """Run one task: one batched :func:`quadlab.run` (or :func:`quadlab.tune.tune_lr`) over its grid × seeds.
+
+    Parameters
+    ----------
+    task : dict
+        One element of the list of :func:`expand` (or :func:`load_spec`).
+
+    Returns
+    -------
+    list of dict
+        One row per run, in the Result's run order: the problem point's keys, ``n``, the run's row of
+        :func:`quadlab.results.result_rows`, ``tuned`` (and ``fragile`` when tuned), ``task`` (the
+        :func:`quadlab.dist.task_key` of ``task``) and ``seconds``, the task's wall time shared by its rows and
+        the only field in which two runs of one task differ.  A run that diverges is a row with status
+        "diverged", not an exception.
+
+    Raises
+    ------
+    ValueError
+        A bad problem point or optimizer table: the checks of :func:`expand`, for a task written by hand.
+
+    Examples
+    --------
+    >>> task = expand({"steps": 5000, "seeds": [0, 1], "optimizer": [{"name": "gd", "lr": [0.005, 1.0]}],
+    ...                "problem": [{"case": "simple_homogeneous", "kappa": 200.0}]})[0]
+    >>> rows = run_task(task)
+    >>> [(r["lr"], r["seed"], r["status"]) for r in rows]     # 1.0 > 2/λ_max: GD diverges
+    [(0.005, 0, 'converged'), (0.005, 1, 'converged'), (1.0, 0, 'diverged'), (1.0, 1, 'diverged')]
+    >>> from quadlab.dist import task_key
+    >>> rows[0]["task"] == task_key(task), rows[0]["n"]
+    (True, 9)
+    >>> def same(a, b):
+    ...     return [{k: v for k, v in r.items() if k != "seconds"} for r in a] == [
+    ...         {k: v for k, v in r.items() if k != "seconds"} for r in b]
+    >>> same(rows, run_task(task))
+    True
+    """
     from quadlab import run
     from quadlab.dist import task_key
     from quadlab.results import result_rows
