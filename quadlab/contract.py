@@ -188,7 +188,7 @@ class PreconditionedState(NamedTuple):
     precond : tuple
         p, one leaf per group: (k, 1, d) shared by the runs, or (k, R, d) per run (the theory form's 1/|g_0|).
     lr : float or array (1, R, 1)
-        As in :class:`GDState`.
+        As in :class:`GDState`: the overall step η, on top of any per-block steps folded into p.
     """
 
     precond: tuple

@@ -137,8 +137,23 @@ class NoiseModel:
         raise NotImplementedError
 
 
+class _HessianScaled(NoiseModel):
+    """The NQM's scaling, shared by the models whose noise is shaped by H: ξ = √(scale/batch)·L·z, L Lᵀ = H."""
+
+    uses_hessian = True
+
+    @property
+    def coef(self) -> float:
+        return float(np.sqrt(self.scale / self.batch))
+
+    def _check_batch_scale(self, who: str) -> None:
+        """Validate and store ``batch`` (a positive whole number) and ``scale`` (positive, finite)."""
+        object.__setattr__(self, "batch", _positive(f"{who} batch", self.batch, integer=True))
+        object.__setattr__(self, "scale", _positive(f"{who} scale", self.scale))
+
+
 @dataclass(frozen=True)
-class NQM(NoiseModel):
+class NQM(_HessianScaled):
     """The noisy quadratic model: ξ ~ N(0, (scale/batch)·H).
 
     Parameters
@@ -167,14 +182,7 @@ class NQM(NoiseModel):
     scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "batch", _positive("NQM batch", self.batch, integer=True))
-        object.__setattr__(self, "scale", _positive("NQM scale", self.scale))
-
-    @property
-    def coef(self) -> float:
-        return float(np.sqrt(self.scale / self.batch))
-
-    uses_hessian = True
+        self._check_batch_scale("NQM")
 
     def describe(self) -> dict:
         return {"model": "nqm", "batch": self.batch, "scale": self.scale}
@@ -211,7 +219,7 @@ class Isotropic(NoiseModel):
 
 
 @dataclass(frozen=True)
-class HeavyTailed(NoiseModel):
+class HeavyTailed(_HessianScaled):
     """Student-t noise with the NQM's covariance: ξ = √(scale/batch)·L·t, Cov ξ = (scale/batch)·H.
 
     t has independent components T_i·√((ν−2)/ν), T_i ~ Student-t(ν): unit variance, tails P(|t_i| > x) ∝
@@ -237,16 +245,9 @@ class HeavyTailed(NoiseModel):
     scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "batch", _positive("HeavyTailed batch", self.batch, integer=True))
+        self._check_batch_scale("HeavyTailed")
         object.__setattr__(self, "df", _positive("HeavyTailed df (degrees of freedom, needs > 2 for a finite "
                                                  "covariance)", self.df, above=2.0))
-        object.__setattr__(self, "scale", _positive("HeavyTailed scale", self.scale))
-
-    @property
-    def coef(self) -> float:
-        return float(np.sqrt(self.scale / self.batch))
-
-    uses_hessian = True
 
     def draw(self, rng, shape):
         return rng.standard_t(self.df, shape) * np.sqrt((self.df - 2.0) / self.df)
@@ -256,7 +257,7 @@ class HeavyTailed(NoiseModel):
 
 
 @dataclass(frozen=True)
-class AlphaStable(NoiseModel):
+class AlphaStable(_HessianScaled):
     """Symmetric α-stable noise at the NQM's scale: ξ = √(scale/batch)·L·t, L Lᵀ = H.
 
     t has independent components with characteristic function exp(−|θ|^α/2^{α/2}) (α = 2: N(0, 1)), drawn
@@ -284,18 +285,11 @@ class AlphaStable(NoiseModel):
     scale: float = 1.0
 
     def __post_init__(self):
-        object.__setattr__(self, "batch", _positive("AlphaStable batch", self.batch, integer=True))
+        self._check_batch_scale("AlphaStable")
         a = _positive("AlphaStable alpha (the stability index, in (1, 2])", self.alpha, above=1.0)
         if a > 2.0:
             raise ValueError(f"AlphaStable alpha (the stability index) must lie in (1, 2], got {self.alpha!r}")
         object.__setattr__(self, "alpha", a)
-        object.__setattr__(self, "scale", _positive("AlphaStable scale", self.scale))
-
-    @property
-    def coef(self) -> float:
-        return float(np.sqrt(self.scale / self.batch))
-
-    uses_hessian = True
 
     def draw(self, rng, shape):
         # U and W interleaved per value, so that the stream does not depend on how many rows a chunk holds

@@ -475,6 +475,7 @@ def critical_batch(problem, target: float, *, method: str = "gd", batches=tuple(
     Returns
     -------
     CriticalBatch
+        In closed form (``monte_carlo`` False, ``seeds`` 0): S(B) and S_∞ from the exact expected loss.
 
     Raises
     ------
@@ -549,6 +550,7 @@ def mc_critical_batch(problem, optimizer, target: float, *, batches=tuple(2.0**k
     Returns
     -------
     CriticalBatch
+        Estimated (``monte_carlo`` True): S(B) the first step where the seeds' mean loss reaches ``target`` (−1: none).
 
     Raises
     ------

@@ -72,6 +72,16 @@ def _source_options(who: str, source: str, spectra: str | None) -> dict:
     return {"source": source}
 
 
+def _rule_or_grid(who: str, lr, rule: str, options: dict) -> dict:
+    """The hyperparameter grid of ``lr``, or none where ``lr`` names the step rule (kept in ``options``)."""
+    if isinstance(lr, str):
+        if lr != rule:
+            raise ValueError(f"{who}: lr must be positive numbers or {rule!r}, got {lr!r}")
+        options["lr"] = rule
+        return {}
+    return _hyper(lr=lr)
+
+
 # -- GD family -------------------------------------------------------------------------------------
 # Every rule below reads its step sizes once, in init, through the contract's one function ctx.lr (host
 # (R,)), and moves them into the layout with ctx.per_run.
@@ -120,13 +130,7 @@ def gd(lr=1e-3, *, source: str = "exact", spectra: str | None = None) -> Optimiz
     2.0
     """
     options = _source_options("gd", source, spectra)
-    if isinstance(lr, str):
-        if lr != "optimal":
-            raise ValueError(f"gd: lr must be positive numbers or 'optimal', got {lr!r}")
-        options["lr"] = "optimal"
-        hyper = {}
-    else:
-        hyper = _hyper(lr=lr)
+    hyper = _rule_or_grid("gd", lr, "optimal", options)
 
     def init(g0, hp, ctx):
         return GDState(ctx.per_run(ctx.lr(options)))
@@ -326,7 +330,8 @@ def adam_theory(lr="theorem", *, source: str = "exact", spectra: str | None = No
     Returns
     -------
     Optimizer
-        Linear: :func:`quadlab.run` uses the closed form unless told to iterate.
+        Linear once D is fixed from w_0 (per run): :func:`quadlab.run` uses the closed form unless told to
+        iterate.
 
     Raises
     ------
@@ -343,13 +348,7 @@ def adam_theory(lr="theorem", *, source: str = "exact", spectra: str | None = No
     'converged'
     """
     options = _source_options("adam_theory", source, spectra)
-    if isinstance(lr, str):
-        if lr != "theorem":
-            raise ValueError(f"adam_theory: lr must be positive numbers or 'theorem', got {lr!r}")
-        options["lr"] = "theorem"
-        hyper = {}
-    else:
-        hyper = _hyper(lr=lr)
+    hyper = _rule_or_grid("adam_theory", lr, "theorem", options)
 
     def init(g0, hp, ctx):
         absg = tmap(ctx.xp.abs, g0)

@@ -180,7 +180,7 @@ def whole_extremes(problem, source: str = "exact", *, margin: float | None = Non
     Raises
     ------
     ValueError
-        If ``source`` is not "exact" or "lanczos".
+        If ``source`` is not "exact" or "lanczos", or, with "lanczos", ``margin`` lies outside [0, 1).
 
     Examples
     --------

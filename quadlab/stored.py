@@ -154,7 +154,7 @@ def data_path(name: str) -> Path:
     Raises
     ------
     ValueError
-        If ``name`` is not a shipped set.
+        If ``name`` is not a shipped set; the message lists them (a file of your own goes to :func:`load`).
 
     Examples
     --------

@@ -67,13 +67,10 @@ from quadlab.studies.common import (
 STUDY = "explanations"
 VERSION = 2  # bump when a point's record changes shape, so old checkpoints are not reused
 SPECTRA = {"het": "heterogeneous blocks", "hom": "homogeneous blocks (same eigenvalues)"}
-ARRANGEMENTS = {
-    "none": "diagonal",
-    "block_mild": "block, mild",
-    "block": "block, Haar",
-    "global_mild": "global, mild",
-    "global": "global, Haar",
-}
+# a 2×2 table past the diagonal: a row per rotation's scope (each block, or H whole), mild then Haar
+ARRANGEMENTS = {"none": "diagonal",
+                "block_mild": "block, mild", "block": "block, Haar",
+                "global_mild": "global, mild", "global": "global, Haar"}
 MILD_ANGLE = 0.05
 NOISE_SCALE = 0.01
 BATCHES = (4096, 256)

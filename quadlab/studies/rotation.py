@@ -50,18 +50,8 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra, theory
-from quadlab.studies.common import (
-    add_dist_options,
-    check_common,
-    finish,
-    open_executor,
-    progress,
-    save_figure,
-    save_partial,
-    seed_record,
-    steps_bound,
-    study_parser,
-)
+from quadlab.studies import common
+from quadlab.studies.common import progress, seed_record, steps_bound
 from quadlab.tune import tune_lr
 
 STUDY = "rotation"
@@ -237,15 +227,15 @@ def plot(all_recs, all_traces, path: Path, tol: float) -> None:
         row[0].legend(fontsize=8, loc="lower left", framealpha=0.9)
     fig.suptitle("Same eigenvalues, per-block vs one global Haar rotation (median over seeds, band = min–max; "
                  "dotted: tolerance)")
-    save_figure(fig, path)
+    common.save_figure(fig, path)
     plt.close(fig)
 
 
 def main(argv=None) -> int:
-    ap = study_parser(STUDY, __doc__, "at most 2 seeds, coarser tuning, shorter caps")
-    add_dist_options(ap)
+    ap = common.study_parser(STUDY, __doc__, "at most 2 seeds, coarser tuning, shorter caps")
+    common.add_dist_options(ap)
     args = ap.parse_args(argv)
-    check_common(ap, args)
+    common.check_common(ap, args)
     recs, traces = {c: {} for c in CASES}, {c: {} for c in CASES}
     jobs = [(c, r) for c in CASES for r in ROTATIONS]
 
@@ -253,12 +243,13 @@ def main(argv=None) -> int:
         for key, (rec, tr) in progress(done, total=n, desc="spectrum × rotation", quiet=args.quiet):
             case, rot = key.split("/")
             recs[case][rot] = rec
-            save_partial({"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds, "quick": args.quick,
-                          "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES if recs[c]}}, args, STUDY)
+            common.save_partial({"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds,
+                                 "quick": args.quick,
+                                 "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES if recs[c]}}, args, STUDY)
             yield key, (rec, tr)
 
     specs = [{"case": c, "rotation": r, "seeds": args.seeds, "tol": args.tol, "quick": args.quick} for c, r in jobs]
-    with open_executor(ap, args) as ex:
+    with common.open_executor(ap, args) as ex:
         values = ex.map(rotation_task, specs, keys=[f"{c}/{r}" for c, r in jobs], progress=saving)
     # in the jobs' order whatever order they finished in: the JSON is the same serially and on a cluster
     recs = {c: {} for c in CASES}
@@ -269,4 +260,4 @@ def main(argv=None) -> int:
             print_table(case, recs[case])
     result = {"study": STUDY, "kappa": KAPPA, "tol": args.tol, "seeds": args.seeds, "quick": args.quick,
               "cases": {c: {"name": CASES[c], **recs[c]} for c in CASES}}
-    return finish(result, args, STUDY, figure=lambda path: plot(recs, traces, path, args.tol))
+    return common.finish(result, args, STUDY, figure=lambda path: plot(recs, traces, path, args.tol))
