@@ -316,8 +316,7 @@ def whole_extremes(problem: BlockQuadratic, margin: float = 0.01, *, tol: float 
     if max_steps is not None:
         deprecated("whole_extremes(max_steps=...)", "max_m=...")
         max_m = max_steps
-    if not (np.isfinite(margin) and 0 <= margin < 1):
-        raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
+    _check_margin(margin)
     e = extreme_eigenvalues(problem, tol, seed=seed, max_m=max_m)
     lo, hi = _widen(np.array(e.lo), np.array(e.hi), np.array(e.lo_residual), np.array(e.hi_residual), margin)
     return float(lo), float(hi)
@@ -381,8 +380,7 @@ def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float
     if not isinstance(problem, BlockQuadratic):
         raise ValueError(f"block_extremes needs a BlockQuadratic, got {type(problem).__name__}")
     one_of("source", source, EXTREMES_SOURCES)
-    if not (np.isfinite(margin) and 0 <= margin < 1):
-        raise ValueError(f"margin must lie in [0, 1), got {margin!r}")
+    _check_margin(margin)
     if not (np.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be positive and finite, got {tol!r}")
     names = tuple(problem.block_names)
@@ -406,3 +404,10 @@ def block_extremes(problem: BlockQuadratic, source: str = "exact", margin: float
     return BlockExtremes(names, _frozen(lo), _frozen(hi), _frozen(raw_lo), _frozen(raw_hi), _frozen(r_lo),
                          _frozen(r_hi), _frozen(np.array([e.m_used for e in ex])), "lanczos", float(margin),
                          tuple(e.status for e in ex))
+
+
+def _check_margin(margin) -> None:
+    """The relative widening must be a real number in [0, 1) (a string or NaN gets this message, not numpy's)."""
+    ok = isinstance(margin, (int, float, np.integer, np.floating)) and not isinstance(margin, bool)
+    if not (ok and np.isfinite(margin) and 0 <= margin < 1):
+        raise ValueError(f"margin must be a number in [0, 1), got {margin!r}")

@@ -129,3 +129,10 @@ def test_the_old_spectra_keyword_warns_and_means_source(factory):
     assert old.options == factory(source="lanczos").options and old.options["source"] == "lanczos"
     with pytest.raises(ValueError, match=r"source must be one of \('exact', 'lanczos'\), got 'slq'"):
         factory(source="slq")
+
+
+@pytest.mark.parametrize("margin", ["x", float("nan"), 1.0, -0.1, True])
+def test_a_bad_margin_gets_a_value_error_naming_it(margin):
+    p = quadlab.BlockQuadratic(spectra.simple_heterogeneous(1000.0))
+    with pytest.raises(ValueError, match=r"margin must be a number in \[0, 1\), got"):
+        rules.whole_extremes(p, "lanczos", margin=margin)
