@@ -405,3 +405,17 @@ def test_kappa_sweep_on_a_tcp_scheduler_with_two_workers_matches_serial(tmp_path
     assert Path(tcp.pop("checkpoint")).parent == tmp_path / "tcp"
     serial.pop("checkpoint")
     assert tcp == serial and tcp["computed_points"] == 6
+
+
+@needs_dask
+def test_explanations_quick_on_the_cluster_gives_the_serial_points(cluster, tmp_path):
+    # the study's instances as dask tasks on an existing scheduler: the same points and summary as serially
+    address = cluster.start().scheduler.address
+    out = {}
+    for name, extra in (("serial", []), ("dask", ["--scheduler", address])):
+        js = tmp_path / f"{name}.json"
+        argv = ["explanations", "--quick", "--quiet", "--out", str(tmp_path / name), "--json", str(js), *extra]
+        assert cli.main(argv) == 0
+        out[name] = json.loads(js.read_text())
+    for field in ("points", "summary"):
+        assert out["dask"][field] == out["serial"][field]

@@ -50,6 +50,7 @@ import numpy as np
 import quadlab
 from quadlab import explain, optim, plots, spectra, theory
 from quadlab.noise import NQM
+from quadlab.studies import common
 from quadlab.studies.common import (
     Checkpoint,
     check_common,
@@ -291,6 +292,11 @@ def instance_point(kind: str, arrangement: str, cfg: dict) -> dict:
 
 
 # -- summaries ---------------------------------------------------------------------------------------------------
+def instance_task(spec: dict) -> dict:
+    """One instance from its plain-dict spec {"spectrum", "arrangement", "cfg"} (a :mod:`quadlab.dist` task)."""
+    return instance_point(spec["spectrum"], spec["arrangement"], spec["cfg"])
+
+
 def _name(p: dict) -> str:
     return f"{p['spectrum']}/{p['arrangement']}"
 
@@ -445,6 +451,7 @@ def main(argv=None) -> int:
                            "needs about 1/tol steps)")
     ap.add_argument("--checkpoint", type=Path, default=None,
                     help="finished points are kept here (default: OUT/explanations.<settings hash>.checkpoint.jsonl)")
+    common.add_dist_options(ap)
     args = ap.parse_args(argv)
     check_common(ap, args)
     if args.quick:
@@ -459,9 +466,11 @@ def main(argv=None) -> int:
            "noise_scale": NOISE_SCALE}
     ck = open_checkpoint(ap, args, STUDY, cfg)
     todo = [(k, a) for k in SPECTRA for a in ARRANGEMENTS]
-    reused = sum(Checkpoint.key(spectrum=k, arrangement=a) in ck for k, a in todo)
-    points = [ck.compute(Checkpoint.key(spectrum=k, arrangement=a), lambda k=k, a=a: instance_point(k, a, cfg))
-              for k, a in progress(todo, total=len(todo), desc="instances", quiet=args.quiet)]
+    keys = [Checkpoint.key(spectrum=k, arrangement=a) for k, a in todo]
+    reused = sum(k in ck for k in keys)
+    with common.open_executor(ap, args) as ex:  # serial here unless --scheduler; each instance is one task
+        points = ex.map(instance_task, [{"spectrum": k, "arrangement": a, "cfg": cfg} for k, a in todo], keys=keys,
+                        store=ck, progress=lambda it, n: progress(it, total=n, desc="instances", quiet=args.quiet))
     summary = summarize(points)
     # the NQM's critical batch sizes on the one spectrum of the design (closed form, seconds)
     crit = explain.critical_batches(design_spectrum("het"), scale=NOISE_SCALE, target=args.tol ** 2,
