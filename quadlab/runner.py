@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import rules
-from ._engine import closed_form, kernels
+from ._engine import closed_form, kernels, scan
 from ._engine.layout import Layout, tmap
 from .backend import check_memory
 from .optim import Optimizer
@@ -341,6 +341,8 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence):
     if inplace:  # split may return views of E0, which the in-place steps must not touch
         E = tuple(np.array(x, copy=True) for x in E)
     ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
+    if inplace and scan.eligible(problem, opt):  # the same results, every step in one compiled loop
+        return scan.run(problem, opt, ctx, lay, G, E0, rec, steps, tol, DIVERGENCE_FACTOR)
     hp = {k: _hyperparameter(v, lay) for k, v in ctx.host_hp.items()}
     fused = ctx.fused = inplace and opt.step is not None and kernels.available()
     state = opt.init(G, hp, ctx)

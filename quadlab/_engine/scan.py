@@ -1,0 +1,260 @@
+"""The compiled multi-step iterate path: a whole batch of runs from start to finish in one numba loop.
+
+The runner's numpy iterate path returns to Python every step (about 13 µs of interpreter work per step,
+which dominates on the paper's small problems).  Here one compiled call advances every run of the batch
+through many steps, checks tolerance and divergence at every step and keeps the recorded steps' iterates,
+so Python only runs between *pauses*: when the window of recorded iterates is full, when the Adam family's
+table of per-step scalars needs its next 4096 steps, or when a stopping test is too close to call (below).
+
+What is the same as the numpy path, bit for bit
+    The error e_k = w_k − w* and gradient g_k = H e_k of every run.  The product is summed over j in the
+    order of :func:`quadlab._engine.ordered.matmul`, g_i = (…(e_0 H_{0i} + e_1 H_{1i}) + …) + e_{d−1} H_{d−1,i},
+    every product rounded before it is added; each optimizer's update applies the numpy path's IEEE operations
+    in its order (``quadlab.optim``); Adam-mini's block mean is numpy's pairwise sum (blocks of eight
+    accumulators, halves above 128 terms) divided by d; the Adam family's s_t, e_t are
+    :class:`quadlab.optim.AdamScalars`' own float64 values.  numba compiles with ``fastmath`` off, so LLVM
+    does not contract a·b + c into a fused multiply-add (``tests/test_scan.py`` also reads the machine code).
+
+The recorded values and the stopping test, exactly
+    The numpy path measures ‖g‖² and eᵀg with ``Layout.rowdot`` (BLAS dot products per block, whose order
+    numba cannot reproduce).  The recorded f − f* = ½ eᵀg and ‖g‖ are therefore computed by ``rowdot`` itself
+    on the recorded iterates, which the kernel copies out at the recorded steps: the same bits.  The per-step
+    test (‖g_k‖ ≤ tol·‖g_0‖ converged; ‖g_k‖ > 10⁶‖g_0‖ or non-finite: diverged) uses the kernel's own sum
+    s = Σ g_i² (four interleaved partial sums).  Any two summation orders of the n non-negative terms g_i²
+    differ by at most 2γ_{n+1}·s, γ_m = m·u/(1 − m·u), u = 2⁻⁵³ (Higham, Accuracy and Stability of Numerical
+    Algorithms, §3.1; a fused multiply-add only tightens it), so with q = √s the numpy path's norm lies in
+    [q(1 − δ) − a, q(1 + δ) + a], δ = 4(n + 2)u (a covers underflow: a = 2√(n·2⁻¹⁰⁷⁴)).  A run whose
+    thresholds fall outside that interval is decided by the kernel; otherwise (or when q is not finite) the
+    kernel pauses and the runner's own ``rowdot`` decides, so steps_to_tol, stop_step and status are always
+    the numpy path's.
+
+Layout
+    Run-major (R, n): run r's coordinates in the runner's layout order (group by group, block by block), so a
+    block of a run is a contiguous slice.  Small blocks: each run's product, update and norm in one pass,
+    rows split over threads for large batches.  Large blocks (Σ d² ≥ 4096): the product sweeps four rows of
+    H_b at a time over all runs (H streams from memory once per step, not once per run), blocks split over
+    threads.  A run that stops is swapped with the last live row, so the batch shrinks without copying it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+
+import numpy as np
+
+from . import kernels
+
+__all__ = ["eligible", "run", "KINDS", "ENABLED"]
+
+#: set False (or QUADLAB_SCAN=0 in the environment) to keep the runner on its numpy step loop
+ENABLED = True
+
+#: optimizer name → (kernel kind, preconditioner mode); the rules themselves are in quadlab.optim
+KINDS = {"gd": 0, "jacobi_gd": 0, "blockwise_gd": 0, "adam_theory": 0, "heavy_ball": 1, "nesterov": 2,
+         "adam": 3, "rmsprop": 3, "adam_mini": 4}
+_GD, _HB, _NESTEROV, _ADAM, _MINI = 0, 1, 2, 3, 4
+_PAUSE_WINDOW, _PAUSE_TABLE, _PAUSE_AMBIG, _DONE = 1, 2, 3, 4
+_TABLE = 4096  # steps of Adam scalars per table (16 of AdamScalars' 256-step fills)
+_WINDOW_BYTES = 16 << 20  # recorded iterates (e and g) held before the runner reduces them
+_LARGE = 4096  # Σ d_b² from which the block-major product over all runs is used
+_PARALLEL_WORK = 1 << 16  # runs × Σ d_b² per step from which the threaded kernel is used
+_EPS = 2.0 ** -53
+
+
+def _noise_free(options: dict, noise) -> bool:
+    """The one place that says whether the gradients are exact: the compiled loop has no noise model."""
+    return noise is None and options.get("noise") is None
+
+
+def eligible(problem, optimizer, noise=None) -> bool:
+    """True when :func:`run` reproduces the numpy path for this batch: numpy backend in float64, numba
+    available (:func:`quadlab._engine.kernels.available`), an optimizer of ``quadlab.optim`` that has an
+    iterate rule here (every one of them; Adam-mini on block-diagonal problems), exact gradients, and the
+    scan enabled (``ENABLED``, ``QUADLAB_SCAN`` not "0")."""
+    if not ENABLED or os.environ.get("QUADLAB_SCAN", "1") == "0":
+        return False
+    if problem.backend.name != "numpy" or np.dtype(problem.dtype) != np.float64 or not kernels.available():
+        return False
+    if optimizer.name not in KINDS or getattr(optimizer.update, "__module__", "") != "quadlab.optim":
+        return False
+    if not _noise_free(optimizer.options, noise):
+        return False
+    if problem._diag is None and not all(isinstance(g.H, np.ndarray) for g in problem.groups):
+        return False
+    if optimizer.name == "adam_mini" and not (problem.is_block_diagonal and problem._diag is None):
+        return False  # a globally rotated problem averages nominal blocks that are not layout rows
+    return True
+
+
+@functools.cache
+def _kernel(parallel: bool):
+    """The compiled loop (:mod:`quadlab._engine.scan_jit`, imported on first use: numba is optional)."""
+    if kernels._numba() is None:
+        raise ImportError("quadlab's compiled scan needs numba: pip install 'quadlab[fast]' (or numba>=0.60)")
+    from . import scan_jit
+
+    return scan_jit.scan_parallel if parallel else scan_jit.scan_serial
+
+
+# -- the host side ----------------------------------------------------------------------------------------
+class _Blocks:
+    """The problem's blocks in the runner's layout order: coordinate offsets, H_b flattened row-major."""
+
+    def __init__(self, problem, lay):
+        if problem._diag is not None:
+            self.diag = True
+            self.Hdiag = np.ascontiguousarray(lay._diag.reshape(-1), dtype=np.float64)
+            self.perm = np.arange(problem.n)
+            sizes = [problem.n]
+            self.Hflat = np.zeros(1)
+            self.hoff = np.zeros(1, dtype=np.int64)
+        else:
+            self.diag = False
+            self.Hdiag = np.zeros(1)
+            self.perm = np.concatenate([g.coords for g in problem.groups])
+            sizes = [g.size for g in problem.groups for _ in range(g.k)]
+            self.Hflat = np.concatenate([np.ascontiguousarray(g.H, dtype=np.float64).reshape(-1)
+                                         for g in problem.groups])
+            self.hoff = np.concatenate([[0], np.cumsum(np.square(sizes))[:-1]]).astype(np.int64)
+        self.boff = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.sq = int(np.sum(np.square(sizes)))
+        # each group's coordinates in the run-major rows, for rowdot in the runner's layout
+        self.groups = [(0, 1, problem.n)] if self.diag else []
+        o = 0
+        for g in problem.groups:
+            self.groups.append((o, g.k, g.size))
+            o += g.k * g.size
+
+    def tree(self, A):
+        """Run-major rows (M, n) → the layout's tuple of (k, M, d) views."""
+        M = A.shape[0]
+        return tuple(A[:, o:o + k * d].reshape(M, k, d).transpose(1, 0, 2) for o, k, d in self.groups)
+
+
+def _merge_rows(tree):
+    """The layout's (k, R, d) leaves → run-major rows (R, n) in layout order."""
+    return np.concatenate([np.transpose(X, (1, 0, 2)).reshape(X.shape[1], -1) for X in tree], axis=1)
+
+
+def _adam_tables(scalars, t_lo: int, count: int):
+    """s_t, e_t for t = t_lo … t_lo + count − 1 (count a multiple of 256, t_lo ≡ 1 mod 256), each 256-step
+    slab filled by :class:`quadlab.optim.AdamScalars` itself, as the numpy path fills it."""
+    S, Et = [], []
+    for t0 in range(t_lo, t_lo + count, scalars.block):
+        scalars._fill(t0)
+        S.append(scalars._s)
+        Et.append(scalars._e)
+    return np.ascontiguousarray(np.concatenate(S)), np.ascontiguousarray(np.concatenate(Et))
+
+
+def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: float):
+    """Run every configuration × seed of ``opt`` on ``problem`` in the compiled loop.
+
+    ``ctx`` is the runner's context (per-run hyperparameters ``host_hp``, its learning-rate rules), ``lay`` its
+    layout and ``G0_tree`` the first gradient it computed in that layout, ``E0`` (R, n) the starting errors
+    (host float64, problem coordinates), ``rec`` the recorded steps, ``divergence`` the runner's
+    DIVERGENCE_FACTOR.  Returns what the runner's numpy loop
+    returns: (gap (R, T), grad_norm (R, T), steps_to_tol, stop_step, status) with the same values."""
+    from ..optim import AdamScalars  # the methods layer sits above this module; imported when used
+
+    R, n = E0.shape
+    kind = KINDS[opt.name]
+    blk = _Blocks(problem, lay)
+    host = ctx.host_hp
+    ones = np.ones(R)
+    E = np.ascontiguousarray(E0[:, blk.perm])
+    G = np.ascontiguousarray(_merge_rows(G0_tree))
+    dummy = np.zeros((1, 1))
+    M, V, P, pmode, use_m = dummy, dummy, dummy, 0, False
+    mom, b2, which = np.zeros(R), np.zeros(R), np.zeros(R, dtype=np.int64)
+    scalars = None
+    if kind == _GD:
+        if opt.name == "adam_theory":
+            ctx.require_nonzero_g0()
+            P, pmode = 1.0 / np.abs(G), 2
+        elif opt.name == "jacobi_gd":
+            P, pmode = np.ascontiguousarray((1.0 / ctx.host_diag())[blk.perm][None, :]), 1
+        elif opt.name == "blockwise_gd":
+            steps_b = ctx.block_steps(opt.options)
+            P, pmode = np.ascontiguousarray(np.repeat(np.asarray(steps_b, dtype=np.float64), problem.block_sizes)
+                                            [blk.perm][None, :]), 1
+        lr = np.array(ctx.host_lr(host if "lr" in host else None, opt.options), dtype=np.float64) * ones
+    elif kind in (_HB, _NESTEROV):
+        lr, mom = host["lr"] * ones, host["momentum"] * ones
+        M, use_m = np.zeros((R, n)), True
+    else:
+        lr, mom, b2 = host["lr"] * ones, host["b1"] * ones, host["b2"] * ones
+        use_m = not bool((host["b1"] == 0).all())  # as the numpy path: no stored m when every β1 is 0
+        M = np.zeros((R, n)) if use_m else dummy
+        V = np.zeros((R, n if kind == _ADAM else blk.boff.size - 1))
+        scalars = AdamScalars(host["b1"], host["b2"], host["eps"], opt.options["bias_correction"])
+        which = np.ascontiguousarray(scalars.which, dtype=np.int64)
+    lr, mom, b2 = (np.ascontiguousarray(x, dtype=np.float64) for x in (lr, mom, b2))
+    g0n = np.linalg.norm(ctx.g0_host, axis=1)  # the numpy path's thresholds, the same expressions
+    thr = np.ascontiguousarray((tol if tol is not None else 0.0) * g0n)
+    div = np.ascontiguousarray(divergence * g0n)
+    ids = np.arange(R, dtype=np.int64)
+    dec = np.zeros(R, dtype=np.int64)
+    s2 = np.einsum("ij,ij->i", G, G)  # step 0's test: any summation order lies within the band
+    T = rec.size
+    W = int(max(1, min(T, _WINDOW_BYTES // max(1, 16 * R * n))))
+    snapE, snapG = np.zeros((W, R, n)), np.zeros((W, R, n))
+    gap, gnorm = np.full((R, T), np.nan), np.full((R, T), np.nan)
+    stop = np.full(R, steps, dtype=np.int64)
+    status = np.zeros(R, dtype=np.int64)
+    to_tol = np.full(R, -1, dtype=np.int64)
+    band = np.array([4.0 * (n + 2) * _EPS, 2.0 * math.sqrt(n * 2.0 ** -1074)])
+    t_lo, t_hi = 1, steps + 2
+    tab_s = tab_e = dummy
+    if scalars is not None:
+        t_hi = 1 + min(_TABLE, -(-steps // scalars.block) * scalars.block)
+        tab_s, tab_e = _adam_tables(scalars, 1, t_hi - 1)
+    large = not blk.diag and blk.sq >= _LARGE
+    if not large:  # run-minor (n, R): every loop of the small-block kernel vectorises across runs
+        E, G, P = (np.ascontiguousarray(A.T) for A in (E, G, P))
+        M, V = (np.ascontiguousarray(A.T) if A is not dummy else A for A in (M, V))
+    sv, ev = np.zeros(R), np.zeros(R)
+    kern = _kernel(R * max(blk.sq, n) >= _PARALLEL_WORK)
+    k, phase, Rc, jrec, j_lo = 0, 0, R, 0, 0
+    tol_on = tol is not None
+
+    def drain(upto):
+        m = upto - j_lo
+        if m <= 0:
+            return
+        te = blk.tree(snapE[:m].reshape(m * R, n))
+        tg = blk.tree(snapG[:m].reshape(m * R, n))
+        gp = (0.5 * lay.rowdot(te, tg)).reshape(m, R)
+        gg = np.sqrt(lay.rowdot(tg, tg)).reshape(m, R)
+        gap[:, j_lo:upto] = gp.T
+        gnorm[:, j_lo:upto] = gg.T
+
+    while True:
+        ints = np.array([kind, use_m, pmode, large, blk.diag, tol_on, k, steps, phase, Rc, jrec, j_lo, t_lo, t_hi],
+                        dtype=np.int64)
+        k, why, Rc, jrec = kern(ints, E, G, M, V, P, blk.Hflat, blk.hoff, blk.boff, blk.Hdiag, lr, mom, b2,
+                                which, thr, div, ids, dec, s2, sv, ev, rec, snapE, snapG, tab_s, tab_e, stop, status,
+                                to_tol, band)
+        if why == _DONE:
+            break
+        if why == _PAUSE_WINDOW:
+            drain(jrec)
+            j_lo, phase = jrec, 0
+        elif why == _PAUSE_TABLE:
+            t_lo = t_hi
+            count = min(_TABLE, -(-(steps + 1 - t_lo) // scalars.block) * scalars.block)
+            tab_s, tab_e = _adam_tables(scalars, t_lo, count)
+            t_hi, phase = t_lo + count, 2
+        else:  # too close to call: the numpy path's own norm decides every live run at this step
+            live = G[:Rc] if large else G[:, :Rc].T
+            norms = np.sqrt(lay.rowdot(*(blk.tree(live),) * 2))
+            live_div, live_thr = div[:Rc], thr[:Rc]
+            bad = ~np.isfinite(norms) | (norms > live_div)
+            good = (norms <= live_thr) & ~bad if tol_on else np.zeros(Rc, dtype=bool)
+            dec[:Rc] = np.where(bad, 2, np.where(good, 1, 0))
+            phase = 1
+    drain(jrec)
+    names = np.array(["max_steps", "converged", "diverged"])
+    return gap, gnorm, to_tol, stop, names[status]
