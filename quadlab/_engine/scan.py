@@ -41,6 +41,8 @@ from __future__ import annotations
 import functools
 import math
 import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -59,8 +61,10 @@ _PAUSE_WINDOW, _PAUSE_TABLE, _PAUSE_AMBIG, _DONE = 1, 2, 3, 4
 _TABLE = 4096  # steps of Adam scalars per table (16 of AdamScalars' 256-step fills)
 _WINDOW_BYTES = 16 << 20  # recorded iterates (e and g) held before the runner reduces them
 _LARGE = 4096  # Σ d_b² from which the block-major product over all runs is used
-_PARALLEL_WORK = 1 << 16  # runs × Σ d_b² per step from which the threaded kernel is used
+_PARALLEL_WORK = 1 << 16  # runs × Σ d_b² per step from which large blocks split each product over threads
+_SPLIT_WORK = 1 << 24  # runs × Σ d_b² × steps from which small blocks run as one batch of runs per thread
 _EPS = 2.0 ** -53
+_BAND = 4.0  # δ = _BAND·(n + 2)·u, the relative half-width of the band around the kernel's norm
 
 
 def _noise_free(options: dict, noise) -> bool:
@@ -193,32 +197,84 @@ def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: f
         which = np.ascontiguousarray(scalars.which, dtype=np.int64)
     lr, mom, b2 = (np.ascontiguousarray(x, dtype=np.float64) for x in (lr, mom, b2))
     g0n = np.linalg.norm(ctx.g0_host, axis=1)  # the numpy path's thresholds, the same expressions
-    thr = np.ascontiguousarray((tol if tol is not None else 0.0) * g0n)
-    div = np.ascontiguousarray(divergence * g0n)
-    ids = np.arange(R, dtype=np.int64)
-    dec = np.zeros(R, dtype=np.int64)
-    s2 = np.einsum("ij,ij->i", G, G)  # step 0's test: any summation order lies within the band
+    thr = (tol if tol is not None else 0.0) * g0n
+    div = divergence * g0n
     T = rec.size
-    W = int(max(1, min(T, _WINDOW_BYTES // max(1, 16 * R * n))))
-    snapE, snapG = np.zeros((W, R, n)), np.zeros((W, R, n))
     gap, gnorm = np.full((R, T), np.nan), np.full((R, T), np.nan)
     stop = np.full(R, steps, dtype=np.int64)
     status = np.zeros(R, dtype=np.int64)
     to_tol = np.full(R, -1, dtype=np.int64)
-    band = np.array([4.0 * (n + 2) * _EPS, 2.0 * math.sqrt(n * 2.0 ** -1074)])
-    t_lo, t_hi = 1, steps + 2
-    tab_s = tab_e = dummy
-    if scalars is not None:
-        t_hi = 1 + min(_TABLE, -(-steps // scalars.block) * scalars.block)
-        tab_s, tab_e = _adam_tables(scalars, 1, t_hi - 1)
     large = not blk.diag and blk.sq >= _LARGE
+    tables = _Tables(scalars, steps)
+    common = (kind, use_m, pmode, large, tol is not None, blk, lay, rec, steps, tables, dummy, n)
+    arrays = (E, G, M, V, P, lr, mom, b2, which, thr, div)
+    # Small blocks and many runs: the runs split into one independent batch per thread (each its own loop,
+    # no per-step synchronisation); large blocks split each step's product over blocks instead.
+    work = R * max(blk.sq, n)
+    chunks = 1 if large or work * steps < _SPLIT_WORK else min(_threads(), R // 8)
+    bounds = np.linspace(0, R, max(chunks, 1) + 1).round().astype(int)
+    outs = (gap, gnorm, stop, status, to_tol)
+    jobs = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    if len(jobs) == 1:
+        _drive(common, arrays, outs, *jobs[0], parallel=large and work >= _PARALLEL_WORK)
+    else:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            for f in [pool.submit(_drive, common, arrays, outs, lo, hi, False) for lo, hi in jobs]:
+                f.result()
+    names = np.array(["max_steps", "converged", "diverged"])
+    return gap, gnorm, to_tol, stop, names[status]
+
+
+def _threads() -> int:
+    numba = kernels._numba()
+    return max(1, int(numba.config.NUMBA_NUM_THREADS) if numba is not None else 1)
+
+
+class _Tables:
+    """The Adam family's (s_t, e_t) in tables of 4096 steps, shared by the threads (filled under a lock,
+    since :class:`~quadlab.optim.AdamScalars` fills itself in place)."""
+
+    def __init__(self, scalars, steps: int):
+        self.scalars, self.steps = scalars, steps
+        self.lock = threading.Lock()
+        self.cache = {}
+
+    def at(self, t_lo: int):
+        """(t_hi, s table, e table) for t_lo ≤ t < t_hi; t_lo ≡ 1 (mod 256)."""
+        if self.scalars is None:
+            return self.steps + 2, None, None
+        with self.lock:
+            if t_lo not in self.cache:
+                count = min(_TABLE, -(-(self.steps + 1 - t_lo) // self.scalars.block) * self.scalars.block)
+                self.cache[t_lo] = (t_lo + count, *_adam_tables(self.scalars, t_lo, count))
+            return self.cache[t_lo]
+
+
+def _drive(common, arrays, outs, a: int, b: int, parallel: bool) -> None:
+    """Runs a..b−1 from start to finish: the compiled loop, and between its pauses the runner's ``rowdot`` on
+    the recorded iterates, the next table of Adam scalars, or the exact test of a run too close to call."""
+    kind, use_m, pmode, large, tol_on, blk, lay, rec, steps, tables, dummy, n = common
+    E, G, M, V, P, lr, mom, b2, which, thr, div = (x if x is dummy or (x.ndim == 2 and x.shape[0] == 1) else
+                                                   np.ascontiguousarray(x[a:b]) for x in arrays)
+    gap, gnorm, stop, status, to_tol = outs
+    stop, status, to_tol = stop[a:b], status[a:b], to_tol[a:b]
+    R = b - a
     if not large:  # run-minor (n, R): every loop of the small-block kernel vectorises across runs
-        E, G, P = (np.ascontiguousarray(A.T) for A in (E, G, P))
-        M, V = (np.ascontiguousarray(A.T) if A is not dummy else A for A in (M, V))
+        E, G, M, V, P = (np.ascontiguousarray(A.T) if A is not dummy else A for A in (E, G, M, V, P))
+    ids = np.arange(R, dtype=np.int64)
+    dec = np.zeros(R, dtype=np.int64)
     sv, ev = np.zeros(R), np.zeros(R)
-    kern = _kernel(R * max(blk.sq, n) >= _PARALLEL_WORK)
+    s2 = np.einsum("ij,ij->i", G, G) if large else np.einsum("ij,ij->j", G, G)  # any order: within the band
+    band = np.array([_BAND * (n + 2) * _EPS, 2.0 * math.sqrt(n * 2.0 ** -1074)])
+    T = rec.size
+    W = int(max(1, min(T, _WINDOW_BYTES // max(1, 16 * R * n))))
+    snapE, snapG = np.zeros((W, R, n)), np.zeros((W, R, n))
+    t_lo = 1
+    t_hi, tab_s, tab_e = tables.at(t_lo)
+    if tab_s is None:
+        tab_s = tab_e = dummy
+    kern = _kernel(parallel)
     k, phase, Rc, jrec, j_lo = 0, 0, R, 0, 0
-    tol_on = tol is not None
 
     def drain(upto):
         m = upto - j_lo
@@ -226,10 +282,8 @@ def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: f
             return
         te = blk.tree(snapE[:m].reshape(m * R, n))
         tg = blk.tree(snapG[:m].reshape(m * R, n))
-        gp = (0.5 * lay.rowdot(te, tg)).reshape(m, R)
-        gg = np.sqrt(lay.rowdot(tg, tg)).reshape(m, R)
-        gap[:, j_lo:upto] = gp.T
-        gnorm[:, j_lo:upto] = gg.T
+        gap[a:b, j_lo:upto] = (0.5 * lay.rowdot(te, tg)).reshape(m, R).T
+        gnorm[a:b, j_lo:upto] = np.sqrt(lay.rowdot(tg, tg)).reshape(m, R).T
 
     while True:
         ints = np.array([kind, use_m, pmode, large, blk.diag, tol_on, k, steps, phase, Rc, jrec, j_lo, t_lo, t_hi],
@@ -244,17 +298,13 @@ def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: f
             j_lo, phase = jrec, 0
         elif why == _PAUSE_TABLE:
             t_lo = t_hi
-            count = min(_TABLE, -(-(steps + 1 - t_lo) // scalars.block) * scalars.block)
-            tab_s, tab_e = _adam_tables(scalars, t_lo, count)
-            t_hi, phase = t_lo + count, 2
+            t_hi, tab_s, tab_e = tables.at(t_lo)
+            phase = 2
         else:  # too close to call: the numpy path's own norm decides every live run at this step
             live = G[:Rc] if large else G[:, :Rc].T
             norms = np.sqrt(lay.rowdot(*(blk.tree(live),) * 2))
-            live_div, live_thr = div[:Rc], thr[:Rc]
-            bad = ~np.isfinite(norms) | (norms > live_div)
-            good = (norms <= live_thr) & ~bad if tol_on else np.zeros(Rc, dtype=bool)
+            bad = ~np.isfinite(norms) | (norms > div[:Rc])
+            good = (norms <= thr[:Rc]) & ~bad if tol_on else np.zeros(Rc, dtype=bool)
             dec[:Rc] = np.where(bad, 2, np.where(good, 1, 0))
             phase = 1
     drain(jrec)
-    names = np.array(["max_steps", "converged", "diverged"])
-    return gap, gnorm, to_tol, stop, names[status]
