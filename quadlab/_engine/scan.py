@@ -61,8 +61,7 @@ _PAUSE_WINDOW, _PAUSE_TABLE, _PAUSE_AMBIG, _DONE = 1, 2, 3, 4
 _TABLE = 4096  # steps of Adam scalars per table (16 of AdamScalars' 256-step fills)
 _WINDOW_BYTES = 16 << 20  # recorded iterates (e and g) held before the runner reduces them
 _LARGE = 4096  # Σ d_b² from which the block-major product over all runs is used
-_PARALLEL_WORK = 1 << 16  # runs × Σ d_b² per step from which large blocks split each product over threads
-_SPLIT_WORK = 1 << 24  # runs × Σ d_b² × steps from which small blocks run as one batch of runs per thread
+_SPLIT_WORK = 1 << 24  # runs × (Σ d_b² + n) × steps from which the runs split into one batch per thread
 _EPS = 2.0 ** -53
 _BAND = 4.0  # δ = _BAND·(n + 2)·u, the relative half-width of the band around the kernel's norm
 
@@ -93,13 +92,13 @@ def eligible(problem, optimizer, noise=None) -> bool:
 
 
 @functools.cache
-def _kernel(parallel: bool):
+def _kernel():
     """The compiled loop (:mod:`quadlab._engine.scan_jit`, imported on first use: numba is optional)."""
     if kernels._numba() is None:
         raise ImportError("quadlab's compiled scan needs numba: pip install 'quadlab[fast]' (or numba>=0.60)")
     from . import scan_jit
 
-    return scan_jit.scan_parallel if parallel else scan_jit.scan_serial
+    return scan_jit.scan
 
 
 # -- the host side ----------------------------------------------------------------------------------------
@@ -208,18 +207,19 @@ def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: f
     tables = _Tables(scalars, steps)
     common = (kind, use_m, pmode, large, tol is not None, blk, lay, rec, steps, tables, dummy, n)
     arrays = (E, G, M, V, P, lr, mom, b2, which, thr, div)
-    # Small blocks and many runs: the runs split into one independent batch per thread (each its own loop,
-    # no per-step synchronisation); large blocks split each step's product over blocks instead.
-    work = R * max(blk.sq, n)
-    chunks = 1 if large or work * steps < _SPLIT_WORK else min(_threads(), R // 8)
+    # Enough work: the runs split into one independent batch per thread, each its own compiled loop (no
+    # per-step synchronisation, which costs far more than it saves on a shared machine); a run's arithmetic
+    # does not depend on its batch, so the split changes no bit.  Small blocks keep ≥ 8 runs per batch (the
+    # loops vectorise across runs); large blocks read H once per step per batch.
+    chunks = 1 if R * (blk.sq + n) * steps < _SPLIT_WORK else min(_threads(), R if large else R // 8)
     bounds = np.linspace(0, R, max(chunks, 1) + 1).round().astype(int)
     outs = (gap, gnorm, stop, status, to_tol)
     jobs = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
     if len(jobs) == 1:
-        _drive(common, arrays, outs, *jobs[0], parallel=large and work >= _PARALLEL_WORK)
+        _drive(common, arrays, outs, *jobs[0])
     else:
         with ThreadPoolExecutor(len(jobs)) as pool:
-            for f in [pool.submit(_drive, common, arrays, outs, lo, hi, False) for lo, hi in jobs]:
+            for f in [pool.submit(_drive, common, arrays, outs, lo, hi) for lo, hi in jobs]:
                 f.result()
     names = np.array(["max_steps", "converged", "diverged"])
     return gap, gnorm, to_tol, stop, names[status]
@@ -250,7 +250,7 @@ class _Tables:
             return self.cache[t_lo]
 
 
-def _drive(common, arrays, outs, a: int, b: int, parallel: bool) -> None:
+def _drive(common, arrays, outs, a: int, b: int) -> None:
     """Runs a..b−1 from start to finish: the compiled loop, and between its pauses the runner's ``rowdot`` on
     the recorded iterates, the next table of Adam scalars, or the exact test of a run too close to call."""
     kind, use_m, pmode, large, tol_on, blk, lay, rec, steps, tables, dummy, n = common
@@ -273,7 +273,7 @@ def _drive(common, arrays, outs, a: int, b: int, parallel: bool) -> None:
     t_hi, tab_s, tab_e = tables.at(t_lo)
     if tab_s is None:
         tab_s = tab_e = dummy
-    kern = _kernel(parallel)
+    kern = _kernel()
     k, phase, Rc, jrec, j_lo = 0, 0, R, 0, 0
 
     def drain(upto):

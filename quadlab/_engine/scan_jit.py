@@ -9,10 +9,8 @@ described in :mod:`quadlab._engine.scan`.
 from __future__ import annotations
 
 import math
-import types
 
 import numba
-from numba import prange
 
 _PAUSE_WINDOW, _PAUSE_TABLE, _PAUSE_AMBIG, _DONE = 1, 2, 3, 4
 
@@ -135,9 +133,10 @@ def update_row(kind, use_m, pmode, r, e, g, M, V, P, boff, lr, mom, b2, s, et): 
                 e[i] = e[i] - (mi / w) * lr
 
 @_jit
-def hvp_block(E, G, Rc, b, boff, hoff, Hflat):  # pragma: no cover - compiled
-    # kernels.matmul_rows' sweep for block b (four rows of H_b per pass over the runs), on run-major rows;
-    # 1-D views so that LLVM vectorises the loop over i
+def hvp_block(E, G, Rc, b, boff, hoff, Hflat):
+    # kernels.matmul_rows' order for block b, out[i] = (…(e_0 H_0i + e_1 H_1i) + …) + e_{d−1} H_{d−1,i}, swept
+    # eight rows of H_b and two runs at a time (each y[i] loaded and stored once per eight terms, each H row
+    # loaded once per two runs), on 1-D views so that LLVM vectorises the loop over i
     o, d, h = boff[b], boff[b + 1] - boff[b], hoff[b]
     a0 = Hflat[h:h + d]
     for r in range(Rc):
@@ -145,15 +144,34 @@ def hvp_block(E, G, Rc, b, boff, hoff, Hflat):  # pragma: no cover - compiled
         for i in range(d):
             y[i] = x0 * a0[i]
     j = 1
-    while j + 3 < d:
+    while j + 7 < d:
         a1, a2 = Hflat[h + j * d:h + (j + 1) * d], Hflat[h + (j + 1) * d:h + (j + 2) * d]
         a3, a4 = Hflat[h + (j + 2) * d:h + (j + 3) * d], Hflat[h + (j + 3) * d:h + (j + 4) * d]
-        for r in range(Rc):
+        a5, a6 = Hflat[h + (j + 4) * d:h + (j + 5) * d], Hflat[h + (j + 5) * d:h + (j + 6) * d]
+        a7, a8 = Hflat[h + (j + 6) * d:h + (j + 7) * d], Hflat[h + (j + 7) * d:h + (j + 8) * d]
+        r = 0
+        while r + 1 < Rc:
             x1, x2, x3, x4 = E[r, o + j], E[r, o + j + 1], E[r, o + j + 2], E[r, o + j + 3]
+            x5, x6, x7, x8 = E[r, o + j + 4], E[r, o + j + 5], E[r, o + j + 6], E[r, o + j + 7]
+            z1, z2, z3, z4 = E[r + 1, o + j], E[r + 1, o + j + 1], E[r + 1, o + j + 2], E[r + 1, o + j + 3]
+            z5, z6, z7, z8 = E[r + 1, o + j + 4], E[r + 1, o + j + 5], E[r + 1, o + j + 6], E[r + 1, o + j + 7]
+            y, w = G[r, o:o + d], G[r + 1, o:o + d]
+            for i in range(d):
+                p1, p2, p3, p4, p5, p6, p7, p8 = a1[i], a2[i], a3[i], a4[i], a5[i], a6[i], a7[i], a8[i]
+                y[i] = (((((((y[i] + x1 * p1) + x2 * p2) + x3 * p3) + x4 * p4) + x5 * p5) + x6 * p6) + x7 * p7) \
+                    + x8 * p8
+                w[i] = (((((((w[i] + z1 * p1) + z2 * p2) + z3 * p3) + z4 * p4) + z5 * p5) + z6 * p6) + z7 * p7) \
+                    + z8 * p8
+            r += 2
+        while r < Rc:
+            x1, x2, x3, x4 = E[r, o + j], E[r, o + j + 1], E[r, o + j + 2], E[r, o + j + 3]
+            x5, x6, x7, x8 = E[r, o + j + 4], E[r, o + j + 5], E[r, o + j + 6], E[r, o + j + 7]
             y = G[r, o:o + d]
             for i in range(d):
-                y[i] = (((y[i] + x1 * a1[i]) + x2 * a2[i]) + x3 * a3[i]) + x4 * a4[i]
-        j += 4
+                y[i] = (((((((y[i] + x1 * a1[i]) + x2 * a2[i]) + x3 * a3[i]) + x4 * a4[i]) + x5 * a5[i]) + x6 * a6[i]) \
+                    + x7 * a7[i]) + x8 * a8[i]
+            r += 1
+        j += 8
     while j < d:
         aj = Hflat[h + j * d:h + (j + 1) * d]
         for r in range(Rc):
@@ -377,21 +395,21 @@ def _scan(ints, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, which, thr
             return k, _PAUSE_TABLE, Rc, jrec
         ti = t - t_lo
         if large:
-            for r in prange(Rc):
+            for r in range(Rc):
                 s = tab_s[ti, which[r]] if kind >= 3 else 0.0
                 et = tab_e[ti, which[r]] if kind >= 3 else 0.0
                 update_row(kind, use_m, pmode, r, E[r], G[r], M, V, P, boff, lr[r], mom[r], b2[r], s, et)
             if diag:
-                for r in prange(Rc):
+                for r in range(Rc):
                     hvp_row(E[r], G[r], boff, hoff, Hflat, Hdiag, diag)
             else:
-                for b in prange(boff.shape[0] - 1):
+                for b in range(boff.shape[0] - 1):
                     hvp_block(E, G, Rc, b, boff, hoff, Hflat)
-            for r in prange(Rc):
+            for r in range(Rc):
                 s2[r] = norm2(G[r])
         else:  # run-minor chunks of 64 runs, each kept in cache through its whole step
             nch = (Rc + 63) // 64
-            for c in prange(nch):
+            for c in range(nch):
                 c0, c1 = c * 64, min(Rc, c * 64 + 64)
                 if kind >= 3:
                     for r in range(c0, c1):
@@ -403,16 +421,7 @@ def _scan(ints, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, which, thr
         phase = 0
 
 
-def _variant(f, name: str, parallel: bool):
-    # numba's disk cache keys a function by its qualified name, not by its flags: each variant gets its own
-    g = types.FunctionType(f.__code__, f.__globals__, name, f.__defaults__, f.__closure__)
-    g.__qualname__ = name
-    opts = dict(nogil=True, error_model="numpy", parallel=parallel)
-    try:
-        return numba.njit(cache=True, **opts)(g)
-    except RuntimeError:
-        return numba.njit(**opts)(g)
-
-
-scan_serial = _variant(_scan, "scan_serial", False)
-scan_parallel = _variant(_scan, "scan_parallel", True)
+try:
+    scan = numba.njit(nogil=True, error_model="numpy", cache=True)(_scan)
+except RuntimeError:  # no writable cache location
+    scan = numba.njit(nogil=True, error_model="numpy")(_scan)
