@@ -12,7 +12,7 @@ w_0 = w* + N(0, I) on the same blocks H_l (quadlab's Haar-rotated blocks, handed
   gradient H e, returning f − f* and ‖∇f‖ at every step; its compile time is excluded from the time and
   reported beside it;
 * PyTorch: ``torch.optim.Adam`` on one parameter vector and ``loss.backward()``, one run after another
-  (the usual research loop).  On W3a (1,024 runs) only ``--torch-runs`` runs are timed and the time is
+  (the usual research loop; 2 threads on W1, 1 on the 3 × 3 blocks of W3).  On W3a (1,024 runs) only ``--torch-runs`` runs are timed and the time is
   scaled to all runs (the runs are independent and alike, so the loop's time is linear in them).
 
 quadlab and JAX are timed interleaved (A, B, A, B, …), the median of ``--repeat`` rounds; the load average
@@ -106,8 +106,9 @@ def torch_time(H, E0, lrs, steps, runs):
     """Seconds for ``runs`` of the runs (spread over the batch), torch.optim.Adam + autograd, one at a time."""
     import torch
 
-    torch.set_num_threads(2)
     k, d, _ = H.shape
+    # two threads for the 500-blocks; one for 3 × 3 blocks, where a second thread only adds hand-offs
+    torch.set_num_threads(2 if d >= 64 else 1)
     Ht = torch.as_tensor(H)
     idx = np.linspace(0, E0.shape[0] - 1, runs).round().astype(int)
     t = time.perf_counter()
@@ -150,8 +151,10 @@ def main(argv=None) -> int:
             t = time.perf_counter()
             jax_go()
             ts["jax"].append(time.perf_counter() - t)
-        # the same runs: final ‖∇f‖ of quadlab and JAX agree to rounding (the arithmetic forms differ)
-        agree = np.nanmax(np.abs(res.grad_norm[:, -1] / gn_jax[:, -1] - 1))
+        # the same runs: final ‖∇f‖ of quadlab and JAX agree to rounding (the arithmetic forms differ; on W3a
+        # a few runs at the largest steps are chaotic and drift apart, so the median is printed beside the max)
+        rel = np.abs(res.grad_norm[:, -1] / gn_jax[:, -1] - 1)
+        agree = (float(np.nanmedian(rel)), float(np.nanmax(rel)))
         q, j = statistics.median(ts["quadlab"]), statistics.median(ts["jax"])
         R = res.n_runs
         torch_s = None
@@ -160,7 +163,7 @@ def main(argv=None) -> int:
             torch_s = torch_time(H, E0, run_lrs, steps, n_t) * R / n_t
         rows.append((name, R, steps, q, j, compile_s, torch_s, agree, load0, load()))
         print(f"{name}: quadlab {q:.4f} s, JAX {j:.4f} s (+ compile {compile_s:.2f} s), "
-              f"torch {'-' if torch_s is None else f'{torch_s:.2f} s'}; final |g| rel. diff {agree:.1e}  "
+              f"torch {'-' if torch_s is None else f'{torch_s:.2f} s'}; final |g| rel. diff median {agree[0]:.1e} max {agree[1]:.1e}  "
               f"[{load0} -> {load()}]  quadlab rounds {' '.join(f'{x:.4f}' for x in ts['quadlab'])}; "
               f"JAX rounds {' '.join(f'{x:.4f}' for x in ts['jax'])}")
     print()

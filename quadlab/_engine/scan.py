@@ -20,7 +20,7 @@ The recorded values and the stopping test, exactly
     numba cannot reproduce).  The recorded f − f* = ½ eᵀg and ‖g‖ are therefore computed by ``rowdot`` itself
     on the recorded iterates, which the kernel copies out at the recorded steps: the same bits.  The per-step
     test (‖g_k‖ ≤ tol·‖g_0‖ converged; ‖g_k‖ > 10⁶‖g_0‖ or non-finite: diverged) uses the kernel's own sum
-    s = Σ g_i² (four interleaved partial sums).  Any two summation orders of the n non-negative terms g_i²
+    s = Σ g_i², summed in an order of its own.  Any two summation orders of the n non-negative terms g_i²
     differ by at most 2γ_{n+1}·s, γ_m = m·u/(1 − m·u), u = 2⁻⁵³ (Higham, Accuracy and Stability of Numerical
     Algorithms, §3.1; a fused multiply-add only tightens it), so with q = √s the numpy path's norm lies in
     [q(1 − δ) − a, q(1 + δ) + a], δ = 4(n + 2)u (a covers underflow: a = 2√(n·2⁻¹⁰⁷⁴)).  A run whose
@@ -28,12 +28,15 @@ The recorded values and the stopping test, exactly
     kernel pauses and the runner's own ``rowdot`` decides, so steps_to_tol, stop_step and status are always
     the numpy path's.
 
-Layout
-    Run-major (R, n): run r's coordinates in the runner's layout order (group by group, block by block), so a
-    block of a run is a contiguous slice.  Small blocks: each run's product, update and norm in one pass,
-    rows split over threads for large batches.  Large blocks (Σ d² ≥ 4096): the product sweeps four rows of
-    H_b at a time over all runs (H streams from memory once per step, not once per run), blocks split over
-    threads.  A run that stops is swapped with the last live row, so the batch shrinks without copying it.
+Layout and threads
+    Small blocks (Σ d_b² < 4096): run-minor (n, R) arrays, run r's coordinates in the runner's layout order
+    (group by group, block by block) down column r; each step's update, product and norm loop over the runs
+    innermost, so they vectorise across runs and no run's sum is reordered.  Large blocks: run-major (R, n),
+    the product swept eight rows of H_b and two runs at a time, the loop over i vectorised (the order of
+    :func:`quadlab._engine.kernels.matmul_rows`).  With enough work the runs are split into one batch per
+    thread, each its own compiled loop from start to finish (no per-step synchronisation); a run's arithmetic
+    never depends on its batch, so the split changes no bit.  A run that stops is swapped with the last live
+    run, so the batch shrinks without copying it.
 """
 
 from __future__ import annotations
