@@ -31,8 +31,8 @@ def mixed(rotation="block", seed=0):
 
 
 def large(seed=0):
-    # Σ d² = 2·40² + 9 ≥ scan._LARGE: the block-major product over all runs; a block of 40 > 8 terms in
-    # Adam-mini's pairwise mean, and one of 3 < 8
+    # blocks of 40 ≥ scan._LARGE: the run-major kernel; a block of 40 > 8 terms in Adam-mini's pairwise mean,
+    # and one of 3 < 8
     spec = quadlab.BlockSpectrum.from_blocks(
         [spectra.log_uniform(40, 1, 50), spectra.log_uniform(40, 10, 500), [2.0, 3.0, 4.0]])
     return quadlab.BlockQuadratic(spec, seed=seed)

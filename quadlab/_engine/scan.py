@@ -29,9 +29,9 @@ The recorded values and the stopping test, exactly
     the numpy path's.
 
 Layout and threads
-    Small blocks (Σ d_b² < 4096): run-minor (n, R) arrays, run r's coordinates in the runner's layout order
+    Small blocks (every d_b < 8): run-minor (n, R) arrays, run r's coordinates in the runner's layout order
     (group by group, block by block) down column r; each step's update, product and norm loop over the runs
-    innermost, so they vectorise across runs and no run's sum is reordered.  Large blocks: run-major (R, n),
+    innermost, so they vectorise across runs and no run's sum is reordered.  Larger blocks: run-major (R, n),
     the product swept eight rows of H_b and two runs at a time, the loop over i vectorised (the order of
     :func:`quadlab._engine.kernels.matmul_rows`).  With enough work the runs are split into one batch per
     thread, each its own compiled loop from start to finish (no per-step synchronisation); a run's arithmetic
@@ -63,7 +63,7 @@ _GD, _HB, _NESTEROV, _ADAM, _MINI = 0, 1, 2, 3, 4
 _PAUSE_WINDOW, _PAUSE_TABLE, _PAUSE_AMBIG, _DONE = 1, 2, 3, 4
 _TABLE = 4096  # steps of Adam scalars per table (16 of AdamScalars' 256-step fills)
 _WINDOW_BYTES = 16 << 20  # recorded iterates (e and g) held before the runner reduces them
-_LARGE = 4096  # Σ d_b² from which the block-major product over all runs is used
+_LARGE = 8  # block size from which the run-major kernel is used (its loops run over a block's coordinates)
 _SPLIT_WORK = 1 << 24  # runs × (Σ d_b² + n) × steps from which the runs split into one batch per thread
 _EPS = 2.0 ** -53
 _BAND = 4.0  # δ = _BAND·(n + 2)·u, the relative half-width of the band around the kernel's norm
@@ -126,6 +126,7 @@ class _Blocks:
             self.hoff = np.concatenate([[0], np.cumsum(np.square(sizes))[:-1]]).astype(np.int64)
         self.boff = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         self.sq = int(np.sum(np.square(sizes)))
+        self.dmax = int(max(sizes))
         # each group's coordinates in the run-major rows, for rowdot in the runner's layout
         self.groups = [(0, 1, problem.n)] if self.diag else []
         o = 0
@@ -206,7 +207,7 @@ def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: f
     stop = np.full(R, steps, dtype=np.int64)
     status = np.zeros(R, dtype=np.int64)
     to_tol = np.full(R, -1, dtype=np.int64)
-    large = not blk.diag and blk.sq >= _LARGE
+    large = not blk.diag and blk.dmax >= _LARGE
     tables = _Tables(scalars, steps)
     common = (kind, use_m, pmode, large, tol is not None, blk, lay, rec, steps, tables, dummy, n)
     arrays = (E, G, M, V, P, lr, mom, b2, which, thr, div)
