@@ -178,3 +178,15 @@ def test_eligibility(monkeypatch):
     monkeypatch.delenv("QUADLAB_SCAN")
     monkeypatch.setattr(kernels, "available", lambda: False)
     assert not scan.eligible(p, optim.adam())
+
+
+@pytest.mark.parametrize("bias_correction", [True, False])
+def test_adam_tables_are_adam_scalars_bits(bias_correction):
+    b1, b2, eps = np.array([0.9, 0.0, 0.9, 0.5]), np.array([0.999, 0.99, 1.0, 0.999]), np.array([1e-8, 0.0, 1e-8, 1e-3])
+    sc = optim.AdamScalars(b1, b2, eps, bias_correction)
+    S, E = scan._adam_tables(sc, 257, 512)
+    for t in (257, 300, 512, 513, 768):
+        s, e = optim.AdamScalars(b1, b2, eps, bias_correction).at(t)
+        s, e = np.broadcast_to(s, 4), np.broadcast_to(e, 4)
+        assert np.array_equal(S[t - 257, sc.which], s, equal_nan=True)
+        assert np.array_equal(E[t - 257, sc.which], e, equal_nan=True)

@@ -146,13 +146,21 @@ def _merge_rows(tree):
 
 
 def _adam_tables(scalars, t_lo: int, count: int):
-    """s_t, e_t for t = t_lo … t_lo + count − 1 (count a multiple of 256, t_lo ≡ 1 mod 256), each 256-step
-    slab filled by :class:`quadlab.optim.AdamScalars` itself, as the numpy path fills it."""
+    """s_t, e_t for t = t_lo … t_lo + count − 1 (count a multiple of 256, t_lo ≡ 1 mod 256), every run's
+    (β1, β2, ε) a column.  Each 256-step slab is computed by the expressions of
+    :meth:`quadlab.optim.AdamScalars._fill` on arrays of the same shapes, so the values are the numpy path's
+    bits (``tests/test_scan.py`` compares whole runs); without its conversion to Python lists, which costs
+    more than the arithmetic."""
+    b1, b2, eps = (scalars.values[:, j][None, :] for j in range(3))
     S, Et = [], []
     for t0 in range(t_lo, t_lo + count, scalars.block):
-        scalars._fill(t0)
-        S.append(scalars._s)
-        Et.append(scalars._e)
+        ts = np.arange(t0, t0 + scalars.block, dtype=np.float64)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c1 = 1.0 - b1**ts if scalars.bias_correction else np.ones_like(ts * b1)
+            c2 = 1.0 - b2**ts if scalars.bias_correction else np.ones_like(ts * b2)
+            q = c1 / (1.0 - b1)
+            S.append(q * q * (1.0 - b2) / c2)
+            Et.append(q * eps)
     return np.ascontiguousarray(np.concatenate(S)), np.ascontiguousarray(np.concatenate(Et))
 
 
