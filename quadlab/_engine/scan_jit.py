@@ -298,6 +298,12 @@ def step_cols(kind, use_m, pmode, diag, E, G, M, V, P, Hflat, hoff, boff, Hdiag,
     else:
         for b in range(boff.shape[0] - 1):
             o, d, h = boff[b], boff[b + 1] - boff[b], hoff[b]
+            if d == 3:  # the paper's simple cases: one pass over the runs per output, the same three terms
+                for i in range(3):
+                    a0, a1, a2 = Hflat[h + i], Hflat[h + 3 + i], Hflat[h + 6 + i]
+                    for r in range(c0, c1):
+                        G[o + i, r] = (E[o, r] * a0 + E[o + 1, r] * a1) + E[o + 2, r] * a2
+                continue
             for i in range(d):
                 a = Hflat[h + i]
                 for r in range(c0, c1):
