@@ -56,7 +56,7 @@ __all__ = ["eligible", "run", "KINDS", "ENABLED"]
 #: set False (or QUADLAB_SCAN=0 in the environment) to keep the runner on its numpy step loop
 ENABLED = True
 
-#: optimizer name → (kernel kind, preconditioner mode); the rules themselves are in quadlab.optim
+#: optimizer name → the kernel's update rule (0 GD-kind, 1 heavy ball, 2 Nesterov, 3 Adam/RMSprop, 4 Adam-mini)
 KINDS = {"gd": 0, "jacobi_gd": 0, "blockwise_gd": 0, "adam_theory": 0, "heavy_ball": 1, "nesterov": 2,
          "adam": 3, "rmsprop": 3, "adam_mini": 4}
 _GD, _HB, _NESTEROV, _ADAM, _MINI = 0, 1, 2, 3, 4
