@@ -12,10 +12,12 @@ w_0 = w* + N(0, I) on the same blocks H_l (quadlab's Haar-rotated blocks, handed
   gradient H e, returning f − f* and ‖∇f‖ at every step; its compile time is excluded from the time and
   reported beside it;
 * PyTorch: ``torch.optim.Adam`` on one parameter vector and ``loss.backward()``, one run after another
-  (the usual research loop; 2 threads on W1, 1 on the 3 × 3 blocks of W3).  On W3a (1,024 runs) only ``--torch-runs`` runs are timed and the time is
-  scaled to all runs (the runs are independent and alike, so the loop's time is linear in them).
+  (the usual research loop; 2 threads on W1, 1 on the 3 × 3 blocks of W3).  On W3a (1,024 runs) only
+  ``--torch-runs`` runs are timed and the time is scaled to all runs (the runs are independent and alike,
+  so the loop's time is linear in them).
 
-quadlab and JAX are timed interleaved (A, B, A, B, …), the median of ``--repeat`` rounds; the load average
+quadlab and JAX are timed interleaved (A, B, A, B, …, with a 0.2 s pause before each call so that one's
+threads do not run into the other's timing), the median of ``--repeat`` rounds; the load average
 is printed with each workload (the machine is shared; see bench/RESULTS.md).  Workloads:
 
   W1   4 Haar-rotated blocks of 500 (log-uniform spectra, κ = 5000), 8 learning rates, 1 start, 200 steps
@@ -127,7 +129,7 @@ def torch_time(H, E0, lrs, steps, runs):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=7)
     ap.add_argument("--only", default="W1,W3a,W3b")
     ap.add_argument("--torch-runs", type=int, default=8, help="runs of W3a timed with torch (then scaled)")
     ap.add_argument("--skip-torch", action="store_true")
@@ -145,9 +147,13 @@ def main(argv=None) -> int:
         gn_jax = np.asarray(jax_go())
         ts = {"quadlab": [], "jax": []}
         for _ in range(args.repeat):
+            # a pause before each timing, so that threads one call left busy (a thread pool that spins
+            # before it sleeps) do not run into the next call's time
+            time.sleep(0.2)
             t = time.perf_counter()
             res = quadlab_run(prob, lrs, seeds, steps)
             ts["quadlab"].append(time.perf_counter() - t)
+            time.sleep(0.2)
             t = time.perf_counter()
             jax_go()
             ts["jax"].append(time.perf_counter() - t)
