@@ -231,7 +231,7 @@ def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: f
         _drive(common, arrays, outs, *jobs[0])
     else:
         with ThreadPoolExecutor(len(jobs)) as pool:
-            for f in [pool.submit(_drive, common, arrays, outs, lo, hi) for lo, hi in jobs]:
+            for f in [pool.submit(_quiet_drive, common, arrays, outs, lo, hi) for lo, hi in jobs]:
                 f.result()
     names = np.array(["max_steps", "converged", "diverged"])
     return gap, gnorm, to_tol, stop, names[status]
@@ -260,6 +260,13 @@ class _Tables:
                 count = min(_TABLE, -(-(self.steps + 1 - t_lo) // self.scalars.block) * self.scalars.block)
                 self.cache[t_lo] = (t_lo + count, *_adam_tables(self.scalars, t_lo, count))
             return self.cache[t_lo]
+
+
+def _quiet_drive(*args) -> None:
+    # numpy's error state is per thread: a worker thread takes the runner's (overflow in a diverging run is
+    # reported through its status, not as a warning)
+    with np.errstate(all="ignore"):
+        _drive(*args)
 
 
 def _drive(common, arrays, outs, a: int, b: int) -> None:
