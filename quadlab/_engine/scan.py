@@ -64,11 +64,11 @@ _PAUSE_WINDOW, _PAUSE_TABLE, _PAUSE_AMBIG, _DONE = 1, 2, 3, 4
 _TABLE = 4096  # steps of Adam scalars per table (16 of AdamScalars' 256-step fills)
 _WINDOW_BYTES = 16 << 20  # recorded iterates (e and g) held before the runner reduces them
 _LARGE = 8  # block size from which the run-major kernel is used (its loops run over a block's coordinates)
-# runs × (Σ d_b² + n) × steps from which the runs split into one batch per thread (1 << 24 measured well
-# alone).  Off by default: after the split ran, numba's OpenMP parallel regions in the main thread (the
-# closed form's product) ran 10× slower in one process (`quadlab readings --quick` after sampled_spectrum
-# calls: 191 s against 44 s unsplit); not understood yet
-_SPLIT_WORK = 1 << 62
+# runs × (Σ d_b² + n) × steps from which the runs split into one batch per thread.  Open problem: after a
+# split, numba's OpenMP parallel regions that the main thread runs later (the closed form's product) were
+# measured 10× slower in one sequence (`quadlab readings --quick` after sampled_spectrum calls in the same
+# process: 191 s, 44 s unsplit); without the split, the full case1_4 took 216 s against 35 s with it
+_SPLIT_WORK = 1 << 24
 _EPS = 2.0 ** -53
 _BAND = 4.0  # δ = _BAND·(n + 2)·u, the relative half-width of the band around the kernel's norm
 
