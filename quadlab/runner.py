@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import noise as noise_models
-from ._engine import adam_rule, closed_form, kernels
+from ._engine import adam_rule, closed_form, kernels, scan
 from ._engine.context import RunContext, hyperparameter
 from ._engine.layout import Layout, tmap
 from ._engine.runargs import check_seeds as _check_seeds
@@ -431,6 +431,8 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence, noise=None)
     if inplace:  # split may return views of E0, which the in-place steps must not touch
         E = tuple(np.array(x, copy=True) for x in E)
     ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
+    if inplace and scan.eligible(problem, opt, noise):  # the same results, every step in one compiled loop
+        return scan.run(problem, opt, ctx, lay, G, E0, rec, steps, tol, DIVERGENCE_FACTOR)
     # the step sizes reach an optimizer only through ctx.lr (the contract's one representation)
     hp = {k: hyperparameter(v, lay) for k, v in ctx.host_hp.items() if k != "lr"}
     ctx.fused, fused_step = _fused_route(ctx, opt, noise, b)

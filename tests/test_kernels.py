@@ -5,7 +5,7 @@ import pytest
 
 import quadlab
 from quadlab import optim, spectra
-from quadlab._engine import kernels
+from quadlab._engine import kernels, scan
 from quadlab.problem import BlockQuadratic
 
 numba = pytest.importorskip("numba")
@@ -31,6 +31,13 @@ FUSED = [
 TOL = {id(o): 1e-2 for o in FUSED}
 FUSED.append(optim.rmsprop(lr=[1e-3, 1e-2, 3e-2, 1e5]))  # β1 = 0 (no stored m) with runs dropped mid-run
 TOL[id(FUSED[-1])] = 0.2
+
+
+@pytest.fixture(autouse=True)
+def step_loop(monkeypatch):
+    """These tests are about the runner's step-by-step loop and its fused step: the compiled multi-step scan
+    (which would take these runs; tests/test_scan.py) is switched off."""
+    monkeypatch.setattr(scan, "ENABLED", False)
 
 
 @pytest.fixture

@@ -35,6 +35,12 @@ class RunContext:
         self.inplace = inplace and problem.backend.name == "numpy"
         self.fused = ""  # "numba" or "gpu": set by the iterate runner when an optimizer's fused form will be used
 
+    @property
+    def g0_host(self) -> np.ndarray:
+        """∇f(w_0) of every run, host float64 (R, n) (the runner's stop and divergence thresholds; not part of
+        the optimizer contract)."""
+        return self._g0
+
     def lr(self, options) -> np.ndarray:
         """Every run's step, host float64 (R,): the configured lr, or the optimizer's rule (:func:`rules.resolve_lr`)."""
         if options.get("lr") is None:

@@ -1,0 +1,340 @@
+"""The compiled multi-step iterate path: a whole batch of runs from start to finish in one numba loop.
+
+The runner's numpy iterate path returns to Python every step (about 13 µs of interpreter work per step,
+which dominates on the paper's small problems).  Here one compiled call advances every run of the batch
+through many steps, checks tolerance and divergence at every step and keeps the recorded steps' iterates,
+so Python only runs between *pauses*: when the window of recorded iterates is full, when the Adam family's
+table of per-step scalars needs its next 4096 steps, or when a stopping test is too close to call (below).
+
+What is the same as the numpy path, bit for bit
+    The error e_k = w_k − w* and gradient g_k = H e_k of every run.  The product is summed over j in the
+    order of :func:`quadlab._engine.ordered.matmul`, g_i = (…(e_0 H_{0i} + e_1 H_{1i}) + …) + e_{d−1} H_{d−1,i},
+    every product rounded before it is added; each optimizer's update applies the numpy path's IEEE operations
+    in its order (``quadlab.optim``); Adam-mini's block mean is numpy's pairwise sum (blocks of eight
+    accumulators, halves above 128 terms) divided by d; the Adam family's s_t, e_t are
+    :class:`quadlab.optim.AdamScalars`' own float64 values.  numba compiles with ``fastmath`` off, so LLVM
+    does not contract a·b + c into a fused multiply-add (``tests/test_scan.py`` also reads the machine code).
+
+The recorded values and the stopping test, exactly
+    The numpy path measures ‖g‖² and eᵀg with ``Layout.rowdot`` (BLAS dot products per block, whose order
+    numba cannot reproduce).  The recorded f − f* = ½ eᵀg and ‖g‖ are therefore computed by ``rowdot`` itself
+    on the recorded iterates, which the kernel copies out at the recorded steps: the same bits.  The per-step
+    test (‖g_k‖ ≤ tol·‖g_0‖ converged; ‖g_k‖ > 10⁶‖g_0‖ or non-finite: diverged) uses the kernel's own sum
+    s = Σ g_i², summed in an order of its own.  Any two summation orders of the n non-negative terms g_i²
+    differ by at most 2γ_{n+1}·s, γ_m = m·u/(1 − m·u), u = 2⁻⁵³ (Higham, Accuracy and Stability of Numerical
+    Algorithms, §3.1; a fused multiply-add only tightens it), so with q = √s the numpy path's norm lies in
+    [q(1 − δ) − a, q(1 + δ) + a], δ = 4(n + 2)u (a covers underflow: a = 2√(n·2⁻¹⁰⁷⁴)).  A run whose
+    thresholds fall outside that interval is decided by the kernel; otherwise (or when q is not finite) the
+    kernel pauses and the runner's own ``rowdot`` decides, so steps_to_tol, stop_step and status are always
+    the numpy path's.
+
+Layout and threads
+    Small blocks (every d_b < 8): run-minor (n, R) arrays, run r's coordinates in the runner's layout order
+    (group by group, block by block) down column r; each step's update, product and norm loop over the runs
+    innermost, so they vectorise across runs and no run's sum is reordered.  Larger blocks: run-major (R, n),
+    the product swept eight rows of H_b and two runs at a time, the loop over i vectorised (the order of
+    :func:`quadlab._engine.kernels.matmul_rows`).  With enough work the runs are split into one batch per
+    thread, each its own compiled loop from start to finish (no per-step synchronisation); a run's arithmetic
+    never depends on its batch, so the split changes no bit.  A run that stops is swapped with the last live
+    run, so the batch shrinks without copying it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import kernels
+
+__all__ = ["eligible", "run", "KINDS", "ENABLED"]
+
+#: set False (or QUADLAB_SCAN=0 in the environment) to keep the runner on its numpy step loop
+ENABLED = True
+
+#: optimizer name → the kernel's update rule (0 GD-kind, 1 heavy ball, 2 Nesterov, 3 Adam/RMSprop, 4 Adam-mini)
+KINDS = {"gd": 0, "jacobi_gd": 0, "blockwise_gd": 0, "adam_theory": 0, "heavy_ball": 1, "nesterov": 2,
+         "adam": 3, "rmsprop": 3, "adam_mini": 4}
+_GD, _HB, _NESTEROV, _ADAM, _MINI = 0, 1, 2, 3, 4
+_PAUSE_WINDOW, _PAUSE_TABLE, _PAUSE_AMBIG, _DONE = 1, 2, 3, 4
+_TABLE = 4096  # steps of Adam scalars per table (16 of AdamScalars' 256-step fills)
+_WINDOW_BYTES = 16 << 20  # recorded iterates (e and g) held before the runner reduces them
+_LARGE = 8  # block size from which the run-major kernel is used (its loops run over a block's coordinates)
+# runs × (Σ d_b² + n) × steps from which the runs split into one batch per thread.  Open problem: after a
+# split, numba's OpenMP parallel regions that the main thread runs later (the closed form's product) were
+# measured 10× slower in one sequence (`quadlab readings --quick` after sampled_spectrum calls in the same
+# process: 191 s, 44 s unsplit); without the split, the full case1_4 took 216 s against 35 s with it
+_SPLIT_WORK = 1 << 24
+_EPS = 2.0 ** -53
+_BAND = 4.0  # δ = _BAND·(n + 2)·u, the relative half-width of the band around the kernel's norm
+
+
+_RULE_MODULES = ("quadlab.optim", "quadlab._engine.adam_rule")
+
+
+def _noise_free(options: dict, noise) -> bool:
+    """The one place that says whether the gradients are exact: the compiled loop has no noise model."""
+    return noise is None and options.get("noise") is None
+
+
+def eligible(problem, optimizer, noise=None) -> bool:
+    """True when :func:`run` reproduces the numpy path for this batch: numpy backend in float64, numba
+    available (:func:`quadlab._engine.kernels.available`), an optimizer of ``quadlab.optim`` that has an
+    iterate rule here (every one of them; Adam-mini on block-diagonal problems), exact gradients, and the
+    scan enabled (``ENABLED``, ``QUADLAB_SCAN`` not "0")."""
+    if not ENABLED or os.environ.get("QUADLAB_SCAN", "1") == "0":
+        return False
+    if problem.backend.name != "numpy" or np.dtype(problem.dtype) != np.float64 or not kernels.available():
+        return False
+    # every callback a rule of quadlab.optim (the Adam family's are bound methods of its AdamRule): a user's
+    # Optimizer that shares a name, or one with a replaced init or update, runs the numpy loop
+    callbacks = (optimizer.init, optimizer.update, optimizer.step, optimizer.linear)
+    if optimizer.name not in KINDS or not all(f is None or getattr(f, "__module__", "") in _RULE_MODULES
+                                              for f in callbacks):
+        return False
+    if not _noise_free(optimizer.options, noise):
+        return False
+    if problem._diag is None and not all(isinstance(g.H, np.ndarray) for g in problem.groups):
+        return False
+    if optimizer.name == "adam_mini" and not (problem.is_block_diagonal and problem._diag is None):
+        return False  # a globally rotated problem averages nominal blocks that are not layout rows
+    return True
+
+
+@functools.cache
+def _kernel():
+    """The compiled loop (:mod:`quadlab._engine.scan_jit`, imported on first use: numba is optional)."""
+    if kernels._numba() is None:
+        raise ImportError("quadlab's compiled scan needs numba: pip install 'quadlab[fast]' (or numba>=0.60)")
+    from . import scan_jit
+
+    return scan_jit.scan
+
+
+# -- the host side ----------------------------------------------------------------------------------------
+class _Blocks:
+    """The problem's blocks in the runner's layout order: coordinate offsets, H_b flattened row-major."""
+
+    def __init__(self, problem, lay):
+        if problem._diag is not None:
+            self.diag = True
+            self.Hdiag = np.ascontiguousarray(lay._diag.reshape(-1), dtype=np.float64)
+            self.perm = np.arange(problem.n)
+            sizes = [problem.n]
+            self.Hflat = np.zeros(1)
+            self.hoff = np.zeros(1, dtype=np.int64)
+        else:
+            self.diag = False
+            self.Hdiag = np.zeros(1)
+            self.perm = np.concatenate([g.coords for g in problem.groups])
+            sizes = [g.size for g in problem.groups for _ in range(g.k)]
+            self.Hflat = np.concatenate([np.ascontiguousarray(g.H, dtype=np.float64).reshape(-1)
+                                         for g in problem.groups])
+            self.hoff = np.concatenate([[0], np.cumsum(np.square(sizes))[:-1]]).astype(np.int64)
+        self.boff = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.sq = int(np.sum(np.square(sizes)))
+        self.dmax = int(max(sizes))
+        # each group's coordinates in the run-major rows, for rowdot in the runner's layout
+        self.groups = [(0, 1, problem.n)] if self.diag else []
+        o = 0
+        for g in problem.groups:
+            self.groups.append((o, g.k, g.size))
+            o += g.k * g.size
+
+    def tree(self, A):
+        """Run-major rows (M, n) → the layout's tuple of (k, M, d) views."""
+        M = A.shape[0]
+        return tuple(A[:, o:o + k * d].reshape(M, k, d).transpose(1, 0, 2) for o, k, d in self.groups)
+
+
+def _merge_rows(tree):
+    """The layout's (k, R, d) leaves → run-major rows (R, n) in layout order."""
+    return np.concatenate([np.transpose(X, (1, 0, 2)).reshape(X.shape[1], -1) for X in tree], axis=1)
+
+
+def _adam_tables(scalars, t_lo: int, count: int):
+    """s_t, e_t for t = t_lo … t_lo + count − 1 (count a multiple of 256, t_lo ≡ 1 mod 256), every run's
+    (β1, β2, ε) a column.  Each 256-step slab is computed by the expressions of
+    :meth:`quadlab.optim.AdamScalars._fill` on arrays of the same shapes, so the values are the numpy path's
+    bits (``tests/test_scan.py`` compares whole runs); without its conversion to Python lists, which costs
+    more than the arithmetic."""
+    b1, b2, eps = (scalars.values[:, j][None, :] for j in range(3))
+    S, Et = [], []
+    for t0 in range(t_lo, t_lo + count, scalars.block):
+        ts = np.arange(t0, t0 + scalars.block, dtype=np.float64)[:, None]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            c1 = 1.0 - b1**ts if scalars.bias_correction else np.ones_like(ts * b1)
+            c2 = 1.0 - b2**ts if scalars.bias_correction else np.ones_like(ts * b2)
+            q = c1 / (1.0 - b1)
+            S.append(q * q * (1.0 - b2) / c2)
+            Et.append(q * eps)
+    return np.ascontiguousarray(np.concatenate(S)), np.ascontiguousarray(np.concatenate(Et))
+
+
+def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: float):
+    """Run every configuration × seed of ``opt`` on ``problem`` in the compiled loop.
+
+    ``ctx`` is the runner's context (per-run hyperparameters ``host_hp``, its learning-rate rules), ``lay`` its
+    layout and ``G0_tree`` the first gradient it computed in that layout, ``E0`` (R, n) the starting errors
+    (host float64, problem coordinates), ``rec`` the recorded steps, ``divergence`` the runner's
+    DIVERGENCE_FACTOR.  Returns what the runner's numpy loop
+    returns: (gap (R, T), grad_norm (R, T), steps_to_tol, stop_step, status) with the same values."""
+    from ..optim import AdamScalars  # the methods layer sits above this module; imported when used
+
+    R, n = E0.shape
+    kind = KINDS[opt.name]
+    blk = _Blocks(problem, lay)
+    host = ctx.host_hp
+    ones = np.ones(R)
+    E = np.ascontiguousarray(E0[:, blk.perm])
+    G = np.ascontiguousarray(_merge_rows(G0_tree))
+    dummy = np.zeros((1, 1))
+    M, V, P, pmode, use_m = dummy, dummy, dummy, 0, False
+    mom, b2, which = np.zeros(R), np.zeros(R), np.zeros(R, dtype=np.int64)
+    scalars = None
+    if kind == _GD:
+        if opt.name == "adam_theory":
+            ctx.require_nonzero_g0()
+            P, pmode = 1.0 / np.abs(G), 2
+        elif opt.name == "jacobi_gd":
+            P, pmode = np.ascontiguousarray((1.0 / ctx.host_diag())[blk.perm][None, :]), 1
+        elif opt.name == "blockwise_gd":
+            steps_b = ctx.block_steps(opt.options)
+            P, pmode = np.ascontiguousarray(np.repeat(np.asarray(steps_b, dtype=np.float64), problem.block_sizes)
+                                            [blk.perm][None, :]), 1
+        lr = np.array(ctx.lr(opt.options), dtype=np.float64) * ones
+    elif kind in (_HB, _NESTEROV):
+        lr, mom = host["lr"] * ones, host["momentum"] * ones
+        M, use_m = np.zeros((R, n)), True
+    else:
+        lr, mom, b2 = host["lr"] * ones, host["b1"] * ones, host["b2"] * ones
+        use_m = not bool((host["b1"] == 0).all())  # as the numpy path: no stored m when every β1 is 0
+        M = np.zeros((R, n)) if use_m else dummy
+        V = np.zeros((R, n if kind == _ADAM else blk.boff.size - 1))
+        scalars = AdamScalars(host["b1"], host["b2"], host["eps"], opt.options["bias_correction"])
+        which = np.ascontiguousarray(scalars.which, dtype=np.int64)
+    lr, mom, b2 = (np.ascontiguousarray(x, dtype=np.float64) for x in (lr, mom, b2))
+    g0n = np.linalg.norm(ctx.g0_host, axis=1)  # the numpy path's thresholds, the same expressions
+    thr = (tol if tol is not None else 0.0) * g0n
+    div = divergence * g0n
+    T = rec.size
+    gap, gnorm = np.full((R, T), np.nan), np.full((R, T), np.nan)
+    stop = np.full(R, steps, dtype=np.int64)
+    status = np.zeros(R, dtype=np.int64)
+    to_tol = np.full(R, -1, dtype=np.int64)
+    large = not blk.diag and blk.dmax >= _LARGE
+    tables = _Tables(scalars, steps)
+    common = (kind, use_m, pmode, large, tol is not None, blk, lay, rec, steps, tables, dummy, n)
+    arrays = (E, G, M, V, P, lr, mom, b2, which, thr, div)
+    # Enough work: the runs split into one independent batch per thread, each its own compiled loop (no
+    # per-step synchronisation, which costs far more than it saves on a shared machine); a run's arithmetic
+    # does not depend on its batch, so the split changes no bit.  Small blocks keep ≥ 8 runs per batch (the
+    # loops vectorise across runs); large blocks read H once per step per batch.
+    chunks = 1 if R * (blk.sq + n) * steps < _SPLIT_WORK else min(_threads(), R if large else R // 8)
+    bounds = np.linspace(0, R, max(chunks, 1) + 1).round().astype(int)
+    outs = (gap, gnorm, stop, status, to_tol)
+    jobs = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    if len(jobs) == 1:
+        _drive(common, arrays, outs, *jobs[0])
+    else:
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            for f in [pool.submit(_quiet_drive, common, arrays, outs, lo, hi) for lo, hi in jobs]:
+                f.result()
+    names = np.array(["max_steps", "converged", "diverged"])
+    return gap, gnorm, to_tol, stop, names[status]
+
+
+def _threads() -> int:
+    numba = kernels._numba()
+    return max(1, int(numba.config.NUMBA_NUM_THREADS) if numba is not None else 1)
+
+
+class _Tables:
+    """The Adam family's (s_t, e_t) in tables of 4096 steps, shared by the threads (filled under a lock,
+    since :class:`~quadlab.optim.AdamScalars` fills itself in place)."""
+
+    def __init__(self, scalars, steps: int):
+        self.scalars, self.steps = scalars, steps
+        self.lock = threading.Lock()
+        self.cache = {}
+
+    def at(self, t_lo: int):
+        """(t_hi, s table, e table) for t_lo ≤ t < t_hi; t_lo ≡ 1 (mod 256)."""
+        if self.scalars is None:
+            return self.steps + 2, None, None
+        with self.lock:
+            if t_lo not in self.cache:
+                count = min(_TABLE, -(-(self.steps + 1 - t_lo) // self.scalars.block) * self.scalars.block)
+                self.cache[t_lo] = (t_lo + count, *_adam_tables(self.scalars, t_lo, count))
+            return self.cache[t_lo]
+
+
+def _quiet_drive(*args) -> None:
+    # numpy's error state is per thread: a worker thread takes the runner's (overflow in a diverging run is
+    # reported through its status, not as a warning)
+    with np.errstate(all="ignore"):
+        _drive(*args)
+
+
+def _drive(common, arrays, outs, a: int, b: int) -> None:
+    """Runs a..b−1 from start to finish: the compiled loop, and between its pauses the runner's ``rowdot`` on
+    the recorded iterates, the next table of Adam scalars, or the exact test of a run too close to call."""
+    kind, use_m, pmode, large, tol_on, blk, lay, rec, steps, tables, dummy, n = common
+    E, G, M, V, P, lr, mom, b2, which, thr, div = (x if x is dummy or (x.ndim == 2 and x.shape[0] == 1) else
+                                                   np.ascontiguousarray(x[a:b]) for x in arrays)
+    gap, gnorm, stop, status, to_tol = outs
+    stop, status, to_tol = stop[a:b], status[a:b], to_tol[a:b]
+    R = b - a
+    if not large:  # run-minor (n, R): every loop of the small-block kernel vectorises across runs
+        E, G, M, V, P = (np.ascontiguousarray(A.T) if A is not dummy else A for A in (E, G, M, V, P))
+    ids = np.arange(R, dtype=np.int64)
+    dec = np.zeros(R, dtype=np.int64)
+    sv, ev = np.zeros(R), np.zeros(R)
+    s2 = np.einsum("ij,ij->i", G, G) if large else np.einsum("ij,ij->j", G, G)  # any order: within the band
+    band = np.array([_BAND * (n + 2) * _EPS, 2.0 * math.sqrt(n * 2.0 ** -1074)])
+    T = rec.size
+    W = int(max(1, min(T, _WINDOW_BYTES // max(1, 16 * R * n))))
+    snapE, snapG = np.zeros((W, R, n)), np.zeros((W, R, n))
+    t_lo = 1
+    t_hi, tab_s, tab_e = tables.at(t_lo)
+    if tab_s is None:
+        tab_s = tab_e = dummy
+    kern = _kernel()
+    k, phase, Rc, jrec, j_lo = 0, 0, R, 0, 0
+
+    def drain(upto):
+        m = upto - j_lo
+        if m <= 0:
+            return
+        te = blk.tree(snapE[:m].reshape(m * R, n))
+        tg = blk.tree(snapG[:m].reshape(m * R, n))
+        gap[a:b, j_lo:upto] = (0.5 * lay.rowdot(te, tg)).reshape(m, R).T
+        gnorm[a:b, j_lo:upto] = np.sqrt(lay.rowdot(tg, tg)).reshape(m, R).T
+
+    while True:
+        ints = np.array([kind, use_m, pmode, large, blk.diag, tol_on, k, steps, phase, Rc, jrec, j_lo, t_lo, t_hi],
+                        dtype=np.int64)
+        k, why, Rc, jrec = kern(ints, E, G, M, V, P, blk.Hflat, blk.hoff, blk.boff, blk.Hdiag, lr, mom, b2,
+                                which, thr, div, ids, dec, s2, sv, ev, rec, snapE, snapG, tab_s, tab_e, stop, status,
+                                to_tol, band)
+        if why == _DONE:
+            break
+        if why == _PAUSE_WINDOW:
+            drain(jrec)
+            j_lo, phase = jrec, 0
+        elif why == _PAUSE_TABLE:
+            t_lo = t_hi
+            t_hi, tab_s, tab_e = tables.at(t_lo)
+            phase = 2
+        else:  # too close to call: the numpy path's own norm decides every live run at this step
+            live = G[:Rc] if large else G[:, :Rc].T
+            norms = np.sqrt(lay.rowdot(*(blk.tree(live),) * 2))
+            bad = ~np.isfinite(norms) | (norms > div[:Rc])
+            good = (norms <= thr[:Rc]) & ~bad if tol_on else np.zeros(Rc, dtype=bool)
+            dec[:Rc] = np.where(bad, 2, np.where(good, 1, 0))
+            phase = 1
+    drain(jrec)

@@ -1,0 +1,433 @@
+"""numba kernels of :mod:`quadlab._engine.scan` (imported on first use; needs numba).
+
+Every function is compiled with ``fastmath`` off (no contraction to fused multiply-adds, IEEE semantics
+for NaN and infinities) and ``error_model="numpy"`` (a zero denominator gives ±inf/NaN, as in numpy), and
+cached on disk, so a process pays the compile only once per machine.  The arithmetic and its order are
+described in :mod:`quadlab._engine.scan`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+
+_PAUSE_WINDOW, _PAUSE_TABLE, _PAUSE_AMBIG, _DONE = 1, 2, 3, 4
+
+
+def _jit(f):
+    try:
+        return numba.njit(nogil=True, error_model="numpy", cache=True)(f)
+    except RuntimeError:  # no writable cache location (read-only install, no home): compile per process
+        return numba.njit(nogil=True, error_model="numpy")(f)
+
+
+@_jit
+def pairwise(g, lo, n):  # pragma: no cover - compiled
+    # numpy's pairwise sum of g[lo:lo+n]² (what np.mean reduces with), term for term
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res += g[lo + i] * g[lo + i]
+        return res
+    if n <= 128:
+        r0, r1, r2, r3 = g[lo] * g[lo], g[lo + 1] * g[lo + 1], g[lo + 2] * g[lo + 2], g[lo + 3] * g[lo + 3]
+        r4, r5, r6, r7 = g[lo + 4] * g[lo + 4], g[lo + 5] * g[lo + 5], g[lo + 6] * g[lo + 6], g[lo + 7] * g[lo + 7]
+        i = 8
+        m = n - n % 8
+        while i < m:
+            r0 += g[lo + i] * g[lo + i]
+            r1 += g[lo + i + 1] * g[lo + i + 1]
+            r2 += g[lo + i + 2] * g[lo + i + 2]
+            r3 += g[lo + i + 3] * g[lo + i + 3]
+            r4 += g[lo + i + 4] * g[lo + i + 4]
+            r5 += g[lo + i + 5] * g[lo + i + 5]
+            r6 += g[lo + i + 6] * g[lo + i + 6]
+            r7 += g[lo + i + 7] * g[lo + i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res += g[lo + i] * g[lo + i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return pairwise(g, lo, n2) + pairwise(g, lo + n2, n - n2)
+
+@_jit
+def norm2(g):  # pragma: no cover - compiled
+    # four partial sums: any order is within the band of the module docstring
+    n = g.shape[0]
+    a0 = a1 = a2 = a3 = 0.0
+    i = 0
+    while i + 3 < n:
+        a0 += g[i] * g[i]
+        a1 += g[i + 1] * g[i + 1]
+        a2 += g[i + 2] * g[i + 2]
+        a3 += g[i + 3] * g[i + 3]
+        i += 4
+    while i < n:
+        a0 += g[i] * g[i]
+        i += 1
+    return (a0 + a1) + (a2 + a3)
+
+@_jit
+def hvp_row(e, g, boff, hoff, Hflat, Hdiag, diag):  # pragma: no cover - compiled
+    if diag:
+        for i in range(e.shape[0]):
+            g[i] = e[i] * Hdiag[i]
+        return
+    for b in range(boff.shape[0] - 1):
+        o, d, h = boff[b], boff[b + 1] - boff[b], hoff[b]
+        for i in range(d):
+            acc = e[o] * Hflat[h + i]
+            for j in range(1, d):
+                acc = acc + e[o + j] * Hflat[h + j * d + i]
+            g[o + i] = acc
+
+@_jit
+def update_row(kind, use_m, pmode, r, e, g, M, V, P, boff, lr, mom, b2, s, et):  # pragma: no cover
+    n = e.shape[0]
+    if kind == 0:  # GD-kind: e ← e − η g, or e ← e − η (p g)
+        if pmode == 0:
+            for i in range(n):
+                e[i] = e[i] - lr * g[i]
+        else:
+            p = P[r] if pmode == 2 else P[0]
+            for i in range(n):
+                e[i] = e[i] - lr * (p[i] * g[i])
+    elif kind == 1 or kind == 2:  # m ← μ m + g; heavy ball e ← e − η m, Nesterov e ← e − η (g + μ m)
+        m = M[r]
+        for i in range(n):
+            mi = mom * m[i] + g[i]
+            m[i] = mi
+            if kind == 1:
+                e[i] = e[i] - lr * mi
+            else:
+                e[i] = e[i] - lr * (g[i] + mom * mi)
+    elif kind == 3:  # Adam / RMSprop in the stored form of quadlab.optim
+        v = V[r]
+        for i in range(n):
+            gi = g[i]
+            if use_m:
+                mi = M[r, i] * mom + gi
+                M[r, i] = mi
+            else:
+                mi = gi
+            vi = v[i] * b2 + gi * gi
+            v[i] = vi
+            e[i] = e[i] - (mi / (math.sqrt(vi * s) + et)) * lr
+    else:  # Adam-mini: one second moment per block, from the block's mean of g²
+        for b in range(boff.shape[0] - 1):
+            o, d = boff[b], boff[b + 1] - boff[b]
+            vb = V[r, b] * b2 + pairwise(g, o, d) / d
+            V[r, b] = vb
+            w = math.sqrt(vb * s) + et
+            for i in range(o, o + d):
+                gi = g[i]
+                if use_m:
+                    mi = M[r, i] * mom + gi
+                    M[r, i] = mi
+                else:
+                    mi = gi
+                e[i] = e[i] - (mi / w) * lr
+
+@_jit
+def hvp_block(E, G, Rc, b, boff, hoff, Hflat):
+    # kernels.matmul_rows' order for block b, out[i] = (…(e_0 H_0i + e_1 H_1i) + …) + e_{d−1} H_{d−1,i}, swept
+    # eight rows of H_b and two runs at a time (each y[i] loaded and stored once per eight terms, each H row
+    # loaded once per two runs), on 1-D views so that LLVM vectorises the loop over i
+    o, d, h = boff[b], boff[b + 1] - boff[b], hoff[b]
+    a0 = Hflat[h:h + d]
+    for r in range(Rc):
+        x0, y = E[r, o], G[r, o:o + d]
+        for i in range(d):
+            y[i] = x0 * a0[i]
+    j = 1
+    while j + 7 < d:
+        a1, a2 = Hflat[h + j * d:h + (j + 1) * d], Hflat[h + (j + 1) * d:h + (j + 2) * d]
+        a3, a4 = Hflat[h + (j + 2) * d:h + (j + 3) * d], Hflat[h + (j + 3) * d:h + (j + 4) * d]
+        a5, a6 = Hflat[h + (j + 4) * d:h + (j + 5) * d], Hflat[h + (j + 5) * d:h + (j + 6) * d]
+        a7, a8 = Hflat[h + (j + 6) * d:h + (j + 7) * d], Hflat[h + (j + 7) * d:h + (j + 8) * d]
+        r = 0
+        while r + 1 < Rc:
+            x1, x2, x3, x4 = E[r, o + j], E[r, o + j + 1], E[r, o + j + 2], E[r, o + j + 3]
+            x5, x6, x7, x8 = E[r, o + j + 4], E[r, o + j + 5], E[r, o + j + 6], E[r, o + j + 7]
+            z1, z2, z3, z4 = E[r + 1, o + j], E[r + 1, o + j + 1], E[r + 1, o + j + 2], E[r + 1, o + j + 3]
+            z5, z6, z7, z8 = E[r + 1, o + j + 4], E[r + 1, o + j + 5], E[r + 1, o + j + 6], E[r + 1, o + j + 7]
+            y, w = G[r, o:o + d], G[r + 1, o:o + d]
+            for i in range(d):
+                p1, p2, p3, p4, p5, p6, p7, p8 = a1[i], a2[i], a3[i], a4[i], a5[i], a6[i], a7[i], a8[i]
+                y[i] = (((((((y[i] + x1 * p1) + x2 * p2) + x3 * p3) + x4 * p4) + x5 * p5) + x6 * p6) + x7 * p7) \
+                    + x8 * p8
+                w[i] = (((((((w[i] + z1 * p1) + z2 * p2) + z3 * p3) + z4 * p4) + z5 * p5) + z6 * p6) + z7 * p7) \
+                    + z8 * p8
+            r += 2
+        while r < Rc:
+            x1, x2, x3, x4 = E[r, o + j], E[r, o + j + 1], E[r, o + j + 2], E[r, o + j + 3]
+            x5, x6, x7, x8 = E[r, o + j + 4], E[r, o + j + 5], E[r, o + j + 6], E[r, o + j + 7]
+            y = G[r, o:o + d]
+            for i in range(d):
+                y[i] = (((((((y[i] + x1 * a1[i]) + x2 * a2[i]) + x3 * a3[i]) + x4 * a4[i]) + x5 * a5[i]) + x6 * a6[i]) \
+                    + x7 * a7[i]) + x8 * a8[i]
+            r += 1
+        j += 8
+    while j < d:
+        aj = Hflat[h + j * d:h + (j + 1) * d]
+        for r in range(Rc):
+            xj, y = E[r, o + j], G[r, o:o + d]
+            for i in range(d):
+                y[i] = y[i] + xj * aj[i]
+        j += 1
+
+
+@_jit
+def swap(A, r, q):  # pragma: no cover - compiled
+    for i in range(A.shape[1]):
+        A[r, i] = A[q, i]
+
+@_jit
+def swap_col(A, r, q):  # pragma: no cover - compiled
+    for i in range(A.shape[0]):
+        A[i, r] = A[i, q]
+
+
+@_jit
+def pairwise_col(G, o, d, r):  # pragma: no cover - compiled
+    # pairwise() down column r of a run-minor array (Adam-mini's block mean, small blocks)
+    if d < 8:
+        res = 0.0
+        for i in range(d):
+            res += G[o + i, r] * G[o + i, r]
+        return res
+    if d <= 128:
+        r0, r1, r2, r3 = G[o, r] * G[o, r], G[o + 1, r] * G[o + 1, r], G[o + 2, r] * G[o + 2, r], G[o + 3, r] * G[o + 3, r]
+        r4, r5 = G[o + 4, r] * G[o + 4, r], G[o + 5, r] * G[o + 5, r]
+        r6, r7 = G[o + 6, r] * G[o + 6, r], G[o + 7, r] * G[o + 7, r]
+        i = 8
+        m = d - d % 8
+        while i < m:
+            r0 += G[o + i, r] * G[o + i, r]
+            r1 += G[o + i + 1, r] * G[o + i + 1, r]
+            r2 += G[o + i + 2, r] * G[o + i + 2, r]
+            r3 += G[o + i + 3, r] * G[o + i + 3, r]
+            r4 += G[o + i + 4, r] * G[o + i + 4, r]
+            r5 += G[o + i + 5, r] * G[o + i + 5, r]
+            r6 += G[o + i + 6, r] * G[o + i + 6, r]
+            r7 += G[o + i + 7, r] * G[o + i + 7, r]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < d:
+            res += G[o + i, r] * G[o + i, r]
+            i += 1
+        return res
+    d2 = d // 2
+    d2 -= d2 % 8
+    return pairwise_col(G, o, d2, r) + pairwise_col(G, o + d2, d - d2, r)
+
+
+@_jit
+def step_cols(kind, use_m, pmode, diag, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, sv, ev, s2,
+              c0, c1):  # pragma: no cover - compiled
+    """One step of the runs in columns c0..c1 of run-minor (n, R) arrays: update, product, squared norm.
+    Every loop runs over the runs innermost, so it vectorises across runs without reordering any run's sum."""
+    n = E.shape[0]
+    if kind == 0:
+        if pmode == 0:
+            for i in range(n):
+                for r in range(c0, c1):
+                    E[i, r] = E[i, r] - lr[r] * G[i, r]
+        elif pmode == 1:
+            for i in range(n):
+                p = P[i, 0]
+                for r in range(c0, c1):
+                    E[i, r] = E[i, r] - lr[r] * (p * G[i, r])
+        else:
+            for i in range(n):
+                for r in range(c0, c1):
+                    E[i, r] = E[i, r] - lr[r] * (P[i, r] * G[i, r])
+    elif kind == 1:
+        for i in range(n):
+            for r in range(c0, c1):
+                mi = mom[r] * M[i, r] + G[i, r]
+                M[i, r] = mi
+                E[i, r] = E[i, r] - lr[r] * mi
+    elif kind == 2:
+        for i in range(n):
+            for r in range(c0, c1):
+                mi = mom[r] * M[i, r] + G[i, r]
+                M[i, r] = mi
+                E[i, r] = E[i, r] - lr[r] * (G[i, r] + mom[r] * mi)
+    elif kind == 3:
+        if use_m:
+            for i in range(n):
+                for r in range(c0, c1):
+                    gi = G[i, r]
+                    mi = M[i, r] * mom[r] + gi
+                    M[i, r] = mi
+                    vi = V[i, r] * b2[r] + gi * gi
+                    V[i, r] = vi
+                    E[i, r] = E[i, r] - (mi / (math.sqrt(vi * sv[r]) + ev[r])) * lr[r]
+        else:
+            for i in range(n):
+                for r in range(c0, c1):
+                    gi = G[i, r]
+                    vi = V[i, r] * b2[r] + gi * gi
+                    V[i, r] = vi
+                    E[i, r] = E[i, r] - (gi / (math.sqrt(vi * sv[r]) + ev[r])) * lr[r]
+    else:
+        for b in range(boff.shape[0] - 1):
+            o, d = boff[b], boff[b + 1] - boff[b]
+            for r in range(c0, c1):
+                vb = V[b, r] * b2[r] + pairwise_col(G, o, d, r) / d
+                V[b, r] = vb
+                w = math.sqrt(vb * sv[r]) + ev[r]
+                for i in range(o, o + d):
+                    gi = G[i, r]
+                    if use_m:
+                        mi = M[i, r] * mom[r] + gi
+                        M[i, r] = mi
+                    else:
+                        mi = gi
+                    E[i, r] = E[i, r] - (mi / w) * lr[r]
+    if diag:
+        for i in range(n):
+            h = Hdiag[i]
+            for r in range(c0, c1):
+                G[i, r] = E[i, r] * h
+    else:
+        for b in range(boff.shape[0] - 1):
+            o, d, h = boff[b], boff[b + 1] - boff[b], hoff[b]
+            if d == 3:  # the paper's simple cases: one pass over the runs per output, the same three terms
+                for i in range(3):
+                    a0, a1, a2 = Hflat[h + i], Hflat[h + 3 + i], Hflat[h + 6 + i]
+                    for r in range(c0, c1):
+                        G[o + i, r] = (E[o, r] * a0 + E[o + 1, r] * a1) + E[o + 2, r] * a2
+                continue
+            for i in range(d):
+                a = Hflat[h + i]
+                for r in range(c0, c1):
+                    G[o + i, r] = E[o, r] * a
+                for j in range(1, d):
+                    a = Hflat[h + j * d + i]
+                    for r in range(c0, c1):
+                        G[o + i, r] = G[o + i, r] + E[o + j, r] * a
+    for r in range(c0, c1):
+        s2[r] = 0.0
+    for i in range(n):
+        for r in range(c0, c1):
+            s2[r] += G[i, r] * G[i, r]
+
+
+def _scan(ints, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, which, thr, div, ids, dec, s2, sv, ev,
+          rec, snapE, snapG, tab_s, tab_e, stop, status, to_tol, band):  # pragma: no cover - compiled
+    # ints: kind, use_m, pmode, large, diag, tol_on, k, steps, phase, Rc, jrec, j_lo, t_lo, t_hi
+    kind, use_m, pmode, large, diag, tol_on = ints[0], ints[1], ints[2], ints[3], ints[4], ints[5]
+    k, steps, phase, Rc, jrec, j_lo, t_lo, t_hi = ints[6], ints[7], ints[8], ints[9], ints[10], ints[11], \
+        ints[12], ints[13]
+    nrec, W = rec.shape[0], snapE.shape[0]
+    delta, absb = band[0], band[1]
+    while True:
+        if phase == 0:
+            if jrec < nrec and rec[jrec] == k:
+                slot = jrec - j_lo
+                if slot >= W:
+                    return k, _PAUSE_WINDOW, Rc, jrec
+                if large:
+                    for r in range(Rc):
+                        snapE[slot, ids[r]] = E[r]
+                        snapG[slot, ids[r]] = G[r]
+                else:
+                    for r in range(Rc):
+                        snapE[slot, ids[r]] = E[:, r]
+                        snapG[slot, ids[r]] = G[:, r]
+                jrec += 1
+            amb = False
+            for r in range(Rc):
+                q = math.sqrt(s2[r])
+                dec[r] = 0
+                if not q <= 1.7976931348623157e308:
+                    amb = True
+                    continue
+                lo, hi = q * (1.0 - delta) - absb, q * (1.0 + delta) + absb
+                if lo > div[r]:
+                    dec[r] = 2
+                elif not hi <= div[r]:
+                    amb = True
+                elif tol_on:
+                    if hi <= thr[r]:
+                        dec[r] = 1
+                    elif not lo > thr[r]:
+                        amb = True
+            if amb:
+                return k, _PAUSE_AMBIG, Rc, jrec
+            phase = 1
+        if phase == 1:  # stop the decided runs (dec: 1 converged, 2 diverged); the last live row moves in
+            for r in range(Rc - 1, -1, -1):
+                if dec[r] != 0:
+                    i = ids[r]
+                    stop[i] = k
+                    status[i] = dec[r]
+                    if dec[r] == 1:
+                        to_tol[i] = k
+                    q = Rc - 1
+                    if r != q and large:
+                        swap(E, r, q)
+                        swap(G, r, q)
+                        if use_m:
+                            swap(M, r, q)
+                        if kind >= 3:
+                            swap(V, r, q)
+                        if pmode == 2:
+                            swap(P, r, q)
+                    elif r != q:
+                        swap_col(E, r, q)
+                        swap_col(G, r, q)
+                        if use_m:
+                            swap_col(M, r, q)
+                        if kind >= 3:
+                            swap_col(V, r, q)
+                        if pmode == 2:
+                            swap_col(P, r, q)
+                    if r != q:
+                        lr[r], mom[r], b2[r], which[r] = lr[q], mom[q], b2[q], which[q]
+                        thr[r], div[r], ids[r], s2[r] = thr[q], div[q], ids[q], s2[q]
+                    Rc = q
+            phase = 2
+        if Rc == 0 or k == steps:
+            return k, _DONE, Rc, jrec
+        t = k + 1
+        if kind >= 3 and t >= t_hi:
+            return k, _PAUSE_TABLE, Rc, jrec
+        ti = t - t_lo
+        if large:
+            for r in range(Rc):
+                s = tab_s[ti, which[r]] if kind >= 3 else 0.0
+                et = tab_e[ti, which[r]] if kind >= 3 else 0.0
+                update_row(kind, use_m, pmode, r, E[r], G[r], M, V, P, boff, lr[r], mom[r], b2[r], s, et)
+            if diag:
+                for r in range(Rc):
+                    hvp_row(E[r], G[r], boff, hoff, Hflat, Hdiag, diag)
+            else:
+                for b in range(boff.shape[0] - 1):
+                    hvp_block(E, G, Rc, b, boff, hoff, Hflat)
+            for r in range(Rc):
+                s2[r] = norm2(G[r])
+        else:  # run-minor chunks of 64 runs, each kept in cache through its whole step
+            nch = (Rc + 63) // 64
+            for c in range(nch):
+                c0, c1 = c * 64, min(Rc, c * 64 + 64)
+                if kind >= 3:
+                    for r in range(c0, c1):
+                        sv[r] = tab_s[ti, which[r]]
+                        ev[r] = tab_e[ti, which[r]]
+                step_cols(kind, use_m, pmode, diag, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, sv, ev,
+                          s2, c0, c1)
+        k = t
+        phase = 0
+
+
+try:
+    scan = numba.njit(nogil=True, error_model="numpy", cache=True)(_scan)
+except RuntimeError:  # no writable cache location
+    scan = numba.njit(nogil=True, error_model="numpy")(_scan)
