@@ -39,6 +39,7 @@ On dask: ``Executor("local", workers=2)`` (a LocalCluster of 2 one-thread proces
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import re
@@ -189,16 +190,28 @@ def _import_distributed():
     return distributed
 
 
-def _pinned(fn: Callable, spec):
-    """``fn(spec)`` with BLAS and OpenMP pools held to one thread: a worker process owns one core, and the
-    serial run computes with the same thread count as a worker.  (threadpoolctl comes with the dist extra;
-    without it a serial run keeps the BLAS default.)"""
+def _pinned(fn: Callable, spec, one_core: bool = False):
+    """``fn(spec)`` with BLAS and OpenMP pools held to one thread, so the serial run computes with the same
+    BLAS thread count as a worker.  ``one_core`` (a dask worker, which owns one core) also holds numba's
+    threads to one, so the compiled scan does not split a worker's runs over threads that other workers'
+    cores would have to run; serially the scan keeps its threads.  Results do not depend on either count.
+    (threadpoolctl comes with the dist extra; without it a serial run keeps the BLAS default.)"""
     try:
         from threadpoolctl import threadpool_limits
     except ImportError:
         return fn(spec)
-    with threadpool_limits(limits=1):
-        return fn(spec)
+    numba = None
+    if one_core and importlib.util.find_spec("numba") is not None:
+        import numba
+    before = numba.get_num_threads() if numba is not None else None
+    try:
+        if numba is not None:
+            numba.set_num_threads(1)
+        with threadpool_limits(limits=1):
+            return fn(spec)
+    finally:
+        if numba is not None:
+            numba.set_num_threads(before)
 
 
 class Executor:
@@ -401,7 +414,7 @@ class Executor:
         def dask_key(k: str) -> str:  # a study's key may be JSON text; the scheduler gets a plain name
             return f"quadlab-{hashlib.sha256(k.encode()).hexdigest()[:24]}-{run}"
 
-        futures = {client.submit(_pinned, fn, s, key=dask_key(k), pure=False): k for k, s in todo.items()}
+        futures = {client.submit(_pinned, fn, s, True, key=dask_key(k), pure=False): k for k, s in todo.items()}
         try:
             for fut in distributed.as_completed(futures, loop=client.loop):
                 yield futures[fut], fut.result()

@@ -249,8 +249,10 @@ def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: f
 
 
 def _threads() -> int:
+    """The calling thread's numba thread count (``numba.set_num_threads``; a dask worker that owns one core
+    sets 1, see :mod:`quadlab.dist`)."""
     numba = kernels._numba()
-    return max(1, int(numba.config.NUMBA_NUM_THREADS) if numba is not None else 1)
+    return max(1, int(numba.get_num_threads()) if numba is not None else 1)
 
 
 class _Tables:
