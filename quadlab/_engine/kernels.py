@@ -48,6 +48,17 @@ def available() -> bool:
     return numba is not None and not numba.config.DISABLE_JIT
 
 
+def njit_cached(f):
+    """``numba.njit`` as every quadlab kernel is compiled: no GIL, numpy's error model (a zero denominator
+    gives ±inf/NaN as in numpy instead of raising ZeroDivisionError; the check Python semantics would need
+    also stops LLVM from vectorising), cached on disk, or per process where no cache location is writable."""
+    numba = _numba()
+    try:
+        return numba.njit(nogil=True, error_model="numpy", cache=True)(f)
+    except RuntimeError:  # a read-only install with no home: compile per process
+        return numba.njit(nogil=True, error_model="numpy")(f)
+
+
 @functools.cache
 def _compiled():
     """The compiled Adam leaf kernel (built once per process; numba compiles per dtype on first call)."""
@@ -55,13 +66,7 @@ def _compiled():
     if numba is None:
         raise ImportError("quadlab's compiled kernels need numba: pip install 'quadlab[fast]' (or numba>=0.60)")
 
-    def jit(f):
-        # error_model="numpy": a zero denominator gives ±inf/NaN as it does in numpy, instead of raising
-        # ZeroDivisionError; the check that Python semantics would need also stops LLVM from vectorising.
-        try:
-            return numba.njit(nogil=True, error_model="numpy", cache=True)(f)
-        except RuntimeError:  # no writable cache location (read-only install, no home): compile per process
-            return numba.njit(nogil=True, error_model="numpy")(f)
+    jit = njit_cached
 
     @jit
     def row_m(x, g, m, v, b1, c, b2, s, eps, lr):  # pragma: no cover - compiled

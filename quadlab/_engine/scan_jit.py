@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import math
 
-import numba
+import numba  # noqa: F401  (numba must import: this module is only loaded when it does)
+
+from .kernels import njit_cached
 
 _PAUSE_WINDOW, _PAUSE_TABLE, _PAUSE_AMBIG, _DONE = 1, 2, 3, 4
 
 
-def _jit(f):
-    try:
-        return numba.njit(nogil=True, error_model="numpy", cache=True)(f)
-    except RuntimeError:  # no writable cache location (read-only install, no home): compile per process
-        return numba.njit(nogil=True, error_model="numpy")(f)
+_jit = njit_cached
 
 
 @_jit
@@ -190,6 +188,15 @@ def swap(A, r, q):  # pragma: no cover - compiled
 def swap_col(A, r, q):  # pragma: no cover - compiled
     for i in range(A.shape[0]):
         A[i, r] = A[i, q]
+
+
+@_jit
+def move(A, r, q, large):  # pragma: no cover - compiled
+    # run q's values into run r's slot: a row of a run-major array (large blocks), else a column
+    if large:
+        swap(A, r, q)
+    else:
+        swap_col(A, r, q)
 
 
 @_jit
@@ -371,24 +378,15 @@ def _scan(ints, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, which, thr
                     if dec[r] == 1:
                         to_tol[i] = k
                     q = Rc - 1
-                    if r != q and large:
-                        swap(E, r, q)
-                        swap(G, r, q)
+                    if r != q:  # the last active run takes the finished one's place
+                        move(E, r, q, large)
+                        move(G, r, q, large)
                         if use_m:
-                            swap(M, r, q)
+                            move(M, r, q, large)
                         if kind >= 3:
-                            swap(V, r, q)
+                            move(V, r, q, large)
                         if pmode == 2:
-                            swap(P, r, q)
-                    elif r != q:
-                        swap_col(E, r, q)
-                        swap_col(G, r, q)
-                        if use_m:
-                            swap_col(M, r, q)
-                        if kind >= 3:
-                            swap_col(V, r, q)
-                        if pmode == 2:
-                            swap_col(P, r, q)
+                            move(P, r, q, large)
                     if r != q:
                         lr[r], mom[r], b2[r], which[r] = lr[q], mom[q], b2[q], which[q]
                         thr[r], div[r], ids[r], s2[r] = thr[q], div[q], ids[q], s2[q]
