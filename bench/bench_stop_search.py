@@ -28,17 +28,13 @@ import numpy as np
 import quadlab
 from quadlab import optim, spectra
 from quadlab._engine import closed_form
-from quadlab._engine.context import RunContext
-from quadlab.runner import DIVERGENCE_FACTOR, INPLACE, _starts
+from quadlab.runner import DIVERGENCE_FACTOR, _closed_plan, _starts
 
 
 def _plan(problem, opt, seeds):
-    E0 = _starts(problem, None, list(seeds), opt.n_configs)
-    g0 = problem.backend.to_numpy(problem.hvp(problem.backend.asarray(E0))).astype(np.float64)
-    ctx = RunContext(problem, None, g0, E0 + problem.optimum_host, INPLACE)
-    ctx.host_hp = {k: np.repeat(v, len(seeds)) for k, v in opt.grid().items()}
-    hp = {k: v for k, v in ctx.host_hp.items() if k != "lr"}
-    return closed_form.Plan(problem, opt.linear(hp, ctx, g0), E0), np.linalg.norm(g0, axis=1)
+    config = {k: np.repeat(v, len(seeds)) for k, v in opt.grid().items()}
+    plan, g0 = _closed_plan(problem, opt, config, _starts(problem, None, list(seeds), opt.n_configs))
+    return plan, np.linalg.norm(g0, axis=1)
 
 
 def _workloads():

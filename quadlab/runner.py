@@ -520,16 +520,21 @@ def _take_runs(obj, keep, keep_host, lay):
     return lay.take_runs((obj,), keep)[0]
 
 
-def _run_closed(problem, opt, config, E0, rec, steps, tol):
-    R = E0.shape[0]
+def _closed_plan(problem, opt, config, E0):
+    """The closed form's :class:`~quadlab._engine.closed_form.Plan` of these runs (eigendecompositions and
+    per-mode weights, built once) and ∇f(w_0), host (R, n)."""
     g0_host = problem.backend.to_numpy(problem.hvp(problem.backend.asarray(E0))).astype(np.float64)
     ctx = RunContext(problem, None, g0_host, E0 + problem.optimum_host, INPLACE)
     ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
     hp = {k: v for k, v in ctx.host_hp.items() if k != "lr"}
     if opt.name == "adam_theory":
         ctx.require_nonzero_g0()
-    spec = opt.linear(hp, ctx, g0_host)
-    plan = closed_form.Plan(problem, spec, E0)  # eigendecompositions and per-mode weights, once
+    return closed_form.Plan(problem, opt.linear(hp, ctx, g0_host), E0), g0_host
+
+
+def _run_closed(problem, opt, config, E0, rec, steps, tol):
+    R = E0.shape[0]
+    plan, g0_host = _closed_plan(problem, opt, config, E0)
     gap, gnorm = plan.values(rec)
     g0n = np.linalg.norm(g0_host, axis=1)
     thr = (tol if tol is not None else 0.0) * g0n

@@ -34,3 +34,18 @@ def xp(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+def count_calls(monkeypatch, module, name: str, key: str) -> dict:
+    """Wrap ``module.name`` so that every call adds one to the returned ``{key: n}`` (a test that relies on a
+    path can then show it was taken, rather than pass by never using it)."""
+    n = {key: 0}
+    real = getattr(module, name)
+
+    def counted(*a, **kw):
+        n[key] += 1
+        return real(*a, **kw)
+
+    monkeypatch.setattr(module, name, counted)
+    return n
+

@@ -7,6 +7,7 @@ import quadlab
 from quadlab import optim, spectra
 from quadlab._engine import kernels, scan
 from quadlab.problem import BlockQuadratic
+from conftest import count_calls
 
 numba = pytest.importorskip("numba")
 
@@ -43,15 +44,7 @@ def step_loop(monkeypatch):
 @pytest.fixture
 def calls(monkeypatch):
     """Count the fused steps the runner takes (so a test cannot pass by never using the kernel)."""
-    n = {"steps": 0}
-    real = kernels.adam_step
-
-    def spy(*a, **kw):
-        n["steps"] += 1
-        return real(*a, **kw)
-
-    monkeypatch.setattr(kernels, "adam_step", spy)
-    return n
+    return count_calls(monkeypatch, kernels, "adam_step", "steps")
 
 
 @pytest.mark.parametrize("opt", FUSED, ids=lambda o: f"{o.name}-{'-'.join(map(str, o.hyper))}")

@@ -12,6 +12,7 @@ import pytest
 import quadlab
 from quadlab import optim, spectra
 from quadlab._engine import kernels, scan
+from conftest import count_calls
 
 numba = pytest.importorskip("numba")
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba's JIT is off (QUADLAB_NUMBA=0 or NUMBA_DISABLE_JIT)")
@@ -41,15 +42,7 @@ def large(seed=0):
 @pytest.fixture
 def spy(monkeypatch):
     """Count the scan's runs (so a test cannot pass by never using it)."""
-    n = {"runs": 0}
-    real = scan.run
-
-    def counted(*a, **k):
-        n["runs"] += 1
-        return real(*a, **k)
-
-    monkeypatch.setattr(scan, "run", counted)
-    return n
+    return count_calls(monkeypatch, scan, "run", "runs")
 
 
 def both(monkeypatch, spy, problem, opt, **kw):

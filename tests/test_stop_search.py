@@ -15,8 +15,7 @@ from hypothesis import strategies as st
 import quadlab
 from quadlab import optim, spectra
 from quadlab._engine import closed_form
-from quadlab._engine.context import RunContext
-from quadlab.runner import DIVERGENCE_FACTOR, INPLACE, _starts
+from quadlab.runner import DIVERGENCE_FACTOR, _closed_plan, _starts
 from strategies import block_spectra, property_settings
 
 # learning rates as multiples of 1/λ_max: deep inside, ημ = 1 at the top (t = 0), the edge ημ = 2 (t = −1),
@@ -26,12 +25,9 @@ MULTS = (0.01, 0.5, 1.0, 1.9, 2.0, 2.0 * (1 + 1e-9), 2.2, 3.0)
 
 def _plan(problem, opt, seeds=(0, 1)):
     """The runner's closed-form plan and ‖∇f(w_0)‖ for these runs (as quadlab.run builds them)."""
-    E0 = _starts(problem, None, list(seeds), opt.n_configs)
-    g0 = problem.backend.to_numpy(problem.hvp(problem.backend.asarray(E0))).astype(np.float64)
-    ctx = RunContext(problem, None, g0, E0 + problem.optimum_host, INPLACE)
-    ctx.host_hp = {k: np.repeat(v, len(seeds)) for k, v in opt.grid().items()}
-    hp = {k: v for k, v in ctx.host_hp.items() if k != "lr"}
-    return closed_form.Plan(problem, opt.linear(hp, ctx, g0), E0), np.linalg.norm(g0, axis=1)
+    config = {k: np.repeat(v, len(seeds)) for k, v in opt.grid().items()}
+    plan, g0 = _closed_plan(problem, opt, config, _starts(problem, None, list(seeds), opt.n_configs))
+    return plan, np.linalg.norm(g0, axis=1)
 
 
 def _both(plan, g0n, steps, tol):

@@ -21,6 +21,16 @@ _jit = njit_cached
 
 
 @_jit
+def moment(M, r, i, gi, mom, use_m):  # pragma: no cover - compiled
+    # Adam's stored first moment m_s ← β1·m_s + g (quadlab.optim's form), or g itself when no run keeps one
+    if use_m:
+        mi = M[r, i] * mom + gi
+        M[r, i] = mi
+        return mi
+    return gi
+
+
+@_jit
 def pairwise(g, lo, n):  # pragma: no cover - compiled
     # numpy's pairwise sum of g[lo:lo+n]² (what np.mean reduces with), term for term
     if n < 8:
@@ -107,11 +117,7 @@ def update_row(kind, use_m, pmode, r, e, g, M, V, P, boff, lr, mom, b2, s, et): 
         v = V[r]
         for i in range(n):
             gi = g[i]
-            if use_m:
-                mi = M[r, i] * mom + gi
-                M[r, i] = mi
-            else:
-                mi = gi
+            mi = moment(M, r, i, gi, mom, use_m)
             vi = v[i] * b2 + gi * gi
             v[i] = vi
             e[i] = e[i] - (mi / (math.sqrt(vi * s) + et)) * lr
@@ -122,12 +128,7 @@ def update_row(kind, use_m, pmode, r, e, g, M, V, P, boff, lr, mom, b2, s, et): 
             V[r, b] = vb
             w = math.sqrt(vb * s) + et
             for i in range(o, o + d):
-                gi = g[i]
-                if use_m:
-                    mi = M[r, i] * mom + gi
-                    M[r, i] = mi
-                else:
-                    mi = gi
+                mi = moment(M, r, i, g[i], mom, use_m)
                 e[i] = e[i] - (mi / w) * lr
 
 @_jit
