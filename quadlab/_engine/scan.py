@@ -76,11 +76,6 @@ _BAND = 4.0  # δ = _BAND·(n + 2)·u, the relative half-width of the band aroun
 _RULE_MODULES = ("quadlab.optim", "quadlab._engine.adam_rule")
 
 
-def _noise_free(options: dict, noise) -> bool:
-    """The one place that says whether the gradients are exact: the compiled loop has no noise model."""
-    return noise is None and options.get("noise") is None
-
-
 def eligible(problem, optimizer, noise=None) -> bool:
     """True when :func:`run` reproduces the numpy path for this batch: numpy backend in float64, numba
     available (:func:`quadlab._engine.kernels.available`), an optimizer of ``quadlab.optim`` that has an
@@ -96,7 +91,7 @@ def eligible(problem, optimizer, noise=None) -> bool:
     if optimizer.name not in KINDS or not all(f is None or getattr(f, "__module__", "") in _RULE_MODULES
                                               for f in callbacks):
         return False
-    if not _noise_free(optimizer.options, noise):
+    if noise is not None:  # the compiled loop has no noise model
         return False
     if problem._diag is None and not all(isinstance(g.H, np.ndarray) for g in problem.groups):
         return False
