@@ -26,7 +26,7 @@ from ._engine.choices import deprecated
 from .optim import Optimizer
 from .runner import Result, run
 
-__all__ = ["tune_lr", "TuneResult"]
+__all__ = ["tune_lr", "TuneResult", "race_caps"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -115,6 +115,33 @@ def _score(results: list[Result], n_lr: int, max_steps: int):
     return worst, fin, div
 
 
+def race_caps(steps: int) -> list[int]:
+    """The first grid's caps under ``race=True``: steps/64, steps/16, steps/4 and steps (integer division, at
+    least 64, at most ``steps``, without repeats).
+
+    The last cap is ``steps`` itself: quadrupling the first cap instead would reach 64·⌊steps/64⌋, just short
+    of ``steps``, and then run the whole grid a second time for the last few steps.
+
+    Parameters
+    ----------
+    steps : int
+        The iteration cap of the search.
+
+    Returns
+    -------
+    list of int
+        Increasing caps, the last one ``steps``.
+
+    Examples
+    --------
+    >>> race_caps(69_077)
+    [1079, 4317, 17269, 69077]
+    >>> race_caps(100)
+    [64, 100]
+    """
+    return sorted({min(steps, max(64, steps // 4**m)) for m in (3, 2, 1, 0)})
+
+
 def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 24, refine: int = 2,
             refine_points: int = 8, seeds=(0,), steps: int = 10_000, tol: float = 1e-6,
             method: str = "auto", race: bool = False, neighbourhood: float | None = 0.02) -> TuneResult:
@@ -150,8 +177,8 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     method : str, default "auto"
         Passed to :func:`quadlab.run` ("auto", "closed_form", "iterate").
     race : bool, default False
-        Find the same best lr with fewer steps: the first grid runs under caps steps/64, steps/16, … until some
-        lr reaches tol (an lr that needs more than the cap cannot beat one that reached it within the cap), and
+        Find the same best lr with fewer steps: the first grid runs under the caps of :func:`race_caps`
+        (steps/64, steps/16, steps/4, steps) until some lr reaches tol (an lr that needs more than the cap cannot beat one that reached it within the cap), and
         each refinement runs only up to the best worst-seed count found so far; lrs that lost the race read
         "not reached" (see ``caps``).
     neighbourhood : float or None, default 0.02
@@ -208,16 +235,16 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
 
     for it in range(refine + 1):
         if not race:
-            cap = steps
+            caps = [steps]
         elif it == 0:
-            cap = min(steps, max(64, steps // 64))
+            caps = race_caps(steps)
         else:
             best_score = float(np.concatenate(all_steps).min())
-            cap = int(best_score) if best_score <= steps else steps
-        worst, fin, div = attempt(grid, cap)
-        while race and it == 0 and cap < steps and not (worst <= cap).any():
-            cap = min(steps, 4 * cap)
+            caps = [int(best_score) if best_score <= steps else steps]
+        for cap in caps:  # the first grid's race: the next cap only while no lr has reached tol
             worst, fin, div = attempt(grid, cap)
+            if (worst <= cap).any():
+                break
         all_lr.append(grid), all_steps.append(worst), all_fin.append(fin), all_div.append(div)
         all_cap.append(np.full(grid.size, cap))
         lrs = np.concatenate(all_lr)

@@ -63,6 +63,28 @@ def test_race_finds_the_same_best_lr_with_fewer_steps():
         np.testing.assert_array_equal(fast.steps_to_tol[reached], full.steps_to_tol[reached])
 
 
+def test_race_runs_the_documented_caps_and_no_near_repeat(monkeypatch):
+    """Where no lr reaches tol, the first grid runs under steps/64, steps/16, steps/4 and then steps itself
+    once: never under 64·⌊steps/64⌋ (a near-copy of the full run) before it."""
+    import quadlab.tune as tune
+
+    caps = []
+    real = tune.run
+
+    def spy(*a, **kw):
+        caps.append(kw["steps"])
+        return real(*a, **kw)
+
+    monkeypatch.setattr(tune, "run", spy)
+    prob = quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000), seed=0)
+    steps = 6_911  # 64·⌊6911/64⌋ = 6848 < 6911
+    t = tune_lr(prob, optim.gd(), lr_range=(1e-9, 1e-8), points=3, refine=0, steps=steps, race=True,
+                neighbourhood=None)
+    assert not t.reached
+    assert caps == [107, 431, 1727, 6911, 6911]  # the race, then the best lr's fresh run
+    assert tune.race_caps(steps) == caps[:4]
+
+
 @pytest.mark.parametrize("make, rng", [
     (lambda: optim.adam(b1=0.9), (1e-4, 10.0)),
     (lambda: optim.adam(b1=0.0, b2=0.99), (1e-4, 10.0)),
