@@ -1,14 +1,17 @@
-"""Benchmark: the closed form's first-crossing search, bisection against the scan of every step.
+"""Benchmark: the closed form's first-crossing search (bisection, bounded scan) against the scan of every step.
 
     PYTHONPATH=. python bench/bench_stop_search.py [--repeats 3]
 
 Both searches run on the same :class:`quadlab._engine.closed_form.Plan` (so they read the same values) and
 must return the same steps; the table gives the time of each, the speed-up, and whole ``quadlab.run`` calls
-(which use the bisection where it is exact), also with the former scan forced (same results asserted).  Workloads: GD, which closed form serves on any problem, on
+(which use the bisection or the bounded scan where it is exact), also with the former scan forced (same results
+asserted).  Workloads: GD, which closed form serves on any problem, on
 
 * Case 3 (three Haar-rotated 3×3 blocks, κ = 5000) with 64 learning rates × 16 seeds, 20 000 steps;
 * 4 Haar-rotated blocks of 500 (κ = 1000), 8 learning rates × 2 seeds, 20 000 steps;
 * blockwise GD with the oracle block steps on Case 3, 32 multipliers × 16 seeds;
+* the Adam theory form (the bounded scan) on Case 3 (16 lrs × 4 seeds) and Case 2 (4 rotated blocks of 25,
+  16 lrs, the grid of ``quadlab case1_4``);
 
 each at tol = 1e-6 with learning rates from 1e-3·(2/λ_max) to 1.5·(2/λ_max), so some runs converge, some
 never reach tol and some diverge.  Prints the table and the load average; asserts only that the two
@@ -27,7 +30,7 @@ import numpy as np
 
 import quadlab
 from quadlab import optim, spectra
-from quadlab._engine import closed_form
+from quadlab._engine import stop_search
 from quadlab.runner import DIVERGENCE_FACTOR, _closed_plan, _starts
 
 
@@ -45,6 +48,15 @@ def _workloads():
     yield "Case 3, GD, 64 lrs x 16 seeds", c3, optim.gd(lr=np.geomspace(1e-3, 1.5, 64) * edge3), range(16)
     yield "4 x 500, GD, 8 lrs x 2 seeds", big, optim.gd(lr=np.geomspace(1e-3, 1.5, 8) * edge_big), range(2)
     yield "Case 3, blockwise GD, 32 x 16", c3, optim.blockwise_gd(lr=np.geomspace(1e-2, 1.5, 32)), range(16)
+    # the bounded scan: the Adam theory form's P = diag(1/|∇f(w_0)|) varies inside each rotated block
+    yield "Case 3, Adam theory form, 16 lrs x 4 seeds", c3, optim.adam_theory(lr=np.geomspace(1e-4, 1e2, 16)), range(4)
+    try:
+        from quadlab import stored
+
+        c2 = quadlab.BlockQuadratic(stored.resnet18_case(kappa=5000.0), seed=0)
+        yield "Case 2, Adam theory form, 16 lrs x 1 seed", c2, optim.adam_theory(lr=np.geomspace(1e-4, 1e2, 16)), [0]
+    except ImportError:
+        pass
 
 
 def main():
@@ -54,7 +66,7 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-6)
     a = ap.parse_args()
     print(f"load average before: {os.getloadavg()}")
-    print("| workload | runs | bisection | scan | speed-up | quadlab.run | quadlab.run with the scan |")
+    print("| workload | runs | auto search | scan | speed-up | quadlab.run | quadlab.run with the scan |")
     print("|---|---|---|---|---|---|---|")
     for name, problem, opt, seeds in _workloads():
         plan, g0n = _plan(problem, opt, seeds)
@@ -66,23 +78,23 @@ def main():
             for _ in range(a.repeats):
                 for s in times:  # round-robin, so background load falls on both alike
                     t0 = time.perf_counter()
-                    out[s] = closed_form.first_stop(*args, search=s)
+                    out[s] = stop_search.first_stop(*args, search=s)
                     times[s].append(time.perf_counter() - t0)
         assert all((x == y).all() for x, y in zip(out["auto"], out["scan"], strict=True)), name
         t_run, t_old = [], []
-        auto = closed_form.first_stop
+        auto = stop_search.first_stop
         for _ in range(a.repeats):
             t0 = time.perf_counter()
             res = quadlab.run(problem, opt, seeds=list(seeds), steps=a.steps, tol=a.tol)
             t_run.append(time.perf_counter() - t0)
-            # the same call with the former search (the runner calls closed_form.first_stop)
-            closed_form.first_stop = functools.partial(auto, search="scan")
+            # the same call with the former search (the runner calls stop_search.first_stop)
+            stop_search.first_stop = functools.partial(auto, search="scan")
             try:
                 t0 = time.perf_counter()
                 old = quadlab.run(problem, opt, seeds=list(seeds), steps=a.steps, tol=a.tol)
                 t_old.append(time.perf_counter() - t0)
             finally:
-                closed_form.first_stop = auto
+                stop_search.first_stop = auto
             assert (old.stop_step == res.stop_step).all() and (old.status == res.status).all(), name
         st = dict(zip(*np.unique(res.status, return_counts=True), strict=True))
         ta, ts = statistics.median(times["auto"]), statistics.median(times["scan"])

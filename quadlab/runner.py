@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import noise as noise_models
-from ._engine import adam_rule, closed_form, kernels, scan
+from ._engine import adam_rule, closed_form, kernels, scan, stop_search
 from ._engine.context import RunContext, hyperparameter
 from ._engine.layout import Layout, tmap
 from ._engine.runargs import check_seeds as _check_seeds
@@ -550,9 +550,10 @@ def _run_closed(problem, opt, config, E0, rec, steps, tol):
     rec_stop = np.where((rec_bad | rec_good).any(axis=1), rec[(rec_bad | rec_good).argmax(axis=1)], steps)
     need_scan = np.broadcast_to((tol is not None) | rec_bad.any(axis=1), (R,))
     # the first crossing can fall between recorded steps: bisection where ‖∇f_k‖² is provably convex in k
-    # (GD-kind without cross terms), a scan of every step elsewhere, each run up to rec_stop
+    # (GD-kind without cross terms), elsewhere a scan of every step from the first one that bounds allow, each
+    # run up to rec_stop (quadlab._engine.stop_search)
     live = np.flatnonzero(need_scan)
-    first, bad = closed_form.first_stop(plan, live, rec_stop[live], thr[live], div[live], tol is not None)
+    first, bad = stop_search.first_stop(plan, live, rec_stop[live], thr[live], div[live], tol is not None)
     found = ~need_scan.copy()
     found[live[first >= 0]] = True
     conv, dive = live[(first >= 0) & ~bad], live[(first >= 0) & bad]

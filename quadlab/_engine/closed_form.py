@@ -56,6 +56,10 @@ class _Piece:
       sfac, sfac_odd (kb, r, d)  with W: sign(c)·√(2μ) and σ·sign(c)·√(2μ), so that the eigen-coordinates of
                                  the gradient are y = μ c φ_k = a·sfac (k even) or a·sfac_odd (k odd) and
                                  ∇f = y W per block; else None
+      blo, bhi (kb, 1, d)        bounds for the stop search: with W, √(2μ·q_lo) and √(2μ·q_hi), q_lo and q_hi
+                                 the least and largest 1/p_i of the block, so that Σ (a·blo)² ≤ ‖∇f‖² ≤
+                                 Σ (a·bhi)² (W Wᵀ = Vᵀ P⁻¹ V has the eigenvalues 1/p_i of the block);
+                                 without W both are gfac
     Two-root kinds (φ_k signed, from :func:`multiplier`):
       agap0 (kb, r, d)           |c| √(μ/2): the gap amplitude at k = 0
       agrad0 (kb, r, d)          without W: μ |c| / √p, the gradient amplitude at k = 0; else None
@@ -64,7 +68,8 @@ class _Piece:
                                  :func:`_eigen_pieces`) or None
     """
 
-    __slots__ = ("kb", "d", "W", "L", "lgap", "gfac", "sfac", "sfac_odd", "agap0", "agrad0", "y0", "mu", "mu_lo")
+    __slots__ = ("kb", "d", "W", "L", "lgap", "gfac", "sfac", "sfac_odd", "blo", "bhi", "agap0", "agrad0", "y0", "mu",
+                 "mu_lo")
 
 
 class Plan:
@@ -132,7 +137,8 @@ class Plan:
         # with p constant on each block (blockwise GD) P^{-1/2} commutes with V: ‖∇f‖² has no cross terms
         if inv_sqrt_p is not None and V is not None and not _blockwise_constant(p[coords], kb, d):
             pc.W = xp.matrix_transpose(V) * inv_sqrt_p  # W_ji = V_ij / √p_i
-        pc.L = pc.lgap = pc.gfac = pc.sfac = pc.sfac_odd = pc.agap0 = pc.agrad0 = pc.y0 = pc.mu = pc.mu_lo = None
+        pc.L = pc.lgap = pc.gfac = pc.sfac = pc.sfac_odd = pc.blo = pc.bhi = None
+        pc.agap0 = pc.agrad0 = pc.y0 = pc.mu = pc.mu_lo = None
         absc = xp.abs(c)
         if self.spec.kind == "gd":
             x = eta_r[None, :, None] * mu[:, None, :]  # (kb, r, d) host: ημ
@@ -144,10 +150,14 @@ class Plan:
             root = xp.sqrt(2.0 * mu_b)
             if pc.W is None:
                 pc.gfac = root if inv_sqrt_p is None else root * inv_sqrt_p
+                pc.blo = pc.bhi = pc.gfac
             else:
                 sc = xp.sign(c) * root
                 pc.sfac = sc
                 pc.sfac_odd = xp.where(xp.asarray(x > 1.0), -sc, sc)
+                q = (1.0 / p[coords]).reshape(kb, d)
+                pc.blo = root * xp.asarray(np.sqrt(q.min(axis=1)), dtype=f64)[:, None, None]
+                pc.bhi = root * xp.asarray(np.sqrt(q.max(axis=1)), dtype=f64)[:, None, None]
         else:
             pc.mu = mu_b[:, :, None, :]
             if mu_lo is not None:
@@ -300,241 +310,3 @@ def _eigen_pieces(problem, p):
         M = s[:, :, None] * xp.astype(g.H, xp.float64) * s[:, None, :]
         mu, V = xp.linalg.eigh(M)
         yield b.to_numpy(mu), None, V, g.coords
-
-
-# ---------------------------------------------------------------------------------------------------------
-# the first crossing: where a run converged (‖∇f_k‖ ≤ thr) or diverged (‖∇f_k‖ > div or not finite)
-
-#: points evaluated per run in one round of the search: each round divides a run's interval by J + 1
-_J = 15
-#: (run × point × coordinate) elements per slab of the search, as for the scan
-_BUDGET = 1 << 18
-
-
-def search_kind(plan: Plan) -> np.ndarray:
-    """Per run: 0 scan, 1 bisection on a non-increasing ‖∇f_k‖², 2 bisection on a convex ‖∇f_k‖².
-
-    **Claim.**  For a GD-kind spec (φ_k = t^k, t = 1 − ημ) whose gradient norm has no cross terms, that is
-    ‖∇f_k‖² = Σ_j w_j t_j^{2k} with w_j = (μ_j c_j)²/p_j ≥ 0, the sequence s_k = ‖∇f_k‖² is convex in k, and
-    non-increasing when every excited mode (c_j ≠ 0) has |t_j| ≤ 1.
-
-    *Proof.*  ∇f_k = P^{-1/2} V y_k with y_k = μ ∘ c ∘ φ_k(μ), so s_k = y_kᵀ G y_k with G = Vᵀ P^{-1} V.
-    G is diagonal, G = diag(1/p), when P = I (V is orthogonal, G = I), when H is stored unrotated (V = I,
-    any diagonal P), or when p is one value per block (blockwise GD: P^{-1} commutes with each block's V).
-    Then s_k = Σ_j w_j ρ_j^k with ρ_j = t_j² ≥ 0.  Each term has second difference
-    w ρ^{k−1} (ρ − 1)² ≥ 0 (k ≥ 1, with 0⁰ = 1), so each term and hence the sum is a convex sequence; each
-    term is non-increasing when ρ_j ≤ 1.  ∎
-
-    Consequences used by :func:`first_stop`: the differences s_{k+1} − s_k are non-decreasing, so s falls
-    to its first minimiser m and rises after it; {k : s_k ≤ thr²} is an interval that starts at or before
-    m; and as s_0 ≤ div² (div is 10⁶‖∇f_0‖) the set {k : s_k > div²} is a suffix.  Each predicate is
-    therefore monotone on the interval searched, and a search that evaluates J points per run and keeps the
-    sub-interval where the predicate turns finds the first crossing in ⌈log_{J+1} K⌉ rounds.
-
-    Not eligible (the scan stays): heavy ball and Nesterov (φ_k solves a two-root recurrence; with complex
-    roots φ_k = r^k (a cos kθ + b sin kθ) oscillates), and a diagonal P that varies within a rotated block
-    (Jacobi GD, the Adam theory form), where G has off-diagonal entries and s_k = Σ_ij G_ij y_i y_j has
-    cross terms G_ij y_i y_j ∝ (t_i t_j)^k of either sign (they alternate where t_i t_j < 0).
-
-    Floating point: each term is formed as (e^{clip(fl(k·L) + lgap)} · gfac)² from monotone operations, and
-    the modes are summed in a fixed order, so where every L ≤ 0 the computed sequence is itself
-    non-increasing (given a monotone exp), and the search returns the scan's step bit for bit.  In the convex
-    case with growing modes the computed differences near the minimiser are rounding noise; the search can
-    only disagree with the scan where thr lies within that noise of min_k s_k.
-    """
-    out = np.zeros(plan.R, dtype=np.int8)
-    if plan.spec.kind != "gd":
-        return out
-    for rows, pieces, _eta, _beta in plan.classes:
-        if any(pc.gfac is None for pc in pieces):
-            continue
-        grow = np.zeros(rows.size, dtype=bool)
-        for pc in pieces:
-            L = plan.backend.to_numpy(pc.L)
-            excited = np.isfinite(plan.backend.to_numpy(pc.lgap))
-            grow |= ((L > 0) & excited).any(axis=(0, 2))
-        out[rows] = np.where(grow, 2, 1)
-    return out
-
-
-def _stops(norms, thr, div, tol_on):
-    """Elementwise: (good, bad) for norms (m, J) against per-run thr, div (m,), as the iterate path decides."""
-    bad = ~np.isfinite(norms) | (norms > div[:, None])
-    good = (norms <= thr[:, None]) & ~bad if tol_on else np.zeros_like(bad)
-    return good, bad
-
-
-def _grad_norm_at(plan: Plan, rows: np.ndarray, ks: np.ndarray) -> np.ndarray:
-    """‖∇f‖ of run rows[i] at step ks[i, j], host (m, J): the same operations on the same operands as
-    :meth:`Plan.values` (so the same bits), for GD-kind runs whose gradient norm has no cross terms."""
-    pos = np.full(plan.R, -1, dtype=np.int64)
-    pos[rows] = np.arange(rows.size)
-    out = np.zeros(ks.shape)
-    with np.errstate(over="ignore", invalid="ignore"):  # a diverging run overflows to inf: it is flagged
-        _norms_into(plan, pos, ks, out)
-    return out
-
-
-def _norms_into(plan, pos, ks, out):
-    """out[pos[r]] = ‖∇f‖ of run r at its steps, class by class, in slabs of at most _BUDGET elements."""
-    xp, b = plan.xp, plan.backend
-    for crows, pieces, _eta, _beta in plan.classes:
-        here = np.flatnonzero(pos[crows] >= 0)
-        if here.size == 0:
-            continue
-        at = pos[crows[here]]
-        n = sum(pc.kb * pc.d for pc in pieces)
-        step = max(1, _BUDGET // max(1, n * ks.shape[1]))
-        for a in range(0, here.size, step):
-            loc, o = here[a:a + step], at[a:a + step]
-            local = xp.asarray(loc)
-            kk = xp.asarray(ks[o].astype(np.float64), dtype=xp.float64)[None, :, :, None]
-            total = None
-            for pc in pieces:
-                L = xp.take(pc.L, local, axis=1)[:, :, None, :]
-                lgap = xp.take(pc.lgap, local, axis=1)[:, :, None, :]
-                amp = xp.exp(xp.clip(L * kk + lgap, min=-700.0, max=700.0))
-                a2 = amp * pc.gfac[:, :, None, :]
-                s = sum_first(xp, xp.vecdot(a2, a2, axis=-1))
-                total = s if total is None else total + s
-            out[o] = np.sqrt(b.to_numpy(total))
-
-
-def _first_true(rows, lo, hi, pred):
-    """Per run i, the first k in [lo_i, hi_i] where ``pred`` holds (hi_i + 1 where none), ``pred`` being
-    monotone (false, then true) on that interval.  ``pred(rows, ks)`` → bool (m, J).  Each round evaluates
-    J points of every open interval and keeps the part between the last false and the first true point."""
-    lo = lo.astype(np.int64).copy()
-    end = hi.astype(np.int64) + 1  # the answer lies in [lo, end]; end = hi + 1 means "none so far"
-    j = np.arange(1, _J + 1)
-    while True:
-        open_ = np.flatnonzero(lo < end)
-        if open_.size == 0:
-            return end
-        n = (end - lo)[open_, None]
-        spread = lo[open_, None] + (j[None, :] * n) // (_J + 1)
-        dense = lo[open_, None] + np.minimum(j[None, :] - 1, n - 1)
-        x = np.where(n > _J, spread, dense)
-        hit = pred(rows[open_], x)
-        anyhit = hit.any(axis=1)
-        first = hit.argmax(axis=1)
-        prev = np.where(first > 0, x[np.arange(open_.size), np.maximum(first - 1, 0)] + 1, lo[open_])
-        lo[open_] = np.where(anyhit, prev, x[:, -1] + 1)
-        end[open_] = np.where(anyhit, x[np.arange(open_.size), first], end[open_])
-
-
-def first_stop(plan: Plan, rows, horizon, thr, div, tol_on: bool, search: str = "auto"):
-    """First step k ≤ horizon at which each run of ``rows`` converged or diverged.
-
-    Parameters
-    ----------
-    plan : the :class:`Plan` of the runs.
-    rows : (m,) int, runs of the plan.
-    horizon : (m,) int, the last step examined for each run.
-    thr, div : (m,) float.  A run converged at the first k with ‖∇f_k‖ ≤ thr (when ``tol_on``) and diverged
-        at the first k with ‖∇f_k‖ > div or not finite; whichever comes first decides.
-    tol_on : whether convergence is tested at all.
-    search : "auto" (bisection where :func:`search_kind` proves it exact, the scan elsewhere) or "scan"
-        (every step, the reference).
-
-    Returns
-    -------
-    stop : (m,) int, the first such k, −1 where none in [0, horizon].
-    diverged : (m,) bool, whether that step was a divergence.
-
-    Raises
-    ------
-    ValueError
-        If ``search`` is neither "auto" nor "scan".
-    """
-    if search not in ("auto", "scan"):
-        raise ValueError(f"search must be 'auto' or 'scan', got {search!r}")
-    rows = np.asarray(rows, dtype=np.int64)
-    horizon, thr, div = (np.asarray(a).reshape(rows.shape) for a in (horizon, thr, div))
-    stop = np.full(rows.size, -1, dtype=np.int64)
-    diverged = np.zeros(rows.size, dtype=bool)
-    kind = search_kind(plan)[rows] if search == "auto" else np.zeros(rows.size, dtype=np.int8)
-    scan = np.flatnonzero(kind == 0)
-    if scan.size:
-        stop[scan], diverged[scan] = _scan(plan, rows[scan], horizon[scan], thr[scan], div[scan], tol_on)
-    bis = np.flatnonzero(kind > 0)
-    if bis.size:
-        stop[bis], diverged[bis] = _bisect(plan, rows[bis], horizon[bis], thr[bis], div[bis], tol_on, kind[bis])
-    return stop, diverged
-
-
-def _bisect(plan, rows, horizon, thr, div, tol_on, kind):
-    m = rows.size
-    pos = np.full(plan.R, -1, dtype=np.int64)
-    pos[rows] = np.arange(m)
-    stop = np.full(m, -1, dtype=np.int64)
-    diverged = np.zeros(m, dtype=bool)
-
-    def test(which):
-        def pred(r, ks):
-            i = pos[r]
-            good, bad = _stops(_grad_norm_at(plan, r, ks), thr[i], div[i], tol_on)
-            return good if which == "good" else bad
-        return pred
-
-    def turn(r, ks):  # s_{k+1} ≥ s_k: the differences of a convex sequence change sign once
-        g = _grad_norm_at(plan, r, np.concatenate([ks, ks + 1], axis=1))
-        return g[:, ks.shape[1]:] >= g[:, :ks.shape[1]]
-
-    zero = np.zeros(m, dtype=np.int64)
-    # k = 0 decides alone when the start is itself beyond div (then nothing below is monotone)
-    g0, b0 = _stops(_grad_norm_at(plan, rows, zero[:, None]), thr, div, tol_on)
-    decided = g0[:, 0] | b0[:, 0]
-    stop[decided] = 0
-    diverged[decided] = b0[decided, 0]
-    # the minimiser m: the horizon where s never increases, else the first k with s_{k+1} ≥ s_k
-    turn_at = horizon.copy()
-    conv = np.flatnonzero((kind == 2) & ~decided)
-    if conv.size:
-        turn_at[conv] = np.minimum(_first_true(rows[conv], zero[conv], horizon[conv] - 1, turn), horizon[conv])
-    rest = np.flatnonzero(~decided)
-    if tol_on and rest.size:
-        # s ≤ thr² somewhere ⇔ at the minimiser; the first such k lies in [0, m], where s does not increase
-        at_min, _ = _stops(_grad_norm_at(plan, rows[rest], turn_at[rest, None]), thr[rest], div[rest], True)
-        hit = rest[at_min[:, 0]]
-        if hit.size:
-            stop[hit] = _first_true(rows[hit], zero[hit], turn_at[hit], test("good"))
-            decided[hit] = True
-    # no convergence: the first k > div, a suffix of [m, horizon] (empty where every mode decays)
-    rest = np.flatnonzero(~decided & (kind == 2))
-    if rest.size:
-        k = _first_true(rows[rest], turn_at[rest], horizon[rest], test("bad"))
-        ok = k <= horizon[rest]
-        stop[rest[ok]] = k[ok]
-        diverged[rest[ok]] = True
-    return stop, diverged
-
-
-def _scan(plan, rows, horizon, thr, div, tol_on):
-    """Every step from 0, in slabs that double in length, each run up to its own horizon."""
-    m = rows.size
-    stop = np.full(m, -1, dtype=np.int64)
-    diverged = np.zeros(m, dtype=bool)
-    found = np.zeros(m, dtype=bool)
-    k0, width = 0, 64
-    budget = 1 << 21  # (run, step, mode) elements per slab: a bounded working set whatever the horizon
-    n = plan.problem.n
-    while True:
-        live = np.flatnonzero(~found & (horizon >= k0))
-        if live.size == 0:
-            return stop, diverged
-        # slabs double in length, so a run that stops early is not carried through a long slab, and the
-        # steps evaluated stay within twice the horizon
-        k1 = min(int(horizon[live].max()), k0 + max(64, min(width, budget // (live.size * n))) - 1)
-        width *= 2
-        _, gn = plan.values(np.arange(k0, k1 + 1), rows=rows[live], want_gap=False)
-        good, bad = _stops(gn, thr[live], div[live], tol_on)
-        fg = np.where(good.any(axis=1), good.argmax(axis=1), -1)
-        fb = np.where(bad.any(axis=1), bad.argmax(axis=1), -1)
-        conv = (fg >= 0) & ((fb < 0) | (fg < fb))
-        dive = (fb >= 0) & ~conv
-        stop[live[conv]] = fg[conv] + k0
-        stop[live[dive]] = fb[dive] + k0
-        diverged[live[dive]] = True
-        found[live[conv | dive]] = True
-        k0 = k1 + 1
