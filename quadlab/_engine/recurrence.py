@@ -205,26 +205,34 @@ def _two_root_power(xp, t, d, a22, k):
     lr_cplx = 0.5 * (xp.log(dsafe) + xp.where(pos, d[1], xp.zeros_like(t0)) / dsafe)
     eps_c = sg * e / sqd
 
-    # k-dependent part: one expm1 for real roots, cos and sin for complex ones, one exp for the radius
+    # k-dependent part: one expm1 for real roots, cos and sin for complex ones, one exp for the radius.  A
+    # branch that no element takes is not evaluated (elementwise, so the values taken are the same bits);
+    # the k-independent arrays above are small, these are (… × steps × modes)
     odd = xp.remainder(k, 2.0) == 1.0
     lr = xp.where(real, lr_real, lr_cplx)
     amp = xp.exp(k * lr)
     amp = xp.where(neg & odd, -amp, amp)
-    em = xp.expm1(k * xp.where(real, lq, xp.zeros_like(lq)))  # |q|^k − 1
-    flip = (~pos) & odd  # q < 0 and odd k: q^k = −|q|^k
-    c_part = xp.where(flip, -0.5 * em, 1.0 + 0.5 * em)  # (1 + q^k)/2
-    s_part = xp.where(double, k, xp.where(flip, 2.0 + em, -em) / den_q)  # (1 − q^k)/(1 − q)
-    br_real = c_part + eps_r * s_part
-    ka = k * xp.where(real, xp.zeros_like(alpha), alpha)
-    ca, sa = xp.cos(ka), xp.sin(ka)
-    n4 = xp.remainder(k, 4.0)
-    even = (n4 == 0.0) | (n4 == 2.0)
-    cos_kw = xp.where(refl, xp.where(even, ca, sa) * xp.where(n4 < 2.0, one, -one), ca)
-    sin_kw = xp.where(refl, xp.where(even, sa, ca) * xp.where((n4 == 1.0) | (n4 == 2.0), one, -one), sa)
-    br_cplx = cos_kw + eps_c * xp.where((~refl) & (alpha == 0), k, sin_kw / so)
-    val = amp * xp.where(real, br_real, br_cplx)
+    any_real, any_cplx = bool(xp.any(real)), not bool(xp.all(real))
+    br = None
+    if any_real:
+        em = xp.expm1(k * xp.where(real, lq, xp.zeros_like(lq)))  # |q|^k − 1
+        flip = (~pos) & odd  # q < 0 and odd k: q^k = −|q|^k
+        c_part = xp.where(flip, -0.5 * em, 1.0 + 0.5 * em)  # (1 + q^k)/2
+        s_part = xp.where(double, k, xp.where(flip, 2.0 + em, -em) / den_q)  # (1 − q^k)/(1 − q)
+        br = c_part + eps_r * s_part
+    if any_cplx:
+        ka = k * xp.where(real, xp.zeros_like(alpha), alpha)
+        ca, sa = xp.cos(ka), xp.sin(ka)
+        n4 = xp.remainder(k, 4.0)
+        even = (n4 == 0.0) | (n4 == 2.0)
+        cos_kw = xp.where(refl, xp.where(even, ca, sa) * xp.where(n4 < 2.0, one, -one), ca)
+        sin_kw = xp.where(refl, xp.where(even, sa, ca) * xp.where((n4 == 1.0) | (n4 == 2.0), one, -one), sa)
+        br_cplx = cos_kw + eps_c * xp.where((~refl) & (alpha == 0), k, sin_kw / so)
+        br = br_cplx if br is None else xp.where(real, br, br_cplx)
+    val = amp * br
     val = xp.where(k == 0, one, val)
-
+    if not bool(xp.any(d0 == 0)):
+        return val
     # a root at zero
     zb = _real_power(xp, xp.where(d0 == 0, t0, xp.zeros_like(t0)), k - 1.0) * (t0 - a22)
     zb = xp.where(k == 0, one, zb)
