@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._engine.choices import deprecated
+from ._engine.threads import map_calls
 from .optim import Optimizer
 from .runner import Result, run
 
@@ -229,9 +230,13 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     best = None
     all_cap = []
 
+    def each(lrs, cap):
+        # one run() per problem, side by side on the cores (quadlab._engine.threads; the same results)
+        opt = optimizer.with_hyper(lr=lrs)
+        return map_calls(lambda ps: run(ps[0], opt, seeds=ps[1], steps=cap, tol=tol, method=method), pairs)
+
     def attempt(grid, cap):
-        res = [run(p, optimizer.with_hyper(lr=grid), seeds=s, steps=cap, tol=tol, method=method) for p, s in pairs]
-        return _score(res, grid.size, cap)
+        return _score(each(grid, cap), grid.size, cap)
 
     for it in range(refine + 1):
         if not race:
@@ -264,13 +269,13 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     steps_arr = np.concatenate(all_steps)[order]
     caps = np.concatenate(all_cap)[order]
     steps_arr = np.where(steps_arr > caps, -1, steps_arr)
-    best_res = [run(p, optimizer.with_hyper(lr=best), seeds=s, steps=steps, tol=tol, method=method) for p, s in pairs]
+    best_res = each(best, steps)
     bs = np.concatenate([r.steps_to_tol for r in best_res])
     best_steps = int(bs.max()) if (bs >= 0).all() else -1
     fragile, note, neigh = False, "", None
     if neighbourhood is not None and best_steps >= 0:
         near = np.array([best * (1 - neighbourhood), best * (1 + neighbourhood)])
-        res = [run(p, optimizer.with_hyper(lr=near), seeds=s, steps=steps, tol=tol, method=method) for p, s in pairs]
+        res = each(near, steps)
         stt = np.concatenate([r.steps_to_tol.reshape(2, -1) for r in res], axis=1)
         worst = np.where((stt < 0).any(axis=1), -1, stt.max(axis=1))
         neigh = {float(lr): int(w) for lr, w in zip(near, worst, strict=True)}

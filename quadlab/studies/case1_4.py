@@ -22,6 +22,7 @@ import numpy as np
 
 import quadlab
 from quadlab import checks, optim, rules, spectra, theory
+from quadlab._engine.threads import map_calls
 from quadlab.backend import check_memory
 from quadlab.dist import Executor
 from quadlab.spectra import BlockSpectrum
@@ -141,12 +142,13 @@ def tuning_task(task: dict):
     tune = dict(lr_range=rng, points=points, refine=refine, steps=steps, tol=args.tol, race=True)
     if rng is None:
         tuned = []
-        per_seed = [quadlab.run(p, opt, seeds=[s], steps=steps, tol=args.tol) for p, s in zip(probs, seeds)]
+        per_seed = map_calls(lambda ps: quadlab.run(ps[0], opt, seeds=[ps[1]], steps=steps, tol=args.tol),
+                             list(zip(probs, seeds)))
         lr = _lr_used(key, per_seed, probs)
     else:
         # tune_lr's best Result is the fresh run of its best lr (batch-independent runs), so nothing is re-run
         if key in PER_SEED:
-            tuned = [tune_lr(p, opt, seeds=[s], **tune) for p, s in zip(probs, seeds)]
+            tuned = map_calls(lambda ps: tune_lr(ps[0], opt, seeds=[ps[1]], **tune), list(zip(probs, seeds)))
             per_seed = [t.best for t in tuned]
         else:
             tuned = [tune_lr(probs, opt, seeds=seeds, **tune)]
