@@ -20,13 +20,17 @@ def test_calls_run_side_by_side_each_on_one_thread():
     seen = []
 
     def call(x):
-        seen.append((threading.get_ident(), numba.get_num_threads()))
+        seen.append((x, threading.get_ident(), numba.get_num_threads()))
         time.sleep(0.02)  # long enough that the pool starts its second thread
         return x * x
 
-    assert threads.map_calls(call, range(7)) == [x * x for x in range(7)]
-    assert len({t for t, _ in seen}) >= 2 and all(n == 1 for _, n in seen)
-    assert numba.get_num_threads() == threads.workers()  # the caller's own count is untouched
+    cores = threads.workers()
+    items = range(3 * cores + 1)
+    assert threads.map_calls(call, items) == [x * x for x in items]
+    assert len({t for _, t, _ in seen}) >= 2
+    # one thread each, except the last call, alone in its round, which has every core
+    assert {x: n for x, _, n in seen} == {x: (1 if x < 3 * cores else cores) for x in items}
+    assert numba.get_num_threads() == cores  # the caller's own count is untouched
 
 
 def test_one_call_or_one_core_runs_inline(monkeypatch):

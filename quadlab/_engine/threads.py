@@ -35,25 +35,30 @@ def workers() -> int:
 
 
 def map_calls(fn: Callable, items: Sequence) -> list:
-    """``[fn(x) for x in items]``, the calls running side by side on up to :func:`workers` threads, each
-    computing on one thread, taken in order as threads come free; the first exception is raised once all
-    have run.  (A last round with fewer calls than cores leaves cores idle; splitting those calls' runs over
-    the idle cores instead was measured slower: the compiled scan's split gains less per core than calls side
-    by side.)"""
+    """``[fn(x) for x in items]``, the calls running side by side on up to :func:`workers` threads, taken in
+    order as threads come free; the first exception is raised once all have run.
+
+    Each call computes on one thread, except the last ``len(items) mod workers`` (a round that would leave
+    cores idle), which share the cores: with 5 calls on 2 cores the fifth splits its runs over both (the
+    compiled scan's own split)."""
     items = list(items)
-    n = min(len(items), workers())
+    cores = workers()
+    n = min(len(items), cores)
     if n <= 1:
         return [fn(x) for x in items]
     from threadpoolctl import threadpool_limits
 
     numba = kernels._numba()
+    tail = len(items) % n
+    last_round = len(items) - tail
 
-    def single(x):
-        numba.set_num_threads(1)  # per thread: this call's compiled scan stays on its own core
+    def call(i, x):
+        # per thread: this call's compiled scan keeps to its share of the cores
+        numba.set_num_threads(1 if i < last_round else max(1, cores // tail))
         return fn(x)
 
     # warnings' filters are process-wide and each run() sets and restores them: concurrent calls can restore
     # each other's, so the filters are put back here once every call has returned
     with warnings.catch_warnings(), threadpool_limits(limits=1), ThreadPoolExecutor(n) as pool:
-        futures = [pool.submit(single, x) for x in items]
+        futures = [pool.submit(call, i, x) for i, x in enumerate(items)]
         return [f.result() for f in futures]
