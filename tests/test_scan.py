@@ -97,6 +97,18 @@ def test_the_workloads_stop_and_diverge(monkeypatch, spy):
     assert set(ref.status) == {"max_steps", "diverged"}
 
 
+def test_blocks_wider_than_64(monkeypatch, spy):
+    """Blocks of d > 64 take the four-runs-at-a-time product (scan_jit.hvp_block_wide): batches of 5, 6, 7 runs
+    leave a remainder after the groups of four, and d = 70, 67 leave one after the groups of four rows."""
+    spec = quadlab.BlockSpectrum.from_blocks(
+        [spectra.log_uniform(70, 1, 100), spectra.log_uniform(67, 5, 300), [2.0, 3.0]])
+    p = quadlab.BlockQuadratic(spec, seed=4)
+    both(monkeypatch, spy, p, optim.adam(lr=LRS), seeds=[0], steps=150, tol=1e-3)
+    both(monkeypatch, spy, p, optim.adam(lr=LRS[:3], b1=0.0), seeds=[0, 1], steps=150, tol=None)
+    both(monkeypatch, spy, p, optim.heavy_ball(lr=np.geomspace(1e-4, 1e-2, 7), momentum=0.9), seeds=[1],
+         steps=150, tol=1e-3, method="iterate")
+
+
 @pytest.mark.parametrize("rotation", ["none", "global"])
 def test_diagonal_and_globally_rotated_problems(rotation, monkeypatch, spy):
     p = mixed(rotation)
