@@ -8,11 +8,14 @@ diagonal problem, with and without a tolerance, with diverging runs, and through
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import quadlab
 from quadlab import optim, spectra
 from quadlab._engine import kernels, scan
 from conftest import count_calls
+from strategies import property_settings
 
 numba = pytest.importorskip("numba")
 pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba's JIT is off (QUADLAB_NUMBA=0 or NUMBA_DISABLE_JIT)")
@@ -208,3 +211,23 @@ def test_an_optimizer_with_a_replaced_callback_runs_the_numpy_loop():
     assert scan.eligible(p, opt) and not scan.eligible(p, spy)
     quadlab.run(p, spy, steps=5)
     assert calls == [1]
+
+
+@property_settings(200)
+@given(st.floats(-150.0, 150.0), st.floats(0.0, 20.0), st.integers(1, 10_000), st.booleans())
+def test_fast_bounds_never_skip_a_decision(log_thr, log_gap, n, tol_on):
+    """Where the kernel takes its short cut (lo2 < s ≤ hi2), its full floating-point test says 'go on' too,
+    also at the bounds themselves and one ulp inside them."""
+    thr = np.array([10.0 ** log_thr])
+    div = thr * 10.0 ** log_gap * 1e6
+    band = np.array([scan._BAND * (n + 2) * scan._EPS, 2.0 * np.sqrt(n * 2.0 ** -1074)])
+    lo2, hi2 = scan._fast_bounds(thr, div, band, tol_on)
+    delta, a = band
+    for s in (hi2[0], np.nextafter(hi2[0], 0.0), np.nextafter(lo2[0], np.inf), (lo2[0] + hi2[0]) / 2, 0.0):
+        if not (lo2[0] < s <= hi2[0]) or s < 0:  # the kernel's s is a sum of squares
+            continue
+        q = np.sqrt(s)
+        assert q * (1.0 + delta) + a <= div[0]
+        assert not tol_on or q * (1.0 - delta) - a > thr[0]
+    if log_thr > -140 and div[0] < 1e150:  # away from under- and overflow of the squares the short cut exists
+        assert lo2[0] < hi2[0]

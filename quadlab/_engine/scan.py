@@ -271,6 +271,25 @@ class _Tables:
             return self.cache[t_lo]
 
 
+def _fast_bounds(thr, div, band, tol_on: bool):
+    """Per run, (lo2, hi2) such that lo2 < s ≤ hi2 for the kernel's squared norm s implies, through the
+    kernel's own floating-point test (q = √s, q(1 − δ) − a > thr and q(1 + δ) + a ≤ div), that the run
+    neither converged nor diverged: the kernel then skips the square root and the band.  The squared
+    thresholds are moved inwards by 2⁻⁴⁸ (about 30 ulps), more than the dozen roundings between s and those
+    comparisons; runs whose thresholds are within a factor 2³⁰ of a (underflow scale) never take the short
+    cut.  Where it is taken, the full test gives the same answer, so no result depends on it."""
+    delta, a = band
+    up, down = 1.0 + 2.0 ** -48, 1.0 - 2.0 ** -48
+    with np.errstate(over="ignore", invalid="ignore"):
+        hi2 = np.where(div > a * 2.0 ** 30, np.square((div - a) / (1.0 + delta)) * down, -1.0)
+        if tol_on:
+            lo2 = np.where(thr > a * 2.0 ** 30, np.square((thr + a) / (1.0 - delta)) * up, np.inf)
+        else:
+            lo2 = np.full(thr.shape, -1.0)
+    hi2 = np.where(np.isfinite(hi2), hi2, -1.0)  # div beyond the float range: the full test decides
+    return np.ascontiguousarray(lo2, dtype=np.float64), np.ascontiguousarray(hi2, dtype=np.float64)
+
+
 def _quiet_drive(*args) -> None:
     # numpy's error state is per thread: a worker thread takes the runner's (overflow in a diverging run is
     # reported through its status, not as a warning)
@@ -302,6 +321,7 @@ def _drive(common, arrays, outs, a: int, b: int) -> None:
     sv, ev = np.zeros(R), np.zeros(R)
     s2 = np.einsum("ij,ij->i", G, G) if large else np.einsum("ij,ij->j", G, G)  # any order: within the band
     band = np.array([_BAND * (n + 2) * _EPS, 2.0 * math.sqrt(n * 2.0 ** -1074)])
+    lo2, hi2 = _fast_bounds(thr, div, band, tol_on)
     T = rec.size
     W = int(max(1, min(T, _WINDOW_BYTES // max(1, 16 * R * n))))
     snapE, snapG = np.zeros((W, R, n)), np.zeros((W, R, n))
@@ -326,7 +346,7 @@ def _drive(common, arrays, outs, a: int, b: int) -> None:
                         dtype=np.int64)
         k, why, Rc, jrec = kern(ints, E, G, M, V, P, blk.Hflat, blk.hoff, blk.boff, blk.Hdiag, lr, mom, b2,
                                 which, thr, div, ids, dec, s2, sv, ev, rec, snapE, snapG, tab_s, tab_e, stop, status,
-                                to_tol, band)
+                                to_tol, band, lo2, hi2)
         if why == _DONE:
             break
         if why == _PAUSE_WINDOW:

@@ -359,7 +359,7 @@ def step_cols(kind, use_m, pmode, diag, E, G, M, V, P, Hflat, hoff, boff, Hdiag,
 
 
 def _scan(ints, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, which, thr, div, ids, dec, s2, sv, ev,
-          rec, snapE, snapG, tab_s, tab_e, stop, status, to_tol, band):  # pragma: no cover - compiled
+          rec, snapE, snapG, tab_s, tab_e, stop, status, to_tol, band, lo2, hi2):  # pragma: no cover - compiled
     # ints: kind, use_m, pmode, large, diag, tol_on, k, steps, phase, Rc, jrec, j_lo, t_lo, t_hi
     kind, use_m, pmode, large, diag, tol_on = ints[0], ints[1], ints[2], ints[3], ints[4], ints[5]
     k, steps, phase, Rc, jrec, j_lo, t_lo, t_hi = ints[6], ints[7], ints[8], ints[9], ints[10], ints[11], \
@@ -383,8 +383,10 @@ def _scan(ints, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, which, thr
                 jrec += 1
             amb = False
             for r in range(Rc):
-                q = math.sqrt(s2[r])
                 dec[r] = 0
+                if lo2[r] < s2[r] <= hi2[r]:  # certainly neither converged nor diverged (scan._fast_bounds)
+                    continue
+                q = math.sqrt(s2[r])
                 if not q <= 1.7976931348623157e308:
                     amb = True
                     continue
@@ -422,6 +424,7 @@ def _scan(ints, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, which, thr
                     if r != q:
                         lr[r], mom[r], b2[r], which[r] = lr[q], mom[q], b2[q], which[q]
                         thr[r], div[r], ids[r], s2[r] = thr[q], div[q], ids[q], s2[q]
+                        lo2[r], hi2[r] = lo2[q], hi2[q]
                     Rc = q
             phase = 2
         if Rc == 0 or k == steps:
