@@ -178,70 +178,93 @@ def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: f
     (host float64, problem coordinates), ``rec`` the recorded steps, ``divergence`` the runner's
     DIVERGENCE_FACTOR.  Returns what the runner's numpy loop
     returns: (gap (R, T), grad_norm (R, T), steps_to_tol, stop_step, status) with the same values."""
-    from ..optim import AdamScalars  # the methods layer sits above this module; imported when used
+    batch = Batch(problem, opt, ctx, lay, G0_tree, E0, rec, steps, tol, divergence)
+    batch.advance(steps)
+    return batch.result()
 
-    R, n = E0.shape
-    kind = KINDS[opt.name]
-    blk = _Blocks(problem, lay)
-    host = ctx.host_hp
-    ones = np.ones(R)
-    E = np.ascontiguousarray(E0[:, blk.perm])
-    G = np.ascontiguousarray(_merge_rows(G0_tree))
-    dummy = np.zeros((1, 1))
-    M, V, P, pmode, use_m = dummy, dummy, dummy, 0, False
-    mom, b2, which = np.zeros(R), np.zeros(R), np.zeros(R, dtype=np.int64)
-    scalars = None
-    if kind == _GD:
-        if opt.name == "adam_theory":
-            ctx.require_nonzero_g0()
-            P, pmode = 1.0 / np.abs(G), 2
-        elif opt.name == "jacobi_gd":
-            P, pmode = np.ascontiguousarray((1.0 / ctx.host_diag())[blk.perm][None, :]), 1
-        elif opt.name == "blockwise_gd":
-            steps_b = ctx.block_steps(opt.options)
-            P, pmode = np.ascontiguousarray(np.repeat(np.asarray(steps_b, dtype=np.float64), problem.block_sizes)
-                                            [blk.perm][None, :]), 1
-        lr = np.array(ctx.lr(opt.options), dtype=np.float64) * ones
-    elif kind in (_HB, _NESTEROV):
-        lr, mom = host["lr"] * ones, host["momentum"] * ones
-        M, use_m = np.zeros((R, n)), True
-    else:
-        lr, mom, b2 = host["lr"] * ones, host["b1"] * ones, host["b2"] * ones
-        use_m = not bool((host["b1"] == 0).all())  # as the numpy path: no stored m when every β1 is 0
-        M = np.zeros((R, n)) if use_m else dummy
-        V = np.zeros((R, n if kind == _ADAM else blk.boff.size - 1))
-        scalars = AdamScalars(host["b1"], host["b2"], host["eps"], opt.options["bias_correction"])
-        which = np.ascontiguousarray(scalars.which, dtype=np.int64)
-    lr, mom, b2 = (np.ascontiguousarray(x, dtype=np.float64) for x in (lr, mom, b2))
-    g0n = np.linalg.norm(ctx.g0_host, axis=1)  # the numpy path's thresholds, the same expressions
-    thr = (tol if tol is not None else 0.0) * g0n
-    div = divergence * g0n
-    T = rec.size
-    gap, gnorm = np.full((R, T), np.nan), np.full((R, T), np.nan)
-    stop = np.full(R, steps, dtype=np.int64)
-    status = np.zeros(R, dtype=np.int64)
-    to_tol = np.full(R, -1, dtype=np.int64)
-    large = not blk.diag and blk.dmax >= _LARGE
-    tables = _Tables(scalars, steps)
-    common = (kind, use_m, pmode, large, tol is not None, blk, lay, rec, steps, tables, dummy, n)
-    arrays = (E, G, M, V, P, lr, mom, b2, which, thr, div)
-    # Enough work: the runs split into one independent batch per thread, each its own compiled loop (no
-    # per-step synchronisation, which costs far more than it saves on a shared machine); a run's arithmetic
-    # does not depend on its batch, so the split changes no bit.  Small blocks keep ≥ 16 runs per batch: the
-    # loops over runs vectorise 16 at a time (8 lanes, twice), and 8 runs alone take the slower remainder path
-    # (Case 3, Adam: 510 ns per step for 8 runs, 420 ns for 16); large blocks read H once per step per batch.
-    chunks = 1 if R * (blk.sq + n) * steps < _SPLIT_WORK else min(_threads(), R if large else R // 16)
-    bounds = np.linspace(0, R, max(chunks, 1) + 1).round().astype(int)
-    outs = (gap, gnorm, stop, status, to_tol)
-    jobs = [(lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-    if len(jobs) == 1:
-        _drive(common, arrays, outs, *jobs[0])
-    else:
-        with ThreadPoolExecutor(len(jobs)) as pool:
-            for f in [pool.submit(_quiet_drive, common, arrays, outs, lo, hi) for lo, hi in jobs]:
-                f.result()
-    names = np.array(["max_steps", "converged", "diverged"])
-    return gap, gnorm, to_tol, stop, names[status]
+
+class Batch:
+    """The runs of :func:`run`, advanced in stages: ``advance(k)`` takes every live run to step k (and no
+    further), ``result()`` reads what :func:`run` with ``steps = k`` would return, except that the recorded
+    steps are all of ``rec`` up to k.  A run continued from a stage takes the same steps, bit for bit, as one
+    run straight through (the state is the loop's own, kept between the calls)."""
+
+    def __init__(self, problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: float):
+        from ..optim import AdamScalars  # the methods layer sits above this module; imported when used
+
+        R, n = E0.shape
+        kind = KINDS[opt.name]
+        blk = _Blocks(problem, lay)
+        host = ctx.host_hp
+        ones = np.ones(R)
+        E = np.ascontiguousarray(E0[:, blk.perm])
+        G = np.ascontiguousarray(_merge_rows(G0_tree))
+        dummy = np.zeros((1, 1))
+        M, V, P, pmode, use_m = dummy, dummy, dummy, 0, False
+        mom, b2, which = np.zeros(R), np.zeros(R), np.zeros(R, dtype=np.int64)
+        scalars = None
+        if kind == _GD:
+            if opt.name == "adam_theory":
+                ctx.require_nonzero_g0()
+                P, pmode = 1.0 / np.abs(G), 2
+            elif opt.name == "jacobi_gd":
+                P, pmode = np.ascontiguousarray((1.0 / ctx.host_diag())[blk.perm][None, :]), 1
+            elif opt.name == "blockwise_gd":
+                steps_b = ctx.block_steps(opt.options)
+                P, pmode = np.ascontiguousarray(np.repeat(np.asarray(steps_b, dtype=np.float64), problem.block_sizes)
+                                                [blk.perm][None, :]), 1
+            lr = np.array(ctx.lr(opt.options), dtype=np.float64) * ones
+        elif kind in (_HB, _NESTEROV):
+            lr, mom = host["lr"] * ones, host["momentum"] * ones
+            M, use_m = np.zeros((R, n)), True
+        else:
+            lr, mom, b2 = host["lr"] * ones, host["b1"] * ones, host["b2"] * ones
+            use_m = not bool((host["b1"] == 0).all())  # as the numpy path: no stored m when every β1 is 0
+            M = np.zeros((R, n)) if use_m else dummy
+            V = np.zeros((R, n if kind == _ADAM else blk.boff.size - 1))
+            scalars = AdamScalars(host["b1"], host["b2"], host["eps"], opt.options["bias_correction"])
+            which = np.ascontiguousarray(scalars.which, dtype=np.int64)
+        lr, mom, b2 = (np.ascontiguousarray(x, dtype=np.float64) for x in (lr, mom, b2))
+        g0n = np.linalg.norm(ctx.g0_host, axis=1)  # the numpy path's thresholds, the same expressions
+        thr = (tol if tol is not None else 0.0) * g0n
+        div = divergence * g0n
+        T = rec.size
+        self.gap, self.gnorm = np.full((R, T), np.nan), np.full((R, T), np.nan)
+        self.stop = np.full(R, steps, dtype=np.int64)
+        self.status = np.zeros(R, dtype=np.int64)
+        self.to_tol = np.full(R, -1, dtype=np.int64)
+        self.k = 0
+        large = not blk.diag and blk.dmax >= _LARGE
+        tables = _Tables(scalars, steps)
+        common = (kind, use_m, pmode, large, tol is not None, blk, lay, rec, tables, dummy, n)
+        arrays = (E, G, M, V, P, lr, mom, b2, which, thr, div)
+        # Enough work: the runs split into one independent batch per thread, each its own compiled loop (no
+        # per-step synchronisation, which costs far more than it saves on a shared machine); a run's arithmetic
+        # does not depend on its batch, so the split changes no bit.  Small blocks keep ≥ 16 runs per batch: the
+        # loops over runs vectorise 16 at a time (8 lanes, twice), and 8 runs alone take the slower remainder
+        # path (Case 3, Adam: 510 ns per step for 8 runs, 420 ns for 16); large blocks read H once per step per
+        # batch.
+        chunks = 1 if R * (blk.sq + n) * steps < _SPLIT_WORK else min(_threads(), R if large else R // 16)
+        bounds = np.linspace(0, R, max(chunks, 1) + 1).round().astype(int)
+        outs = (self.gap, self.gnorm, self.stop, self.status, self.to_tol)
+        self.chunks = [_Chunk(common, arrays, outs, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+
+    def advance(self, k: int) -> None:
+        """Every live run to step k (the batch's ``steps`` at most)."""
+        if len(self.chunks) == 1:
+            self.chunks[0].advance(k)
+        else:
+            with ThreadPoolExecutor(len(self.chunks)) as pool:
+                for f in [pool.submit(_quietly, c.advance, k) for c in self.chunks]:
+                    f.result()
+        self.k = k
+
+    def result(self):
+        """(gap, grad_norm, steps_to_tol, stop_step, status) at the step reached: a run still live stopped
+        there (max_steps)."""
+        names = np.array(["max_steps", "converged", "diverged"])
+        stop = np.where(self.status == 0, self.k, self.stop)
+        return self.gap, self.gnorm, self.to_tol, stop, names[self.status]
 
 
 def _threads() -> int:
@@ -290,78 +313,91 @@ def _fast_bounds(thr, div, band, tol_on: bool):
     return np.ascontiguousarray(lo2, dtype=np.float64), np.ascontiguousarray(hi2, dtype=np.float64)
 
 
-def _quiet_drive(*args) -> None:
+def _quietly(fn, *args) -> None:
     # numpy's error state is per thread: a worker thread takes the runner's (overflow in a diverging run is
     # reported through its status, not as a warning)
     with np.errstate(all="ignore"):
-        _drive(*args)
+        fn(*args)
 
 
-def _drive(common, arrays, outs, a: int, b: int) -> None:
-    """Runs a..b−1 from start to finish: the compiled loop, and between its pauses the runner's ``rowdot`` on
+class _Chunk:
+    """Runs a..b−1 of a :class:`Batch`: the compiled loop, and between its pauses the runner's ``rowdot`` on
     the recorded iterates, the next table of Adam scalars, or the exact test of a run too close to call."""
-    kind, use_m, pmode, large, tol_on, blk, lay, rec, steps, tables, dummy, n = common
-    # every array the loop writes is this thread's own copy, allocated here (its thread's malloc arena): views
-    # of the shared arrays put two threads' rows on one cache line, which both then write every step.  The
-    # placeholder too: the loop passes it to a function for every run and step, and numba counts references to
-    # it there with atomic writes, which two threads sharing one placeholder contend for.  Case 1, 16 runs:
-    # the split over two threads was 1.29x one thread's speed, now 1.89x (medians of 9)
-    shared = dummy
-    dummy = np.zeros((1, 1))
-    E, G, M, V, P, lr, mom, b2, which, thr, div = (dummy if x is shared else np.array(x if x.ndim == 2 and x.shape[0] == 1
-                                                                                     else x[a:b], copy=True)
-                                                   for x in arrays)
-    gap, gnorm, stop_all, status_all, to_tol_all = outs
-    stop, status, to_tol = (np.array(x[a:b], copy=True) for x in (stop_all, status_all, to_tol_all))
-    R = b - a
-    if not large:  # run-minor (n, R): every loop of the small-block kernel vectorises across runs
-        E, G, M, V, P = (np.ascontiguousarray(A.T) if A is not dummy else A for A in (E, G, M, V, P))
-    ids = np.arange(R, dtype=np.int64)
-    dec = np.zeros(R, dtype=np.int64)
-    sv, ev = np.zeros(R), np.zeros(R)
-    s2 = np.einsum("ij,ij->i", G, G) if large else np.einsum("ij,ij->j", G, G)  # any order: within the band
-    band = np.array([_BAND * (n + 2) * _EPS, 2.0 * math.sqrt(n * 2.0 ** -1074)])
-    lo2, hi2 = _fast_bounds(thr, div, band, tol_on)
-    T = rec.size
-    W = int(max(1, min(T, _WINDOW_BYTES // max(1, 16 * R * n))))
-    snapE, snapG = np.zeros((W, R, n)), np.zeros((W, R, n))
-    t_lo = 1
-    t_hi, tab_s, tab_e = tables.at(t_lo)
-    if tab_s is None:
-        tab_s = tab_e = dummy
-    kern = _kernel()
-    k, phase, Rc, jrec, j_lo = 0, 0, R, 0, 0
 
-    def drain(upto):
-        m = upto - j_lo
-        if m <= 0:
-            return
-        te = blk.tree(snapE[:m].reshape(m * R, n))
-        tg = blk.tree(snapG[:m].reshape(m * R, n))
-        gap[a:b, j_lo:upto] = (0.5 * lay.rowdot(te, tg)).reshape(m, R).T
-        gnorm[a:b, j_lo:upto] = np.sqrt(lay.rowdot(tg, tg)).reshape(m, R).T
+    def __init__(self, common, arrays, outs, a: int, b: int):
+        kind, use_m, pmode, large, tol_on, blk, lay, rec, tables, dummy, n = common
+        # every array the loop writes is this chunk's own copy: views of the shared arrays put two threads'
+        # rows on one cache line, which both then write every step.  The placeholder too: the loop passes it to
+        # a function for every run and step, and numba counts references to it there with atomic writes, which
+        # two threads sharing one placeholder contend for.  Case 1, 16 runs: the split over two threads was
+        # 1.29x one thread's speed, now 1.89x (medians of 9)
+        shared = dummy
+        dummy = np.zeros((1, 1))
+        E, G, M, V, P, lr, mom, b2, which, thr, div = (
+            dummy if x is shared else np.array(x if x.ndim == 2 and x.shape[0] == 1 else x[a:b], copy=True)
+            for x in arrays)
+        gap, gnorm, stop_all, status_all, to_tol_all = outs
+        self.outs = (stop_all, status_all, to_tol_all)
+        stop, status, to_tol = (np.array(x[a:b], copy=True) for x in self.outs)
+        R = b - a
+        if not large:  # run-minor (n, R): every loop of the small-block kernel vectorises across runs
+            E, G, M, V, P = (np.ascontiguousarray(A.T) if A is not dummy else A for A in (E, G, M, V, P))
+        s2 = np.einsum("ij,ij->i", G, G) if large else np.einsum("ij,ij->j", G, G)  # any order: within the band
+        band = np.array([_BAND * (n + 2) * _EPS, 2.0 * math.sqrt(n * 2.0 ** -1074)])
+        lo2, hi2 = _fast_bounds(thr, div, band, tol_on)
+        W = int(max(1, min(rec.size, _WINDOW_BYTES // max(1, 16 * R * n))))
+        self.snapE, self.snapG = np.zeros((W, R, n)), np.zeros((W, R, n))
+        self.t_lo = 1
+        self.t_hi, tab_s, tab_e = tables.at(self.t_lo)
+        self.tabs = (dummy, dummy) if tab_s is None else (tab_s, tab_e)
+        self.arrays = [E, G, M, V, P, blk.Hflat, blk.hoff, blk.boff, blk.Hdiag, lr, mom, b2, which, thr, div,
+                       np.arange(R, dtype=np.int64), np.zeros(R, dtype=np.int64), s2, np.zeros(R), np.zeros(R),
+                       rec, self.snapE, self.snapG]
+        self.own = (stop, status, to_tol, band, lo2, hi2)
+        self.flags = (kind, use_m, pmode, large, blk.diag, tol_on)
+        self.blk, self.lay, self.tables, self.gap, self.gnorm = blk, lay, tables, gap, gnorm
+        self.a, self.b, self.n, self.R = a, b, n, R
+        self.k, self.phase, self.Rc, self.jrec, self.j_lo = 0, 0, R, 0, 0
 
-    while True:
-        ints = np.array([kind, use_m, pmode, large, blk.diag, tol_on, k, steps, phase, Rc, jrec, j_lo, t_lo, t_hi],
-                        dtype=np.int64)
-        k, why, Rc, jrec = kern(ints, E, G, M, V, P, blk.Hflat, blk.hoff, blk.boff, blk.Hdiag, lr, mom, b2,
-                                which, thr, div, ids, dec, s2, sv, ev, rec, snapE, snapG, tab_s, tab_e, stop, status,
-                                to_tol, band, lo2, hi2)
-        if why == _DONE:
-            break
-        if why == _PAUSE_WINDOW:
-            drain(jrec)
-            j_lo, phase = jrec, 0
-        elif why == _PAUSE_TABLE:
-            t_lo = t_hi
-            t_hi, tab_s, tab_e = tables.at(t_lo)
-            phase = 2
-        else:  # too close to call: the numpy path's own norm decides every live run at this step
-            live = G[:Rc] if large else G[:, :Rc].T
-            norms = np.sqrt(lay.rowdot(*(blk.tree(live),) * 2))
-            bad = ~np.isfinite(norms) | (norms > div[:Rc])
-            good = (norms <= thr[:Rc]) & ~bad if tol_on else np.zeros(Rc, dtype=bool)
-            dec[:Rc] = np.where(bad, 2, np.where(good, 1, 0))
-            phase = 1
-    drain(jrec)
-    stop_all[a:b], status_all[a:b], to_tol_all[a:b] = stop, status, to_tol
+    def drain(self) -> None:
+        """f − f* and ‖∇f‖ of the recorded iterates in the window, by the runner's rowdot; the window empties."""
+        m, R, n, blk = self.jrec - self.j_lo, self.R, self.n, self.blk
+        if m > 0:
+            te = blk.tree(self.snapE[:m].reshape(m * R, n))
+            tg = blk.tree(self.snapG[:m].reshape(m * R, n))
+            self.gap[self.a:self.b, self.j_lo:self.jrec] = (0.5 * self.lay.rowdot(te, tg)).reshape(m, R).T
+            self.gnorm[self.a:self.b, self.j_lo:self.jrec] = np.sqrt(self.lay.rowdot(tg, tg)).reshape(m, R).T
+        self.j_lo = self.jrec
+
+    def advance(self, steps: int) -> None:
+        """Every live run of the chunk to step ``steps``; its stops and recorded values into the batch's."""
+        kern = _kernel()
+        G, thr, div = self.arrays[1], self.arrays[13], self.arrays[14]
+        dec = self.arrays[16]
+        large, tol_on = self.flags[3], self.flags[5]
+        while True:
+            ints = np.array([*self.flags, self.k, steps, self.phase, self.Rc, self.jrec, self.j_lo, self.t_lo,
+                             self.t_hi], dtype=np.int64)
+            self.k, why, self.Rc, self.jrec = kern(ints, *self.arrays, *self.tabs, *self.own)
+            if why == _DONE:
+                self.phase = 2  # this step's test is done: a later advance takes the next step
+                break
+            if why == _PAUSE_WINDOW:
+                self.drain()
+                self.phase = 0
+            elif why == _PAUSE_TABLE:
+                self.t_lo = self.t_hi
+                self.t_hi, tab_s, tab_e = self.tables.at(self.t_lo)
+                self.tabs = (tab_s, tab_e)
+                self.phase = 2
+            else:  # too close to call: the numpy path's own norm decides every live run at this step
+                Rc = self.Rc
+                live = G[:Rc] if large else G[:, :Rc].T
+                norms = np.sqrt(self.lay.rowdot(*(self.blk.tree(live),) * 2))
+                bad = ~np.isfinite(norms) | (norms > div[:Rc])
+                good = (norms <= thr[:Rc]) & ~bad if tol_on else np.zeros(Rc, dtype=bool)
+                dec[:Rc] = np.where(bad, 2, np.where(good, 1, 0))
+                self.phase = 1
+        self.drain()
+        for out, own in zip(self.outs, self.own[:3], strict=True):
+            out[self.a:self.b] = own
