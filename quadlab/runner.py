@@ -332,36 +332,16 @@ def run(
     >>> res.n_runs, res.method, res.status.tolist().count("converged")
     (6, 'iterate', 6)
     """
-    if not isinstance(optimizer, Optimizer):
-        raise ValueError(f"optimizer must be built by quadlab.optim (e.g. quadlab.optim.adam(...)), got {optimizer!r}")
-    steps = _check_steps(steps)
-    if tol is not None and not (np.isfinite(tol) and 0 < tol < 1):
-        raise ValueError(f"tol is relative to ||grad f(w0)|| and must lie in (0, 1), got {tol!r}")
-    if method not in ("auto", "iterate", "closed_form", "gpu_scan"):
-        raise ValueError(f"method must be 'auto', 'iterate', 'closed_form' or 'gpu_scan', got {method!r}")
-    noise = noise_models.check_noise(noise)
-    if noise is not None and method in ("closed_form", "gpu_scan"):
-        raise ValueError(f"method={method!r} gives exact-gradient trajectories; with noise= use method='auto' or "
-                         "'iterate' (the expected loss under noise is in quadlab.nqm)")
+    steps, noise = _check_args(optimizer, steps, tol, method, noise)
     if method == "gpu_scan":
         from ._engine import gpu_scan
 
         return gpu_scan.run(problem, optimizer, w0, seeds, steps, tol, record)
-    if method == "closed_form" and not optimizer.is_linear:
-        raise ValueError(
-            f"{optimizer.name} is not linear in the error (adaptive second moments), so it has no closed form; "
-            "use method='iterate' or 'auto'. Closed forms exist for gd, heavy_ball, nesterov, adam_theory, "
-            "blockwise_gd and jacobi_gd."
-        )
     seeds = _check_seeds(seeds)
     if w0 is not None and len(seeds) > 1 and np.ndim(w0) == 1 and noise is None:
         raise ValueError("seeds only draw starting points; with a single given w0 leave seeds at its default")
-    grid = optimizer.grid()
-    C, S = optimizer.n_configs, len(seeds)
-    R = C * S
-    config = {k: np.repeat(v, S) for k, v in grid.items()}
-    config["seed"] = np.tile(np.asarray(seeds, dtype=np.int64), C)
-    E0 = _starts(problem, w0, seeds, C)
+    config, E0 = _configs(problem, optimizer, w0, seeds)
+    R = E0.shape[0]
     rec = record_steps(record, steps)
     use_closed = optimizer.is_linear and method != "iterate" and noise is None
     _check_size(problem, R, rec.size, optimizer, use_closed, noise is not None)
@@ -385,6 +365,47 @@ def run(
         method="closed_form" if use_closed else "iterate", backend=b.name, dtype=b.dtype_name, tol=tol,
         n_steps=steps, noise=None if noise is None else noise.describe(),
     )
+
+
+def _check_args(optimizer, steps, tol, method, noise):
+    """:func:`run`'s checks of everything but the seeds and starts; returns (steps, noise) as run uses them."""
+    if not isinstance(optimizer, Optimizer):
+        raise ValueError(f"optimizer must be built by quadlab.optim (e.g. quadlab.optim.adam(...)), got {optimizer!r}")
+    steps = _check_steps(steps)
+    if tol is not None and not (np.isfinite(tol) and 0 < tol < 1):
+        raise ValueError(f"tol is relative to ||grad f(w0)|| and must lie in (0, 1), got {tol!r}")
+    if method not in ("auto", "iterate", "closed_form", "gpu_scan"):
+        raise ValueError(f"method must be 'auto', 'iterate', 'closed_form' or 'gpu_scan', got {method!r}")
+    noise = noise_models.check_noise(noise)
+    if noise is not None and method in ("closed_form", "gpu_scan"):
+        raise ValueError(f"method={method!r} gives exact-gradient trajectories; with noise= use method='auto' or "
+                         "'iterate' (the expected loss under noise is in quadlab.nqm)")
+    if method == "closed_form" and not optimizer.is_linear:
+        raise ValueError(
+            f"{optimizer.name} is not linear in the error (adaptive second moments), so it has no closed form; "
+            "use method='iterate' or 'auto'. Closed forms exist for gd, heavy_ball, nesterov, adam_theory, "
+            "blockwise_gd and jacobi_gd."
+        )
+    return steps, noise
+
+
+def _configs(problem, optimizer, w0, seeds):
+    """The per-run hyperparameters and seeds (run r = c·S + s) and the starting errors (R, n)."""
+    C, S = optimizer.n_configs, len(seeds)
+    config = {k: np.repeat(v, S) for k, v in optimizer.grid().items()}
+    config["seed"] = np.tile(np.asarray(seeds, dtype=np.int64), C)
+    return config, _starts(problem, w0, seeds, C)
+
+
+def _iterate_setup(problem, config, E0):
+    """The iterate path's layout, first gradient (layout tree) and context for these runs."""
+    b = problem.backend
+    lay = Layout(problem)
+    G = lay.hvp(lay.split(b.asarray(E0)))
+    g0_host = b.to_numpy(lay.merge(G)).astype(np.float64)
+    ctx = RunContext(problem, lay, g0_host, E0 + problem.optimum_host, INPLACE)
+    ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
+    return lay, G, ctx
 
 
 def _first_stop(norms: np.ndarray, k0: int, thr: np.ndarray, div: np.ndarray, tol_on: bool):
@@ -422,15 +443,11 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence, noise=None)
     b = problem.backend
     xp = b.xp
     R, T = E0.shape[0], rec.size
-    lay = Layout(problem)
-    E = lay.split(b.asarray(E0))
-    G = lay.hvp(E)
-    g0_host = b.to_numpy(lay.merge(G)).astype(np.float64)
-    ctx = RunContext(problem, lay, g0_host, E0 + problem.optimum_host, INPLACE)
+    lay, G, ctx = _iterate_setup(problem, config, E0)
+    g0_host = ctx.g0_host
     inplace = ctx.inplace
-    if inplace:  # split may return views of E0, which the in-place steps must not touch
-        E = tuple(np.array(x, copy=True) for x in E)
-    ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
+    # split may return views of E0, which the in-place steps must not touch
+    E = tuple(np.array(x, copy=True) for x in lay.split(b.asarray(E0))) if inplace else lay.split(b.asarray(E0))
     if inplace and scan.eligible(problem, opt, noise):  # the same results, every step in one compiled loop
         return scan.run(problem, opt, ctx, lay, G, E0, rec, steps, tol, DIVERGENCE_FACTOR)
     # the step sizes reach an optimizer only through ctx.lr (the contract's one representation)

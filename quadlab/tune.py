@@ -22,10 +22,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._engine import scan
 from ._engine.choices import deprecated
+from ._engine.runargs import check_seeds
 from ._engine.threads import map_calls
 from .optim import Optimizer
-from .runner import Result, run
+from .runner import (
+    DIVERGENCE_FACTOR,
+    INPLACE,
+    Result,
+    _check_args,
+    _check_size,
+    _configs,
+    _iterate_setup,
+    record_steps,
+    run,
+)
 
 __all__ = ["tune_lr", "TuneResult", "race_caps"]
 
@@ -106,14 +118,69 @@ class TuneResult:
         return self.best_steps >= 0
 
 
-def _score(results: list[Result], n_lr: int, max_steps: int):
-    stt = np.concatenate([r.steps_to_tol.reshape(n_lr, -1) for r in results], axis=1)
+def _parts(r: Result):
+    """What the score reads of a run's Result: steps to tol, the final recorded ‖∇f‖, diverged."""
+    return r.steps_to_tol, r.final(), r.status == "diverged"
+
+
+def _score(parts: list, n_lr: int, max_steps: int):
+    """Per lr: the worst seed's steps (max_steps + 1 where one missed), its final ‖∇f‖, any seed diverged;
+    ``parts``: :func:`_parts` of each problem's runs (lr-major)."""
+    stt = np.concatenate([p[0].reshape(n_lr, -1) for p in parts], axis=1)
     worst = np.where((stt < 0).any(axis=1), max_steps + 1, stt.max(axis=1))
-    fin = np.concatenate([r.final().reshape(n_lr, -1) for r in results], axis=1)
+    fin = np.concatenate([p[1].reshape(n_lr, -1) for p in parts], axis=1)
     fin = np.where(np.isfinite(fin), fin, np.inf).max(axis=1)
-    div = np.concatenate([(r.status == "diverged").reshape(n_lr, -1) for r in results], axis=1).any(axis=1)
+    div = np.concatenate([p[2].reshape(n_lr, -1) for p in parts], axis=1).any(axis=1)
     fin = np.where(div, np.inf, fin)
     return worst, fin, div
+
+
+class _Race:
+    """The first grid's race on one problem: :func:`_parts` of ``run(problem, opt, seeds=seeds, steps=cap,
+    tol=tol, method=method)`` for the caps in turn, bit for bit.  Where that run takes the compiled scan, the
+    runs are not restarted for each cap: one :class:`~quadlab._engine.scan.Batch` is advanced from cap to cap,
+    recording at every cap's "log" steps, and each cap reads its own steps (so its final ‖∇f‖ is the one a run
+    with that cap records); elsewhere each cap is its own run."""
+
+    def __init__(self, problem, opt, seeds, caps, tol, method):
+        self.args = (problem, opt, seeds, tol, method)
+        self.rec = np.unique(np.concatenate([record_steps("log", c) for c in caps]))
+        self.batch = _scan_batch(problem, opt, seeds, max(caps), tol, method, self.rec)
+
+    def parts(self, cap: int):
+        problem, opt, seeds, tol, method = self.args
+        if self.batch is None:
+            return _parts(run(problem, opt, seeds=seeds, steps=cap, tol=tol, method=method))
+        self.batch.advance(cap)
+        _, gnorm, to_tol, stop, status = self.batch.result()
+        mine = np.isin(self.rec, record_steps("log", cap))
+        g = gnorm[:, mine].copy()
+        g[self.rec[mine][None, :] > stop[:, None]] = np.nan  # as run(): nothing recorded after a run stopped
+        final = np.full(g.shape[0], np.nan)  # Result.final: the last finite recorded value
+        for r in range(g.shape[0]):
+            ok = np.flatnonzero(np.isfinite(g[r]))
+            if ok.size:
+                final[r] = g[r, ok[-1]]
+        return to_tol.copy(), final, status == "diverged"
+
+
+def _scan_batch(problem, optimizer, seeds, steps: int, tol, method: str, record):
+    """The compiled scan's resumable :class:`~quadlab._engine.scan.Batch` of ``run(problem, optimizer,
+    seeds=seeds, steps=steps, tol=tol, method=method, record=record)``, or None when that run would not take
+    the scan (closed form, another backend, numba missing, …).  ``batch.advance(k)`` then ``batch.result()``
+    gives what such a run with ``steps = k`` gives, bit for bit, but recorded at all of ``record`` up to k; a
+    later ``advance`` continues the same runs."""
+    steps, _ = _check_args(optimizer, steps, tol, method, None)
+    seeds = check_seeds(seeds)
+    if method not in ("auto", "iterate") or (optimizer.is_linear and method == "auto") or not INPLACE \
+            or problem.backend.name != "numpy" or not scan.eligible(problem, optimizer, None):
+        return None
+    config, E0 = _configs(problem, optimizer, None, seeds)
+    rec = record_steps(record, steps)
+    _check_size(problem, E0.shape[0], rec.size, optimizer, False)
+    with np.errstate(all="ignore"):
+        lay, G, ctx = _iterate_setup(problem, config, E0)
+        return scan.Batch(problem, optimizer, ctx, lay, G, E0, rec, steps, tol, DIVERGENCE_FACTOR)
 
 
 def race_caps(steps: int) -> list[int]:
@@ -179,7 +246,8 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
         Passed to :func:`quadlab.run` ("auto", "closed_form", "iterate").
     race : bool, default False
         Find the same best lr with fewer steps: the first grid runs under the caps of :func:`race_caps`
-        (steps/64, steps/16, steps/4, steps) until some lr reaches tol (an lr that needs more than the cap cannot beat one that reached it within the cap), and
+        (steps/64, steps/16, steps/4, steps) until some lr reaches tol (runs on the compiled scan are continued
+        from cap to cap rather than restarted, with the same results) (an lr that needs more than the cap cannot beat one that reached it within the cap), and
         each refinement runs only up to the best worst-seed count found so far; lrs that lost the race read
         "not reached" (see ``caps``).
     neighbourhood : float or None, default 0.02
@@ -236,20 +304,22 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
         return map_calls(lambda ps: run(ps[0], opt, seeds=ps[1], steps=cap, tol=tol, method=method), pairs)
 
     def attempt(grid, cap):
-        return _score(each(grid, cap), grid.size, cap)
+        return _score([_parts(r) for r in each(grid, cap)], grid.size, cap)
 
     for it in range(refine + 1):
-        if not race:
-            caps = [steps]
-        elif it == 0:
+        if race and it == 0:
+            # the first grid's race: the next cap only while no lr has reached tol, the runs continued
+            opt = optimizer.with_hyper(lr=grid)
             caps = race_caps(steps)
+            racers = map_calls(lambda ps, o=opt, c=caps: _Race(ps[0], o, ps[1], c, tol, method), pairs)
+            for cap in caps:
+                worst, fin, div = _score(map_calls(lambda rc, c=cap: rc.parts(c), racers), grid.size, cap)
+                if (worst <= cap).any():
+                    break
         else:
-            best_score = float(np.concatenate(all_steps).min())
-            caps = [int(best_score) if best_score <= steps else steps]
-        for cap in caps:  # the first grid's race: the next cap only while no lr has reached tol
+            best_score = float(np.concatenate(all_steps).min()) if it else steps + 1
+            cap = int(best_score) if race and best_score <= steps else steps
             worst, fin, div = attempt(grid, cap)
-            if (worst <= cap).any():
-                break
         all_lr.append(grid), all_steps.append(worst), all_fin.append(fin), all_div.append(div)
         all_cap.append(np.full(grid.size, cap))
         lrs = np.concatenate(all_lr)

@@ -125,3 +125,47 @@ def test_fragile_choices_are_flagged():
     assert min(stall.neighbours.values()) == -1
     with pytest.raises(ValueError, match="neighbourhood"):
         tune_lr(prob, optim.gd(), neighbourhood=1.5)
+
+
+@pytest.mark.parametrize("make, blocks", [
+    (lambda: optim.adam(b1=0.0, lr=np.geomspace(1e-5, 10.0, 7)), "case3"),  # small blocks, 21 runs
+    (lambda: optim.adam(lr=np.append(np.geomspace(1e-4, 1e-1, 5), 1e9)), "wide"),  # converge, stall, diverge
+    (lambda: optim.heavy_ball(lr=np.geomspace(1e-5, 1e-3, 4), momentum=0.9), "case3"),  # closed form: restarts
+])
+def test_the_race_continues_runs_with_the_restarted_runs_bits(make, blocks):
+    """Each cap of the race reads, from runs continued cap to cap, exactly what a fresh run to that cap gives."""
+    import quadlab.tune as tune
+
+    if blocks == "case3":
+        prob = quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000), seed=1)
+    else:
+        prob = quadlab.BlockQuadratic(quadlab.BlockSpectrum.from_blocks(
+            [spectra.log_uniform(30, 1, 300), spectra.log_uniform(20, 2, 50)]), seed=1)
+    caps = tune.race_caps(3_000)
+    race = tune._Race(prob, make(), [0, 1, 2], caps, 1e-5, "auto")
+    assert (race.batch is None) == (blocks == "case3" and make().is_linear)
+    for cap in caps:
+        got = race.parts(cap)
+        want = tune._parts(quadlab.run(prob, make(), seeds=[0, 1, 2], steps=cap, tol=1e-5))
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)
+    if blocks == "wide":
+        st = quadlab.run(prob, make(), seeds=[0, 1, 2], steps=3_000, tol=1e-5).status
+        assert {"converged", "diverged", "max_steps"} <= set(st)
+
+
+@pytest.mark.parametrize("lr_range, last_cap", [((1e-5, 10.0), 1_000), ((1e-8, 1e-6), 4_000)])
+def test_a_race_over_several_problems_is_the_restarted_race(monkeypatch, lr_range, last_cap):
+    """tune_lr with the continued race gives the TuneResult of the race that restarts every cap (a race that
+    stops at the second cap, and one that needs them all)."""
+    import quadlab.tune as tune
+
+    probs = [quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000), seed=s) for s in (0, 1, 2)]
+    kw = dict(lr_range=lr_range, points=8, refine=1, seeds=[0, 1, 2], steps=4_000, race=True)
+    cont = tune_lr(probs, optim.adam(b1=0.0), **kw)
+    monkeypatch.setattr(tune, "_scan_batch", lambda *a: None)
+    restart = tune_lr(probs, optim.adam(b1=0.0), **kw)
+    assert cont.best_lr == restart.best_lr and cont.best_steps == restart.best_steps
+    for name in ("lrs", "steps_to_tol", "final_grad_norm", "diverged", "caps"):
+        np.testing.assert_array_equal(getattr(cont, name), getattr(restart, name))
+    assert cont.caps.max() == last_cap
