@@ -420,3 +420,29 @@ def test_multiplier_with_low_half_and_tiny_momentum_is_finite():
     assert np.isfinite(phi).all()
     want = (1 - 0.0017084138217006102 * 1000.0) ** np.array([1.0, 2.0, 10.0])  # β·anything is below eps
     np.testing.assert_allclose(phi[0, :3], want, rtol=1e-12)
+
+
+def test_refined_eigenpairs_are_computed_once_per_problem(monkeypatch):
+    """Plans on one problem share its refined eigenpairs (P = I): refined once, the same values after."""
+    cf = closed_form
+    prob = quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000.0), seed=7)
+    calls = {"n": 0}
+    real = cf._stored_eigenvalues
+
+    def counted(*a):
+        calls["n"] += 1
+        return real(*a)
+
+    monkeypatch.setattr(cf, "_stored_eigenvalues", counted)
+    opt = optim.heavy_ball(lr=[1e-4, 3e-4], momentum=0.9)
+    first = quadlab.run(prob, opt, seeds=[0, 1], steps=2000, tol=1e-6)
+    n_groups = len(prob.groups)
+    assert calls["n"] == n_groups
+    again = quadlab.run(prob, optim.gd(lr=[1e-4, 3e-4]), seeds=[0, 1], steps=2000, tol=1e-6)
+    again_hb = quadlab.run(prob, opt, seeds=[0, 1], steps=2000, tol=1e-6)
+    assert calls["n"] == n_groups and again.n_runs == 4
+    np.testing.assert_array_equal(first.grad_norm, again_hb.grad_norm)
+    cf._REFINED.pop(prob)
+    fresh = quadlab.run(prob, opt, seeds=[0, 1], steps=2000, tol=1e-6)
+    assert calls["n"] == 2 * n_groups
+    np.testing.assert_array_equal(first.grad_norm, fresh.grad_norm)

@@ -19,6 +19,8 @@ quotients on an error-free matrix product, :func:`_stored_eigenvalues`) and carr
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 
 from .eigenrefine import _stored_eigenvalues
@@ -277,6 +279,10 @@ def _total(parts):
     return out
 
 
+#: problem → its refined eigenpieces for P = I (a problem's H never changes after it is built)
+_REFINED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def _eigen_pieces(problem, p):
     """Yield (μ (k, d) host, μ_lo (k, d) host or None, V backend (k, d, d) or None, coords (k·d,))
     covering all coordinates, for M = P^{1/2} H P^{1/2} (P = I when p is None).  μ + μ_lo is an
@@ -298,14 +304,25 @@ def _eigen_pieces(problem, p):
         mu = lam if p is None else p * lam
         yield mu.reshape(-1, 1), None, None, np.arange(problem.n)
         return
-    vecs = problem.eigenvectors() if p is None else None
-    for gi, g in enumerate(problem.groups):
-        if p is None:
-            Q = b.to_numpy(vecs[gi]).astype(np.float64, copy=False)
-            H = b.to_numpy(g.H).astype(np.float64, copy=False)
-            mu, mu_lo, Qn = _stored_eigenvalues(H, Q, np.asarray(g.lam, dtype=np.float64))
-            yield mu, mu_lo, (vecs[gi] if Qn is None else b.asarray(Qn)), g.coords
-            continue
+    if p is None:
+        # the problem's own eigenpairs, whatever the run: kept with the problem (regenerating the Haar factors
+        # and refining the eigenvalues cost more than a learning-rate search's evaluations on small blocks)
+        pieces = _REFINED.get(problem)
+        if pieces is None:
+            vecs = problem.eigenvectors()
+            pieces = []
+            for gi, g in enumerate(problem.groups):
+                Q = b.to_numpy(vecs[gi]).astype(np.float64, copy=False)
+                H = b.to_numpy(g.H).astype(np.float64, copy=False)
+                mu, mu_lo, Qn = _stored_eigenvalues(H, Q, np.asarray(g.lam, dtype=np.float64))
+                for a in (mu, mu_lo):  # shared by every later plan: read-only
+                    if isinstance(a, np.ndarray):
+                        a.setflags(write=False)
+                pieces.append((mu, mu_lo, (vecs[gi] if Qn is None else b.asarray(Qn)), g.coords))
+            _REFINED[problem] = pieces
+        yield from pieces
+        return
+    for g in problem.groups:
         s = xp.asarray(np.sqrt(p[g.coords]).reshape(g.k, g.size), dtype=xp.float64)
         M = s[:, :, None] * xp.astype(g.H, xp.float64) * s[:, None, :]
         mu, V = xp.linalg.eigh(M)
