@@ -198,6 +198,14 @@ def test_adam_tables_are_adam_scalars_bits(bias_correction):
         s, e = np.broadcast_to(s, 4), np.broadcast_to(e, 4)
         assert np.array_equal(S[t - 257, sc.which], s, equal_nan=True)
         assert np.array_equal(E[t - 257, sc.which], e, equal_nan=True)
+    # remembered: the same (read-only) arrays for the same scalars, new ones for others
+    scan._TABLES.clear()
+    first = scan._cached_tables(sc, 257, 512)
+    assert all(np.array_equal(a, b, equal_nan=True) for a, b in zip(first, (S, E), strict=True))
+    assert scan._cached_tables(optim.AdamScalars(b1, b2, eps, bias_correction), 257, 512)[0] is first[0]
+    assert not first[0].flags.writeable
+    other = scan._cached_tables(optim.AdamScalars(b1, b2 * 0.5, eps, bias_correction), 257, 512)
+    assert other[0] is not first[0] and len(scan._TABLES) == 2
 
 
 def test_an_optimizer_with_a_replaced_callback_runs_the_numpy_loop():

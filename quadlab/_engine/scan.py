@@ -151,6 +151,27 @@ def _merge_rows(tree):
     return np.concatenate([np.transpose(X, (1, 0, 2)).reshape(X.shape[1], -1) for X in tree], axis=1)
 
 
+#: recent tables, by (β1, β2, ε of each distinct run, bias correction, first step, steps): a learning-rate search
+#: runs the same (β1, β2, ε) over and over, and a small batch's whole run costs only a few tables' time
+_TABLES: dict = {}
+_TABLES_LOCK = threading.Lock()
+
+
+def _cached_tables(scalars, t_lo: int, count: int):
+    """:func:`_adam_tables`, remembered (read-only arrays; the 64 most recent kept)."""
+    key = (scalars.values.tobytes(), scalars.values.shape, bool(scalars.bias_correction), t_lo, count)
+    hit = _TABLES.get(key)
+    if hit is None:
+        hit = _adam_tables(scalars, t_lo, count)
+        for a in hit:
+            a.setflags(write=False)
+        with _TABLES_LOCK:
+            if len(_TABLES) >= 64:
+                _TABLES.pop(next(iter(_TABLES)))
+            _TABLES[key] = hit
+    return hit
+
+
 def _adam_tables(scalars, t_lo: int, count: int):
     """s_t, e_t for t = t_lo … t_lo + count − 1 (count a multiple of 256, t_lo ≡ 1 mod 256), every run's
     (β1, β2, ε) a column.  Each 256-step slab is computed by the expressions of
@@ -290,7 +311,7 @@ class _Tables:
         with self.lock:
             if t_lo not in self.cache:
                 count = min(_TABLE, -(-(self.steps + 1 - t_lo) // self.scalars.block) * self.scalars.block)
-                self.cache[t_lo] = (t_lo + count, *_adam_tables(self.scalars, t_lo, count))
+                self.cache[t_lo] = (t_lo + count, *_cached_tables(self.scalars, t_lo, count))
             return self.cache[t_lo]
 
 
