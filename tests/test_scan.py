@@ -100,6 +100,13 @@ def test_the_workloads_stop_and_diverge(monkeypatch, spy):
     assert set(ref.status) == {"max_steps", "diverged"}
 
 
+def test_sizes_that_add_up_like_blocks_of_three(monkeypatch, spy):
+    """Blocks of 2 and 4 (6 coordinates in 2 blocks, as two blocks of 3 would have) take the general product."""
+    spec = quadlab.BlockSpectrum.from_blocks([[1.0, 30.0], [2.0, 5.0, 40.0, 90.0]])
+    p = quadlab.BlockQuadratic(spec, seed=2)
+    both(monkeypatch, spy, p, optim.adam(lr=LRS), seeds=[0, 1, 2], steps=200, tol=1e-4)
+
+
 def test_blocks_wider_than_64(monkeypatch, spy):
     """Blocks of d > 64 take the four-runs-at-a-time product (scan_jit.hvp_block_wide): batches of 5, 6, 7 runs
     leave a remainder after the groups of four, and d = 70, 67 leave one after the groups of four rows."""
@@ -158,15 +165,20 @@ def test_no_fused_multiply_add_in_the_machine_code():
     from quadlab._engine import scan_jit
 
     fresh = {name: numba.njit(nogil=True, error_model="numpy")(getattr(scan_jit, name).py_func)
-             for name in ("step_cols", "update_row", "hvp_block")}
+             for name in ("step_cols", "update_flat", "update_row", "hvp_block", "hvp_block_wide")}
     n, R = 6, 5
     A = lambda *s: np.ones(s)  # noqa: E731
     boff, hoff, v = np.array([0, 3, 6]), np.array([0, 9]), A(R)
     for kind in range(5):  # every update rule of the small-block kernel
         fresh["step_cols"](kind, 1, 2, 0, A(n, R), A(n, R), A(n, R), A(n, R), A(n, R), A(18), hoff, boff, A(n),
-                           v, v, v, v, v, v, 0, R)
+                           v, v, v, v, v, v, 0, R, True)
         fresh["update_row"](kind, 1, 2, 0, A(n), A(n), A(R, n), A(R, n), A(R, n), boff, 1.0, 0.9, 0.99, 1.0, 0.0)
+        if kind < 4:
+            for use_m, pmode in ((0, 0), (1, 1), (1, 2)):
+                fresh["update_flat"](kind, use_m, pmode, A(n, R), A(n, R), A(n, R), A(n, R), A(n, R), A(6, n * R),
+                                     n * R)
     fresh["hvp_block"](A(R, n), A(R, n), R, 0, boff, hoff, A(18))
+    fresh["hvp_block_wide"](A(R, n), A(R, n), R, 0, boff, hoff, A(18))
     asm = "\n".join(a for f in fresh.values() for a in f.inspect_asm().values()).lower()
     assert "mulpd" in asm and "addpd" in asm  # the text is the vectorised loops' machine code
     for fma in ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub"):

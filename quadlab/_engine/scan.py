@@ -374,7 +374,9 @@ class _Chunk:
         self.arrays = [E, G, M, V, P, blk.Hflat, blk.hoff, blk.boff, blk.Hdiag, lr, mom, b2, which, thr, div,
                        np.arange(R, dtype=np.int64), np.zeros(R, dtype=np.int64), s2, np.zeros(R), np.zeros(R),
                        rec, self.snapE, self.snapG]
-        self.own = (stop, status, to_tol, band, lo2, hi2)
+        # the small-block update's per-run values spread over every coordinate (scan_jit.update_flat)
+        X = dummy if large else np.zeros((6, n * R))
+        self.own = (stop, status, to_tol, band, lo2, hi2, X)
         self.flags = (kind, use_m, pmode, large, blk.diag, tol_on)
         self.blk, self.lay, self.tables, self.gap, self.gnorm = blk, lay, tables, gap, gnorm
         self.a, self.b, self.n, self.R = a, b, n, R
