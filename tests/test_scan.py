@@ -165,7 +165,8 @@ def test_no_fused_multiply_add_in_the_machine_code():
     from quadlab._engine import scan_jit
 
     fresh = {name: numba.njit(nogil=True, error_model="numpy")(getattr(scan_jit, name).py_func)
-             for name in ("step_cols", "update_flat", "update_row", "hvp_block", "hvp_block_wide")}
+             for name in ("step_cols", "update_flat", "update_row", "hvp_block", "hvp_block_wide", "hvp_first_row",
+                          "hvp_rows_from")}
     n, R = 6, 5
     A = lambda *s: np.ones(s)  # noqa: E731
     boff, hoff, v = np.array([0, 3, 6]), np.array([0, 9]), A(R)
@@ -179,6 +180,8 @@ def test_no_fused_multiply_add_in_the_machine_code():
                                      n * R)
     fresh["hvp_block"](A(R, n), A(R, n), R, 0, boff, hoff, A(18))
     fresh["hvp_block_wide"](A(R, n), A(R, n), R, 0, boff, hoff, A(18))
+    fresh["hvp_first_row"](A(R, n), A(R, n), R, 0, 3, 0, A(18))
+    fresh["hvp_rows_from"](A(R, n), A(R, n), R, 0, 3, 0, A(18), 1)
     asm = "\n".join(a for f in fresh.values() for a in f.inspect_asm().values()).lower()
     assert "mulpd" in asm and "addpd" in asm  # the text is the vectorised loops' machine code
     for fma in ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub"):

@@ -118,16 +118,34 @@ def update_row(kind, use_m, pmode, r, e, g, M, V, P, boff, lr, mom, b2, s, et): 
                 e[i] = e[i] - (mi / w) * lr
 
 @_jit
-def hvp_block(E, G, Rc, b, boff, hoff, Hflat):
-    # kernels.matmul_rows' order for block b, out[i] = (…(e_0 H_0i + e_1 H_1i) + …) + e_{d−1} H_{d−1,i}, swept
-    # eight rows of H_b and two runs at a time (each y[i] loaded and stored once per eight terms, each H row
-    # loaded once per two runs), on 1-D views so that LLVM vectorises the loop over i
-    o, d, h = boff[b], boff[b + 1] - boff[b], hoff[b]
+def hvp_first_row(E, G, Rc, o, d, h, Hflat):  # pragma: no cover - compiled
+    # the products' first term for the block at coordinates o..o+d, H_b at Hflat[h:]: y[i] = e_0 H_0i
     a0 = Hflat[h:h + d]
     for r in range(Rc):
         x0, y = E[r, o], G[r, o:o + d]
         for i in range(d):
             y[i] = x0 * a0[i]
+
+
+@_jit
+def hvp_rows_from(E, G, Rc, o, d, h, Hflat, j):  # pragma: no cover - compiled
+    # the remaining rows j..d−1 of H_b one at a time: y[i] += e_j H_ji, in order
+    while j < d:
+        aj = Hflat[h + j * d:h + (j + 1) * d]
+        for r in range(Rc):
+            xj, y = E[r, o + j], G[r, o:o + d]
+            for i in range(d):
+                y[i] = y[i] + xj * aj[i]
+        j += 1
+
+
+@_jit
+def hvp_block(E, G, Rc, b, boff, hoff, Hflat):
+    # kernels.matmul_rows' order for block b, out[i] = (…(e_0 H_0i + e_1 H_1i) + …) + e_{d−1} H_{d−1,i}, swept
+    # eight rows of H_b and two runs at a time (each y[i] loaded and stored once per eight terms, each H row
+    # loaded once per two runs), on 1-D views so that LLVM vectorises the loop over i
+    o, d, h = boff[b], boff[b + 1] - boff[b], hoff[b]
+    hvp_first_row(E, G, Rc, o, d, h, Hflat)
     j = 1
     while j + 7 < d:
         a1, a2 = Hflat[h + j * d:h + (j + 1) * d], Hflat[h + (j + 1) * d:h + (j + 2) * d]
@@ -157,13 +175,7 @@ def hvp_block(E, G, Rc, b, boff, hoff, Hflat):
                     + x7 * a7[i]) + x8 * a8[i]
             r += 1
         j += 8
-    while j < d:
-        aj = Hflat[h + j * d:h + (j + 1) * d]
-        for r in range(Rc):
-            xj, y = E[r, o + j], G[r, o:o + d]
-            for i in range(d):
-                y[i] = y[i] + xj * aj[i]
-        j += 1
+    hvp_rows_from(E, G, Rc, o, d, h, Hflat, j)
 
 
 @_jit
@@ -172,11 +184,7 @@ def hvp_block_wide(E, G, Rc, b, boff, hoff, Hflat):  # pragma: no cover - compil
     # and four runs at a time, so that H_b streams from L2/L3 once per four runs, not per two (blocks of 500,
     # one thread, 4 runs: 123 µs per step against 144 µs; two threads streaming H at once are bound by L3)
     o, d, h = boff[b], boff[b + 1] - boff[b], hoff[b]
-    a0 = Hflat[h:h + d]
-    for r in range(Rc):
-        x0, y = E[r, o], G[r, o:o + d]
-        for i in range(d):
-            y[i] = x0 * a0[i]
+    hvp_first_row(E, G, Rc, o, d, h, Hflat)
     j = 1
     while j + 3 < d:
         a1, a2 = Hflat[h + j * d:h + (j + 1) * d], Hflat[h + (j + 1) * d:h + (j + 2) * d]
@@ -202,13 +210,7 @@ def hvp_block_wide(E, G, Rc, b, boff, hoff, Hflat):  # pragma: no cover - compil
                 y[i] = (((y[i] + x1 * a1[i]) + x2 * a2[i]) + x3 * a3[i]) + x4 * a4[i]
             r += 1
         j += 4
-    while j < d:
-        aj = Hflat[h + j * d:h + (j + 1) * d]
-        for r in range(Rc):
-            xj, y = E[r, o + j], G[r, o:o + d]
-            for i in range(d):
-                y[i] = y[i] + xj * aj[i]
-        j += 1
+    hvp_rows_from(E, G, Rc, o, d, h, Hflat, j)
 
 
 @_jit
