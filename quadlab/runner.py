@@ -398,14 +398,15 @@ def _configs(problem, optimizer, w0, seeds):
 
 
 def _iterate_setup(problem, config, E0):
-    """The iterate path's layout, first gradient (layout tree) and context for these runs."""
+    """The iterate path's layout, starting errors and first gradient (layout trees) and context for these runs."""
     b = problem.backend
     lay = Layout(problem)
-    G = lay.hvp(lay.split(b.asarray(E0)))
+    E = lay.split(b.asarray(E0))
+    G = lay.hvp(E)
     g0_host = b.to_numpy(lay.merge(G)).astype(np.float64)
     ctx = RunContext(problem, lay, g0_host, E0 + problem.optimum_host, INPLACE)
     ctx.host_hp = {k: np.asarray(v, dtype=np.float64) for k, v in config.items() if k != "seed"}
-    return lay, G, ctx
+    return lay, E, G, ctx
 
 
 def _first_stop(norms: np.ndarray, k0: int, thr: np.ndarray, div: np.ndarray, tol_on: bool):
@@ -443,11 +444,11 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence, noise=None)
     b = problem.backend
     xp = b.xp
     R, T = E0.shape[0], rec.size
-    lay, G, ctx = _iterate_setup(problem, config, E0)
+    lay, E, G, ctx = _iterate_setup(problem, config, E0)
     g0_host = ctx.g0_host
     inplace = ctx.inplace
-    # split may return views of E0, which the in-place steps must not touch
-    E = tuple(np.array(x, copy=True) for x in lay.split(b.asarray(E0))) if inplace else lay.split(b.asarray(E0))
+    if inplace:  # split may return views of E0, which the in-place steps must not touch
+        E = tuple(np.array(x, copy=True) for x in E)
     if inplace and scan.eligible(problem, opt, noise):  # the same results, every step in one compiled loop
         return scan.run(problem, opt, ctx, lay, G, E0, rec, steps, tol, DIVERGENCE_FACTOR)
     # the step sizes reach an optimizer only through ctx.lr (the contract's one representation)

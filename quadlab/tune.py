@@ -151,7 +151,8 @@ class _Race:
         problem, opt, seeds, tol, method = self.args
         if self.batch is None:
             return _parts(run(problem, opt, seeds=seeds, steps=cap, tol=tol, method=method))
-        self.batch.advance(cap)
+        with np.errstate(all="ignore"):  # as run(): a diverging run's overflow is its status, not a warning
+            self.batch.advance(cap)
         _, gnorm, to_tol, stop, status = self.batch.result()
         mine = np.isin(self.rec, record_steps("log", cap))
         g = gnorm[:, mine].copy()
@@ -179,7 +180,7 @@ def _scan_batch(problem, optimizer, seeds, steps: int, tol, method: str, record)
     rec = record_steps(record, steps)
     _check_size(problem, E0.shape[0], rec.size, optimizer, False)
     with np.errstate(all="ignore"):
-        lay, G, ctx = _iterate_setup(problem, config, E0)
+        lay, _, G, ctx = _iterate_setup(problem, config, E0)
         return scan.Batch(problem, optimizer, ctx, lay, G, E0, rec, steps, tol, DIVERGENCE_FACTOR)
 
 
@@ -246,8 +247,8 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
         Passed to :func:`quadlab.run` ("auto", "closed_form", "iterate").
     race : bool, default False
         Find the same best lr with fewer steps: the first grid runs under the caps of :func:`race_caps`
-        (steps/64, steps/16, steps/4, steps) until some lr reaches tol (runs on the compiled scan are continued
-        from cap to cap rather than restarted, with the same results) (an lr that needs more than the cap cannot beat one that reached it within the cap), and
+        (steps/64, steps/16, steps/4, steps) until some lr reaches tol; runs on the compiled scan are continued
+        from cap to cap rather than restarted, with the same results (an lr that needs more than the cap cannot beat one that reached it within the cap), and
         each refinement runs only up to the best worst-seed count found so far; lrs that lost the race read
         "not reached" (see ``caps``).
     neighbourhood : float or None, default 0.02
@@ -316,6 +317,7 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
                 worst, fin, div = _score(map_calls(lambda rc, c=cap: rc.parts(c), racers), grid.size, cap)
                 if (worst <= cap).any():
                     break
+            del racers  # every problem's batch, with its iterates and records: not kept through the refinements
         else:
             best_score = float(np.concatenate(all_steps).min()) if it else steps + 1
             cap = int(best_score) if race and best_score <= steps else steps

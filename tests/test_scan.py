@@ -254,3 +254,24 @@ def test_fast_bounds_never_skip_a_decision(log_thr, log_gap, n, tol_on):
         assert not tol_on or q * (1.0 - delta) - a > thr[0]
     if log_thr > -140 and div[0] < 1e150:  # away from under- and overflow of the squares the short cut exists
         assert lo2[0] < hi2[0]
+
+
+def test_a_batch_advances_forward_within_its_steps():
+    """Batch.advance(k) for k between the step reached and the batch's steps; anything else is refused."""
+    from quadlab.tune import _scan_batch
+
+    batch = _scan_batch(case3(), optim.heavy_ball(lr=[1e-4, 3e-4], momentum=0.9), [0], 300, 1e-6, "iterate",
+                        np.arange(0, 301, 50))
+    batch.advance(100)
+    batch.advance(100)  # staying put is allowed
+    with pytest.raises(ValueError, match="at step 100 of 300 cannot advance to step 50"):
+        batch.advance(50)
+    with pytest.raises(ValueError, match="cannot advance to step 301"):
+        batch.advance(301)
+    batch.advance(300)
+    _, gnorm, _, stop, _ = batch.result()
+    ref = quadlab.run(case3(), optim.heavy_ball(lr=[1e-4, 3e-4], momentum=0.9), seeds=[0], steps=300, tol=1e-6,
+                      method="iterate", record=np.arange(0, 301, 50))
+    np.testing.assert_array_equal(stop, ref.stop_step)
+    np.testing.assert_array_equal(np.where(np.arange(0, 301, 50)[None, :] > stop[:, None], np.nan, gnorm),
+                                  ref.grad_norm)

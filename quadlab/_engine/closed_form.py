@@ -281,6 +281,7 @@ def _total(parts):
 
 #: problem → its refined eigenpieces for P = I (a problem's H never changes after it is built)
 _REFINED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_REFINED_MAX = 1 << 22  # eigenvector entries (32 MB) up to which they are kept with the problem
 
 
 def _eigen_pieces(problem, p):
@@ -319,7 +320,8 @@ def _eigen_pieces(problem, p):
                     if isinstance(a, np.ndarray):
                         a.setflags(write=False)
                 pieces.append((mu, mu_lo, (vecs[gi] if Qn is None else b.asarray(Qn)), g.coords))
-            _REFINED[problem] = pieces
+            if sum(int(np.size(v)) for _, _, v, _ in pieces) <= _REFINED_MAX:  # not a large rotation's n × n
+                _REFINED[problem] = pieces
         yield from pieces
         return
     for g in problem.groups:

@@ -165,7 +165,9 @@ def matmul_rows(X, A, out, *, check: bool = True) -> None:
     if check:
         _check_matmul(X, A, out)
     k, R, d = X.shape
-    _compiled_matmul(k > 1 and k * R * d * A.shape[2] >= PARALLEL_MIN_WORK)(X, A, out)
+    # the serial loop where the calling thread has one numba thread (a call of threads.map_calls)
+    big = k > 1 and k * R * d * A.shape[2] >= PARALLEL_MIN_WORK
+    _compiled_matmul(big and _numba().get_num_threads() > 1)(X, A, out)
 
 
 def _check_matmul(X, A, out) -> None:

@@ -30,13 +30,19 @@ The recorded values and the stopping test, exactly
 
 Layout and threads
     Small blocks (every d_b < 8): run-minor (n, R) arrays, run r's coordinates in the runner's layout order
-    (group by group, block by block) down column r; each step's update, product and norm loop over the runs
-    innermost, so they vectorise across runs and no run's sum is reordered.  Larger blocks: run-major (R, n),
-    the product swept eight rows of H_b and two runs at a time, the loop over i vectorised (the order of
-    :func:`quadlab._engine.kernels.matmul_rows`).  With enough work the runs are split into one batch per
-    thread, each its own compiled loop from start to finish (no per-step synchronisation); a run's arithmetic
-    never depends on its batch, so the split changes no bit.  A run that stops is swapped with the last live
-    run, so the batch shrinks without copying it.
+    (group by group, block by block) down column r; each step's update is one loop over the flat arrays with
+    the per-run values spread over the coordinates (``scan_jit.update_flat``), the product and norm loop over
+    the runs innermost, so everything vectorises across runs and no run's sum is reordered.  Larger blocks:
+    run-major (R, n), the product swept eight rows of H_b and two runs at a time (four and four for d_b > 64),
+    the loop over i vectorised (the order of :func:`quadlab._engine.kernels.matmul_rows`).  With enough work
+    the runs are split into one chunk per thread, each its own compiled loop on its own copies (no per-step
+    synchronisation); a run's arithmetic never depends on its chunk, so the split changes no bit.  A run that
+    stops is swapped with the last live run, so the batch shrinks without copying it.
+
+Stages
+    A :class:`Batch` keeps the loop's state between calls: ``advance(k)`` takes every live run to step k and
+    ``result()`` reads what a run with ``steps = k`` returns; a later ``advance`` continues the same runs, bit
+    for bit as one run straight through (the learning-rate search's race, :mod:`quadlab.tune`).
 """
 
 from __future__ import annotations
@@ -70,6 +76,7 @@ _LARGE = 8  # block size from which the run-major kernel is used (its loops run 
 # process: 191 s, 44 s unsplit); without the split, the full case1_4 took 216 s against 35 s with it
 _SPLIT_WORK = 1 << 24
 _EPS = 2.0 ** -53
+_FLAT_MAX = 1 << 20  # run × coordinate elements up to which the small-block update takes the flat loop
 _BAND = 4.0  # δ = _BAND·(n + 2)·u, the relative half-width of the band around the kernel's norm
 
 
@@ -152,13 +159,14 @@ def _merge_rows(tree):
 
 
 #: recent tables, by (β1, β2, ε of each distinct run, bias correction, first step, steps): a learning-rate search
-#: runs the same (β1, β2, ε) over and over, and a small batch's whole run costs only a few tables' time
+#: runs the same (β1, β2, ε) over and over, and a small batch's whole run costs only a few tables' time (the
+#: 64 most recently made are kept: first in, first out)
 _TABLES: dict = {}
 _TABLES_LOCK = threading.Lock()
 
 
 def _cached_tables(scalars, t_lo: int, count: int):
-    """:func:`_adam_tables`, remembered (read-only arrays; the 64 most recent kept)."""
+    """:func:`_adam_tables`, remembered (read-only arrays; the 64 most recently made kept)."""
     key = (scalars.values.tobytes(), scalars.values.shape, bool(scalars.bias_correction), t_lo, count)
     hit = _TABLES.get(key)
     if hit is None:
@@ -254,7 +262,7 @@ class Batch:
         self.stop = np.full(R, steps, dtype=np.int64)
         self.status = np.zeros(R, dtype=np.int64)
         self.to_tol = np.full(R, -1, dtype=np.int64)
-        self.k = 0
+        self.k, self.steps = 0, steps
         large = not blk.diag and blk.dmax >= _LARGE
         tables = _Tables(scalars, steps)
         common = (kind, use_m, pmode, large, tol is not None, blk, lay, rec, tables, dummy, n)
@@ -271,7 +279,9 @@ class Batch:
         self.chunks = [_Chunk(common, arrays, outs, lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
 
     def advance(self, k: int) -> None:
-        """Every live run to step k (the batch's ``steps`` at most)."""
+        """Every live run to step k, from the step reached to the batch's ``steps`` (ValueError outside)."""
+        if not self.k <= k <= self.steps:
+            raise ValueError(f"a batch at step {self.k} of {self.steps} cannot advance to step {k}")
         if len(self.chunks) == 1:
             self.chunks[0].advance(k)
         else:
@@ -374,8 +384,9 @@ class _Chunk:
         self.arrays = [E, G, M, V, P, blk.Hflat, blk.hoff, blk.boff, blk.Hdiag, lr, mom, b2, which, thr, div,
                        np.arange(R, dtype=np.int64), np.zeros(R, dtype=np.int64), s2, np.zeros(R), np.zeros(R),
                        rec, self.snapE, self.snapG]
-        # the small-block update's per-run values spread over every coordinate (scan_jit.update_flat)
-        X = dummy if large else np.zeros((6, n * R))
+        # the small-block update's per-run values spread over every coordinate (scan_jit.update_flat), where
+        # that costs at most 6·2²⁰ numbers (48 MB; a large diagonal problem keeps the loop over coordinates)
+        X = np.zeros((6, n * R)) if not large and n * R <= _FLAT_MAX else dummy
         self.own = (stop, status, to_tol, band, lo2, hi2, X)
         self.flags = (kind, use_m, pmode, large, blk.diag, tol_on)
         self.blk, self.lay, self.tables, self.gap, self.gnorm = blk, lay, tables, gap, gnorm

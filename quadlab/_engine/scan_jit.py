@@ -508,7 +508,7 @@ def _scan(ints, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, which, thr
                         lo2[r], hi2[r] = lo2[q], hi2[q]
                     Rc = q
             phase = 2
-        if Rc == 0 or k == steps:
+        if Rc == 0 or k >= steps:
             return k, _DONE, Rc, jrec
         t = k + 1
         if kind >= 3 and t >= t_hi:
@@ -527,7 +527,7 @@ def _scan(ints, E, G, M, V, P, Hflat, hoff, boff, Hdiag, lr, mom, b2, which, thr
             for r in range(Rc):
                 s2[r] = norm2(G[r])
         else:  # run-minor: the update over the flat arrays, then the product in chunks of 64 runs
-            flat = kind != 4
+            flat = kind != 4 and X.shape[0] == 6  # (X is a placeholder where the spread would be too large)
             if kind >= 3:
                 for r in range(Rc):
                     sv[r] = tab_s[ti, which[r]]

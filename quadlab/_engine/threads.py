@@ -31,16 +31,23 @@ def workers() -> int:
     numba = kernels._numba()
     if numba is None or importlib.util.find_spec("threadpoolctl") is None:
         return 1
-    return max(1, int(numba.get_num_threads()))
+    n = max(1, int(numba.get_num_threads()))  # (launches numba's threading layer, so it can be asked below)
+    # numba's fallback layer, "workqueue", aborts the process when two threads enter parallel regions at once
+    # (the calls may: kernels.matmul_rows); OpenMP and TBB are safe
+    return n if n == 1 or numba.threading_layer() in ("omp", "tbb") else 1
 
 
 def map_calls(fn: Callable, items: Sequence) -> list:
     """``[fn(x) for x in items]``, the calls running side by side on up to :func:`workers` threads, taken in
     order as threads come free; the first exception is raised once all have run.
 
-    Each call computes on one thread, except the last ``len(items) mod workers`` (a round that would leave
-    cores idle), which share the cores: with 5 calls on 2 cores the fifth splits its runs over both (the
-    compiled scan's own split)."""
+    Each call computes on one thread, except those of a last round with fewer calls than cores, which share
+    the cores: with 5 calls on 2 cores the fifth splits its runs over both (the compiled scan's own split),
+    with 2 calls on 8 cores each has 4.
+
+    Process-wide state: BLAS is held to one thread while the calls run (threadpoolctl's limit is process-wide,
+    so two map_calls from two user threads at once may restore each other's; only thread counts change), and
+    warnings' filters, which each run() sets and restores, are put back once every call has returned."""
     items = list(items)
     cores = workers()
     n = min(len(items), cores)
@@ -49,16 +56,14 @@ def map_calls(fn: Callable, items: Sequence) -> list:
     from threadpoolctl import threadpool_limits
 
     numba = kernels._numba()
-    tail = len(items) % n
-    last_round = len(items) - tail
+    last_round = (len(items) // cores) * cores
+    share = max(1, cores // max(1, len(items) - last_round))
 
     def call(i, x):
         # per thread: this call's compiled scan keeps to its share of the cores
-        numba.set_num_threads(1 if i < last_round else max(1, cores // tail))
+        numba.set_num_threads(1 if i < last_round else share)
         return fn(x)
 
-    # warnings' filters are process-wide and each run() sets and restores them: concurrent calls can restore
-    # each other's, so the filters are put back here once every call has returned
     with warnings.catch_warnings(), threadpool_limits(limits=1), ThreadPoolExecutor(n) as pool:
         futures = [pool.submit(call, i, x) for i, x in enumerate(items)]
         return [f.result() for f in futures]
