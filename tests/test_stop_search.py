@@ -173,8 +173,8 @@ def test_bounds_enclose_the_gradient_norm():
     plan, _ = _adam_theory_case([1e-3, 0.05, 0.3, 1.0, 3.0])
     ks = np.arange(0, 3000, 7)
     rows = np.arange(plan.R)
-    _, s = plan.values(ks, want_gap=False)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # lr 3.0 diverges: its norms overflow, as the runner's do
+        _, s = plan.values(ks, want_gap=False)
         lo = stop_search._grad_norm_at(plan, rows, np.tile(ks, (rows.size, 1)), "blo")
         hi = stop_search._grad_norm_at(plan, rows, np.tile(ks, (rows.size, 1)), "bhi")
     fin = np.isfinite(s) & (s > 0)
