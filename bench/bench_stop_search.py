@@ -11,7 +11,7 @@ asserted).  Workloads: GD, which closed form serves on any problem, on
 * 4 Haar-rotated blocks of 500 (κ = 1000), 8 learning rates × 2 seeds, 20 000 steps;
 * blockwise GD with the oracle block steps on Case 3, 32 multipliers × 16 seeds;
 * the Adam theory form (the bounded scan) on Case 3 (16 lrs × 4 seeds) and Case 2 (4 rotated blocks of 25,
-  16 lrs, the grid of ``quadlab case1_4``);
+  16 lrs, the grid of ``quadlab case1_4``), and heavy ball at its tuned momentum on Case 2 (the same grid);
 
 each at tol = 1e-6 with learning rates from 1e-3·(2/λ_max) to 1.5·(2/λ_max), so some runs converge, some
 never reach tol and some diverge.  Prints the table and the load average; asserts only that the two
@@ -55,6 +55,10 @@ def _workloads():
 
         c2 = quadlab.BlockQuadratic(stored.resnet18_case(kappa=5000.0), seed=0)
         yield "Case 2, Adam theory form, 16 lrs x 1 seed", c2, optim.adam_theory(lr=np.geomspace(1e-4, 1e2, 16)), [0]
+        # heavy ball (kind 4): runs the bounds clear of any crossing are not scanned
+        hb = quadlab.theory.heavy_ball_optimum(c2)
+        yield ("Case 2, heavy ball, 16 lrs x 1 seed", c2,
+               optim.heavy_ball(lr=np.geomspace(1e-6, 1e-1, 16), momentum=hb.momentum), [0])
     except ImportError:
         pass
 

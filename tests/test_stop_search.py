@@ -49,7 +49,7 @@ def _setting(draw):
     # every GD-kind method: bisection where the gradient norm has no cross terms (GD on any rotation, blockwise
     # GD on the spectrum's blocks, every method unrotated), the bounded scan where P varies inside a rotated
     # block (Jacobi GD and the Adam theory form rotated, blockwise GD under a global rotation)
-    kind = draw(st.sampled_from(("gd", "blockwise_gd", "jacobi_gd", "adam_theory")))
+    kind = draw(st.sampled_from(("gd", "blockwise_gd", "jacobi_gd", "adam_theory", "heavy_ball")))
     steps = draw(st.sampled_from((1, 7, 300, 3000)))
     tol = draw(st.one_of(st.none(), st.just(1e-200), st.floats(-14.0, -0.3).map(lambda u: 10.0 ** u)))
     seed = draw(st.integers(0, 2**16))
@@ -68,6 +68,11 @@ def _optimizer(kind, problem, pick):
         return optim.blockwise_gd(lr=mults)  # multiples of each block's oracle step
     if kind == "jacobi_gd":  # unrotated: diag(H) = λ, so every mode has ημ/λ = η and the edge is η = 2
         return optim.jacobi_gd(lr=mults)
+    if kind == "heavy_ball":  # over- and underdamped modes, critical damping at the extremes, unstable lrs
+        lmin = float(lam.min())
+        crit = ((np.sqrt(lmax) - np.sqrt(lmin)) / (np.sqrt(lmax) + np.sqrt(lmin))) ** 2
+        beta = [0.0, 0.5, 0.9, crit, 0.999][pick % 5]
+        return optim.heavy_ball(lr=np.r_[mults / lmax, 1e-3 / lmax, 4.0 / lmax], momentum=beta)
     return optim.adam_theory(lr=np.r_[mults, 10.0 * mults])
 
 
@@ -82,8 +87,9 @@ def test_shortcuts_give_the_scans_first_crossing(setting):
     # a shortcut everywhere, except the bounded scan where 1/p spreads so widely inside a block (the Adam
     # theory form at a start with a near-zero gradient entry) that rounding could approach its margin
     assert ((kinds > 0) | (kind == "adam_theory")).all(), kinds
+    assert ((kinds == 4) == (kind == "heavy_ball")).all(), kinds
     cross = any(pc.W is not None for _, pieces, _, _ in plan.classes for pc in pieces)
-    assert ((kinds == 3) == cross).all() or kind == "adam_theory", kinds
+    assert ((kinds == 3) == cross).all() or kind in ("adam_theory", "heavy_ball"), kinds
     (stop, bad), (stop_ref, bad_ref) = _both(plan, g0n, steps, tol)
     np.testing.assert_array_equal(stop, stop_ref)
     np.testing.assert_array_equal(bad, bad_ref)
@@ -124,7 +130,7 @@ def test_grad_norm_at_has_the_values_bits():
 
 
 @pytest.mark.parametrize("make, rotation, expect", [
-    (lambda: optim.heavy_ball(lr=1e-4, momentum=0.9), "block", 0),
+    (lambda: optim.heavy_ball(lr=1e-4, momentum=0.9), "block", 4),
     (lambda: optim.nesterov(lr=1e-4, momentum=0.9), "none", 0),
     (lambda: optim.jacobi_gd(lr=0.5), "block", 3),
     (lambda: optim.adam_theory(lr=0.5), "block", 3),
@@ -213,3 +219,32 @@ def test_bounded_scan_skips_what_cannot_stop(monkeypatch):
     for r in (2, 3):
         assert min(k[0] for k, rows in scanned if r in rows) > stop[r] // 2
     assert sum(k.size * rows.size for k, rows in scanned) < sum(k.size * rows.size for k, rows in seen) / 5
+
+
+def test_heavy_ball_runs_that_cannot_stop_are_not_scanned(monkeypatch):
+    """Heavy ball (kind 4): a run whose bounds rule out both a convergence and a divergence within its horizon
+    is not scanned (small learning rates, overdamped slow modes); the answers are the full scan's."""
+    problem = quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000.0), seed=0)
+    hb = quadlab.theory.heavy_ball_optimum(problem)
+    # 1e-8 and 1e-7: far from tol within 3,000 steps; hb.lr converges; 3·hb.lr·(1 + β)… diverges
+    plan, g0n = _plan(problem, optim.heavy_ball(lr=[1e-8, 1e-7, hb.lr, 10 * hb.lr], momentum=hb.momentum))
+    R = plan.R
+    args = (plan, np.arange(R), np.full(R, 3_000), 1e-6 * g0n, DIVERGENCE_FACTOR * g0n, True)
+    clear = stop_search._two_root_clear(plan, *args[1:])
+    np.testing.assert_array_equal(clear, [True] * 4 + [False] * 4)
+    seen = []
+    real = plan.values
+
+    def values(steps, rows=None, **kw):
+        seen.append(np.asarray(rows).copy())
+        return real(steps, rows=rows, **kw)
+
+    monkeypatch.setattr(plan, "values", values)
+    with np.errstate(all="ignore"):
+        stop, bad = stop_search.first_stop(*args)
+        scanned = {int(r) for rows in seen for r in rows}
+        stop_ref, bad_ref = stop_search.first_stop(*args, search="scan")
+    np.testing.assert_array_equal(stop, stop_ref)
+    np.testing.assert_array_equal(bad, bad_ref)
+    assert (stop[:4] == -1).all() and (stop[4:6] > 0).all() and bad[6:].all()
+    assert scanned == {4, 5, 6, 7}

@@ -27,11 +27,13 @@ _BUDGET = 1 << 18
 _EPS = 2.0 ** -53
 #: relative margin of the bounded scan: a step is skipped only where the bound clears a threshold by this much
 _MARGIN = 2.0 ** -20
+#: thresholds (norms) beyond 1e±140 keep the plain scan: their squares approach under- or overflow
+_SAFE = 1e140
 
 
 def search_kind(plan) -> np.ndarray:
     """Per run: 0 scan, 1 bisection on a non-increasing ‖∇f_k‖², 2 bisection on a convex ‖∇f_k‖², 3 scan from
-    the first step the bounds allow.
+    the first step the bounds allow, 4 (heavy ball) scan unless bounds show no crossing in the whole horizon.
 
     **Claim.**  For a GD-kind spec (φ_k = t^k, t = 1 − ημ) whose gradient norm has no cross terms, that is
     ‖∇f_k‖² = Σ_j w_j t_j^{2k} with w_j = (μ_j c_j)²/p_j ≥ 0, the sequence s_k = ‖∇f_k‖² is convex in k, and
@@ -58,6 +60,21 @@ def search_kind(plan) -> np.ndarray:
     first k where either holds can stop the run; both first steps are found by the bisection above, on ℓ and
     u in place of s.
 
+    **Heavy ball (kind 4).**  Without cross terms (P = I), ‖∇f_k‖² = Σ_j w_j φ_k(μ_j)² with w_j = (μ_j c_j)²
+    and φ_k = c_k + e s_k (:mod:`quadlab._engine.recurrence`: roots r1, r2 of z² − tz + β, t = 1 + β − ημ,
+    e = t/2 − β, c_k = (r1^k + r2^k)/2, s_k = Σ_{i<k} r1^i r2^{k−1−i}).  φ oscillates where the roots are
+    complex, so no bisection; but a run whose whole horizon H can be shown to hold no crossing is not scanned.
+    With ρ = max|r_i|, |c_k| ≤ ρ^k and |s_k| ≤ kρ^{k−1}, so |φ_k| ≤ ρ^k(1 + a k), a = |e|/ρ, whose largest
+    value over [0, H] is taken at k = −1/ln ρ − 1/a (clipped to [0, H]): u = Σ_j w_j max_k φ_k² bounds every
+    ‖∇f_k‖², and u < div² rules divergence out.  Where both roots are real and positive, e ≥ √β(1 − √β) ≥ 0
+    (t ≥ 2√β), c_k ≥ r1^k/2 and s_k ≥ 0, so φ_k ≥ min(1, r1^H)/2 on [0, H]: ℓ = Σ over those modes of
+    w_j min(1, r1^H)²/4 bounds every ‖∇f_k‖² from below, and ℓ > thr² rules convergence out.  The roots are
+    formed in float64 from the rounded t; the discriminant's absolute error (a few eps·t²) is added to it for ρ
+    and subtracted for r1, a mode counts as real only where the discriminant clears that error, and both
+    comparisons keep the margin δ below.  Both bounded searches (kinds 3 and 4) are relative statements, so they
+    are used only where thr > 1e-140 and div < 1e140: nearer the ends of the float range the computed squares
+    under- or overflow, their errors are absolute, and the scan decides every step.
+
     Floating point: each term is formed as (e^{clip(fl(k·L) + lgap)} · gfac)² from monotone operations, and
     the modes are summed in a fixed order, so where every L ≤ 0 the computed sequence is itself
     non-increasing (given a monotone exp), and the search returns the scan's step bit for bit.  In the convex
@@ -68,6 +85,10 @@ def search_kind(plan) -> np.ndarray:
     column i has norm 1/√p_i), far below δ, and a class whose ratio Q_b/q_b would bring it near δ is scanned.
     """
     out = np.zeros(plan.R, dtype=np.int8)
+    if plan.spec.kind == "heavy_ball" and all(pc.agrad0 is not None for _, pieces, _, _ in plan.classes
+                                              for pc in pieces):
+        out[:] = 4
+        return out
     if plan.spec.kind != "gd":
         return out
     for rows, pieces, _eta, _beta in plan.classes:
@@ -195,10 +216,18 @@ def first_stop(plan, rows, horizon, thr, div, tol_on: bool, search: str = "auto"
     diverged = np.zeros(rows.size, dtype=bool)
     kind = search_kind(plan)[rows] if search == "auto" else np.zeros(rows.size, dtype=np.int8)
     start = np.zeros(rows.size, dtype=np.int64)
+    # the bounds are relative: near the ends of the float range (squares that underflow or overflow) the
+    # computed norms' absolute errors are not, so there the scan decides every step
+    safe = (div < _SAFE) & ((thr > 1.0 / _SAFE) if tol_on else True)
+    kind = np.where(((kind == 3) | (kind == 4)) & ~safe, 0, kind)
     bounded = np.flatnonzero(kind == 3)
     if bounded.size:
         start[bounded] = _first_possible(plan, rows[bounded], horizon[bounded], thr[bounded], div[bounded], tol_on)
-    scan = np.flatnonzero((kind == 0) | ((kind == 3) & (start <= horizon)))
+    hb = np.flatnonzero(kind == 4)
+    if hb.size:  # a run the bounds clear is not scanned: start past its horizon
+        clear = _two_root_clear(plan, rows[hb], horizon[hb], thr[hb], div[hb], tol_on)
+        start[hb[clear]] = horizon[hb[clear]] + 1
+    scan = np.flatnonzero((kind == 0) | (((kind == 3) | (kind == 4)) & (start <= horizon)))
     if scan.size:
         stop[scan], diverged[scan] = _scan(plan, rows[scan], start[scan], horizon[scan], thr[scan], div[scan],
                                            tol_on)
@@ -206,6 +235,47 @@ def first_stop(plan, rows, horizon, thr, div, tol_on: bool, search: str = "auto"
     if bis.size:
         stop[bis], diverged[bis] = _bisect(plan, rows[bis], horizon[bis], thr[bis], div[bis], tol_on, kind[bis])
     return stop, diverged
+
+
+def _two_root_clear(plan, rows, horizon, thr, div, tol_on):
+    """Per run of a heavy-ball plan (P = I): True where the bounds of :func:`search_kind` (kind 4) show that no
+    step in [0, horizon] converges (when ``tol_on``) or diverges."""
+    eps = np.finfo(np.float64).eps
+    pos = np.full(plan.R, -1, dtype=np.int64)
+    pos[rows] = np.arange(rows.size)
+    lo2, hi2 = np.zeros(rows.size), np.zeros(rows.size)
+    H = horizon.astype(np.float64)
+    for crows, pieces, eta_c, beta_c in plan.classes:
+        here = np.flatnonzero(pos[crows] >= 0)
+        if here.size == 0:
+            continue
+        at = pos[crows[here]]
+        eta, beta, h = eta_c[here][:, None], beta_c[here][:, None], H[at][:, None]
+        for pc in pieces:
+            mu = plan.backend.to_numpy(pc.mu).reshape(pc.kb * pc.d)[None, :]
+            w = np.square(plan.backend.to_numpy(pc.agrad0)[:, here, :].transpose(1, 0, 2).reshape(here.size, -1))
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                t = 1.0 + beta - eta * mu
+                D = t * t - 4.0 * beta
+                err = 16.0 * eps * (t * t + 4.0 * beta)  # D's absolute error, with room
+                rho = (0.5 * np.abs(t) + 0.5 * np.sqrt(np.maximum(D + err, 0.0))) * (1.0 + 8.0 * eps)
+                rho = np.maximum(rho, np.sqrt(beta) * (1.0 + 8.0 * eps))
+                a = np.abs(0.5 * t - beta) * (1.0 + 8.0 * eps) / rho
+                # max over k in [0, h] of ρ^k (1 + a k): at k* = −1/ln ρ − 1/a where that lies inside
+                lr = np.log(rho)
+                ks = np.where(lr < 0, -1.0 / lr - 1.0 / np.where(a > 0, a, np.inf), h)
+                ks = np.clip(np.nan_to_num(ks, nan=0.0, posinf=0.0), 0.0, h)
+                peak = np.maximum(1.0, np.exp(ks * lr) * (1.0 + a * ks))
+                peak = np.maximum(peak, np.exp(h * lr) * (1.0 + a * h))  # the end, where ρ ≥ 1
+                hi2[at] += np.sum(w * np.square(peak), axis=1)
+                real = (t > 0) & (D - err > 1e-8 * t * t) & (beta > 0)
+                r1 = (0.5 * t + 0.5 * np.sqrt(np.maximum(D - err, 0.0))) * (1.0 - 8.0 * eps)
+                low = 0.5 * np.minimum(1.0, np.exp(h * np.log(np.where(real, r1, 1.0))) * (1.0 - 64.0 * eps * h))
+                lo2[at] += np.sum(np.where(real, w * np.square(low), 0.0), axis=1)
+    margin = 1.0 + _MARGIN
+    no_div = np.isfinite(hi2) & (np.sqrt(hi2) * margin < div)
+    no_conv = (np.sqrt(lo2) > thr * margin) if tol_on else np.ones(rows.size, dtype=bool)
+    return no_div & no_conv
 
 
 def _below(plan, pos, level, factor):
