@@ -140,13 +140,7 @@ class Result:
         """
         if what not in ("grad_norm", "gap"):
             raise ValueError(f"what must be 'grad_norm' or 'gap', got {what!r}")
-        a = getattr(self, what)
-        out = np.full(a.shape[0], np.nan)
-        for r in range(a.shape[0]):
-            ok = np.flatnonzero(np.isfinite(a[r]))
-            if ok.size:
-                out[r] = a[r, ok[-1]]
-        return out
+        return _last_finite(getattr(self, what))
 
     def to_frame(self):
         """The runs as a tidy table, one row per run.
@@ -191,6 +185,16 @@ class Result:
             vals = "  ".join(f"{self.config[k][r]:>10.4g}" for k in names)
             rows.append(f"{vals}  {self.status[r]:>10}  {self.steps_to_tol[r]:>8d}  {fin[r]:>10.3e}")
         return "\n".join(rows)
+
+
+def _last_finite(a: np.ndarray) -> np.ndarray:
+    """Per row of a (R, T) record, its last finite value (NaN where none is)."""
+    out = np.full(a.shape[0], np.nan)
+    for r in range(a.shape[0]):
+        ok = np.flatnonzero(np.isfinite(a[r]))
+        if ok.size:
+            out[r] = a[r, ok[-1]]
+    return out
 
 
 def record_steps(record, steps: int) -> np.ndarray:

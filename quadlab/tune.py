@@ -35,6 +35,7 @@ from .runner import (
     _check_size,
     _configs,
     _iterate_setup,
+    _last_finite,
     record_steps,
     run,
 )
@@ -157,12 +158,7 @@ class _Race:
         mine = np.isin(self.rec, record_steps("log", cap))
         g = gnorm[:, mine].copy()
         g[self.rec[mine][None, :] > stop[:, None]] = np.nan  # as run(): nothing recorded after a run stopped
-        final = np.full(g.shape[0], np.nan)  # Result.final: the last finite recorded value
-        for r in range(g.shape[0]):
-            ok = np.flatnonzero(np.isfinite(g[r]))
-            if ok.size:
-                final[r] = g[r, ok[-1]]
-        return to_tol.copy(), final, status == "diverged"
+        return to_tol.copy(), _last_finite(g), status == "diverged"  # final ‖∇f‖ as Result.final reads it
 
 
 def _scan_batch(problem, optimizer, seeds, steps: int, tol, method: str, record):
