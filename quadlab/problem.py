@@ -6,10 +6,12 @@ With e = w − w*: ∇f(w) = He and f(w) − f* = ½ eᵀHe.  Each block is buil
 Haar-distributed (the Q of G = QR for a Gaussian matrix G, normalised so that diag(R) > 0), so the spectrum
 of H is known exactly by construction.
 
-Blocks of size ≥ ``quadlab._engine.build.HOST_MIN_SIZE`` on the numpy backend are built one at a time on the host with BLAS-3
-calls only (see :func:`quadlab._engine.build.haar_host` and :func:`quadlab._engine.build.spectral_matrix`); smaller blocks and the other backends use
-batched ``xp.linalg.qr`` and matmul.  Both compute the same Q (the unique QR factor with diag(R) > 0) and the
-same H up to rounding.
+Blocks smaller than ``quadlab._engine.build.HOST_MIN_SIZE`` (every block of the paper's cases) are built on the
+host in a fixed order of IEEE operations (:func:`quadlab._engine.portable.haar`, :func:`quadlab._engine.portable.spectral`),
+so an instance is the same bits on every CPU and on every backend.  Larger blocks take BLAS-3 calls on the numpy
+backend (:func:`quadlab._engine.build.haar_host`, :func:`quadlab._engine.build.spectral_matrix`) and batched
+``xp.linalg.qr`` and matmul elsewhere: all compute the same Q (the unique QR factor with diag(R) > 0) and the
+same H up to rounding, but those bits depend on the CPU's BLAS kernels.
 
 H is stored once on the backend: blocks of equal size are stacked into one (k, d, d) array so a single
 batched matmul applies a whole group to R points at once.  A diagonal H (rotation="none") is stored as its
@@ -22,7 +24,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._engine import build, ordered
+from ._engine import build, ordered, portable
 from ._engine.build import Group
 from .backend import Backend, check_memory, get_backend
 from .spectra import BlockSpectrum
@@ -175,8 +177,13 @@ class BlockQuadratic:
         return self
 
     def _on_host(self, d: int) -> bool:
-        """Whether d×d rotations are built by the host path (:func:`quadlab._engine.build.haar_host`, :func:`quadlab._engine.build.spectral_matrix`)."""
+        """Whether d×d rotations are built by the BLAS host path (:func:`quadlab._engine.build.haar_host`, :func:`quadlab._engine.build.spectral_matrix`)."""
         return self.backend.name == "numpy" and d >= build.HOST_MIN_SIZE
+
+    @staticmethod
+    def _portable(d: int) -> bool:
+        """Whether d×d rotations are built in fixed order on the host (:mod:`quadlab._engine.portable`), any backend."""
+        return d < build.HOST_MIN_SIZE
 
     def _gaussian(self, seed_index: int, d: int) -> np.ndarray:
         """The d×d standard Gaussian matrix whose Q factor is rotation ``seed_index`` (host, C-ordered)."""
@@ -185,6 +192,8 @@ class BlockQuadratic:
     def _block_rotations(self, blocks: Sequence[int], d: int):
         """Stacked Haar matrices for the given block indices, each drawn from that block's own seed."""
         xp = self.backend.xp
+        if self._portable(d):
+            return xp.asarray(self._block_rotations_host(blocks, d))
         if self._on_host(d):
             return xp.asarray(np.stack([build.haar_host(self._gaussian(l, d)) for l in blocks]))
         G = np.stack([self._gaussian(l, d) for l in blocks])
@@ -193,9 +202,19 @@ class BlockQuadratic:
     def _build_groups(self, given=None):
         self.groups, self._diag, self._perm = build.build_groups(self, given)
 
+    def _block_rotations_host(self, blocks: Sequence[int], d: int) -> np.ndarray:
+        """The fixed-order Haar factors (:func:`quadlab._engine.portable.haar`) of the given blocks, (k, d, d) on the host."""
+        return portable.haar(np.stack([self._gaussian(l, d) for l in blocks]))
+
+    def _global_rotation_host(self) -> np.ndarray:
+        """The fixed-order Haar factor of a global rotation, (1, n, n) on the host."""
+        return portable.haar(self._gaussian(-2, self.n)[None, ...])
+
     def _global_rotation(self):
         n = self.spectrum.n
         xp = self.backend.xp
+        if self._portable(n):
+            return xp.asarray(self._global_rotation_host()[0])
         if self._on_host(n):
             return xp.asarray(build.haar_host(self._gaussian(-2, n)))
         return build.haar(xp, xp.asarray(self._gaussian(-2, n), dtype=xp.float64))

@@ -10,10 +10,12 @@ the sampling and of every reading (what it does to κ_l and to a block's lower e
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 
+from ._engine import portable
 from .spectra import BlockSpectrum
 
 __all__ = ["DEFAULT_READING", "GPT2_CASE_BLOCKS", "LOG_FLOOR", "READINGS", "RESNET18_CASE_BLOCKS", "TOP_Q",
@@ -93,10 +95,12 @@ def _log_map(blocks: list[np.ndarray], kappa: float) -> list[np.ndarray]:
         raise ValueError("the log reading needs positive draws (got a draw <= 0)")
     if M == m:
         return _flat(blocks, kappa, "log reading")
-    p = np.log(kappa) / np.log(M / m)
+    # the C library's scalar exp/log (quadlab._engine.portable), not numpy's SIMD loops: the spectrum's bits
+    # must not depend on the CPU
+    p = math.log(kappa) / math.log(M / m)
     out = []
     for b in blocks:
-        v = np.exp(p * np.log(b / m))
+        v = portable.exp(p * portable.log(b / m))
         v[b == m], v[b == M] = 1.0, kappa  # exp/log rounding must not move the extremes off 1 and κ
         out.append(v)
     return out
@@ -172,7 +176,7 @@ def sample_block(nodes, weights, d: int, *, method: str = "quantile", smooth: bo
         raise ValueError("the measure needs finite nodes and finite non-negative weights with a positive sum")
     x, w = x[keep], w[keep]
     order = np.argsort(x, kind="stable")
-    x, w = x[order], w[order] / w.sum()
+    x, w = x[order], w[order] / float(portable.fsum(w))  # correctly rounded, so the same bits on every CPU
     C = np.cumsum(w)
     if method == "quantile":
         u = (np.arange(d) + 0.5) / d

@@ -23,6 +23,7 @@ import numpy as np
 if TYPE_CHECKING:  # the annotation only: a runtime import would be a cycle (density imports SLQResult)
     from .density import Density
 
+from ._engine import portable
 from .krylov import (
     BREAKDOWN_FACTOR,
     STATUS_NONFINITE,
@@ -166,7 +167,7 @@ class SLQResult:
         X, W = self.nodes[b], self.weights[b]
         if probe is not None:
             X, W = X[probe : probe + 1], W[probe : probe + 1]
-        tot = W.sum(axis=1)
+        tot = portable.fsum(W)  # correctly rounded: the measure's bits must not depend on the CPU's SIMD sums
         used = tot > 0
         if not used.any():
             raise ValueError(f"block {self.names[b]!r} has no quadrature nodes: {self.messages[b]}")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._engine import portable
 from .backend import host_rng
 
 __all__ = [
@@ -371,8 +372,8 @@ def log_uniform(d: int, lo: float, hi: float, *, seed=None) -> np.ndarray:
     d = _check_size(d)
     _check_range(lo, hi, "log_uniform")
     if seed is None:
-        return np.geomspace(lo, hi, d) if d > 1 else np.array([np.sqrt(lo * hi)])
-    return lo * (hi / lo) ** _quantile_points(d, seed)
+        return portable.geomspace(lo, hi, d) if d > 1 else np.array([np.sqrt(lo * hi)])
+    return lo * portable.pow(hi / lo, _quantile_points(d, seed))
 
 
 def bulk_outliers(d: int, lo: float, hi: float, n_outliers: int, top: float, *, seed=None) -> np.ndarray:
@@ -417,7 +418,7 @@ def bulk_outliers(d: int, lo: float, hi: float, n_outliers: int, top: float, *, 
     if not np.isfinite(top) or top <= hi:
         raise ValueError(f"bulk_outliers: top={top!r} must be finite and above the bulk's hi={hi!r}")
     bulk = uniform(d - n_outliers, lo, hi, seed=seed)
-    out = hi * (top / hi) ** (np.arange(1, n_outliers + 1) / n_outliers) if n_outliers else np.empty(0)
+    out = hi * portable.pow(top / hi, np.arange(1, n_outliers + 1) / n_outliers) if n_outliers else np.empty(0)
     return np.concatenate([bulk, out])
 
 
@@ -464,7 +465,7 @@ def marchenko_pastur(d: int, ratio: float, scale: float = 1.0, *, seed=None) -> 
     lo, hi = scale * (1 - np.sqrt(ratio)) ** 2, scale * (1 + np.sqrt(ratio)) ** 2
     # Chebyshev nodes cluster at the edges, where the density has its square-root singularity.
     theta = np.linspace(np.pi, 0.0, 20001)
-    lam = 0.5 * (lo + hi) + 0.5 * (hi - lo) * np.cos(theta)
+    lam = 0.5 * (lo + hi) + 0.5 * (hi - lo) * portable.cos(theta)
     dens = np.sqrt(np.clip((hi - lam) * (lam - lo), 0, None)) / (2 * np.pi * scale * ratio * lam)
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (dens[1:] + dens[:-1]) * np.diff(lam))])
     cdf /= cdf[-1]

@@ -38,7 +38,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..contract import AdamState, FusedAdamState
-from . import kernels
+from . import kernels, portable
 from .layout import tmap
 
 __all__ = ["AdamScalars", "AdamRule", "STEP", "Program", "KernelSpec", "EmulatedKernel", "to_c", "evaluate",
@@ -229,6 +229,30 @@ def gpu_enabled(backend) -> bool:
 
 
 # -- per-step scalars ---------------------------------------------------------------------------------
+def scalar_tables(values: np.ndarray, t0: int, count: int, bias_correction: bool = True):
+    """Adam's per-step scalars s_t, e_t for t = t0 … t0 + count − 1 (rows), one column per row (β1, β2, ε) of
+    ``values`` (U, 3): with c1 = 1 − β1^t, c2 = 1 − β2^t (both 1 without bias correction) and q = c1/(1 − β1),
+
+        s_t = q²·(1 − β2)/c2,   e_t = q·ε.
+
+    β^t is :func:`quadlab._engine.portable.ipow` (IEEE multiplies only): numpy's ``power`` rounds differently
+    under AVX2 and AVX-512, and an Adam run near its stall regime can turn on that bit.  The one source of
+    these values for the numpy path and the compiled scan.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        s and e, each (count, U) float64, C-ordered.
+    """
+    b1, b2, eps = (np.asarray(values, dtype=np.float64)[:, j][None, :] for j in range(3))
+    ts = np.arange(t0, t0 + count, dtype=np.int64)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c1 = 1.0 - portable.ipow(b1, ts) if bias_correction else np.ones((count, b1.shape[1]))
+        c2 = 1.0 - portable.ipow(b2, ts) if bias_correction else np.ones((count, b2.shape[1]))
+        q = c1 / (1.0 - b1)
+        return np.ascontiguousarray(q * q * (1.0 - b2) / c2), np.ascontiguousarray(q * eps)
+
+
 class AdamScalars:
     """The per-step scalars of the Adam family, s_t and e_t, for every run, from host float64 arithmetic only.
 
@@ -270,14 +294,7 @@ class AdamScalars:
         return out
 
     def _fill(self, t: int) -> None:
-        b1, b2, eps = (self.values[:, j][None, :] for j in range(3))
-        ts = np.arange(t, t + self.block, dtype=np.float64)[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            c1 = 1.0 - b1**ts if self.bias_correction else np.ones_like(ts * b1)
-            c2 = 1.0 - b2**ts if self.bias_correction else np.ones_like(ts * b2)
-            q = c1 / (1.0 - b1)
-            self._s = q * q * (1.0 - b2) / c2
-            self._e = q * eps
+        self._s, self._e = scalar_tables(self.values, t, self.block, self.bias_correction)
         # the same float64 values as Python floats, for the shared case's per-step lookup
         self._s_list, self._e_list = self._s.tolist(), self._e.tolist()
         self._t0 = t

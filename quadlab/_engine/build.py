@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import blas, lapack
 
+from . import portable
+
 
 def haar(xp, G):
     """Haar-orthogonal matrices from a stack of Gaussian matrices G (…, d, d): Q from G = QR with the
@@ -213,7 +215,10 @@ def build_groups(problem, given=None) -> tuple:
         return (), b.asarray(spec.eigenvalues), None
     if problem.rotation == "global":
         lam = spec.eigenvalues
-        if problem._on_host(n):
+        if problem._portable(n):
+            H = b.asarray(portable.spectral(problem._global_rotation_host(), lam[None, :]))
+            H = xp.astype(H, b.dtype)
+        elif problem._on_host(n):
             H = np.empty((1, n, n))
             spectral_matrix(haar_host(problem._gaussian(-2, n)), lam, H[0])
             H = b.asarray(H)
@@ -230,6 +235,9 @@ def build_groups(problem, given=None) -> tuple:
         lam = np.stack([spec.blocks[l] for l in ls])
         if given is not None:
             H = xp.astype(xp.asarray(np.stack([given[l] for l in ls]), dtype=xp.float64), b.dtype)
+        elif problem._portable(d):
+            # fixed-order arithmetic on the host: the same bits on every CPU and backend
+            H = xp.astype(b.asarray(portable.spectral(problem._block_rotations_host(ls, d), lam)), b.dtype)
         elif problem._on_host(d):
             # One block at a time straight into the stacked array: peak memory is the stack plus
             # about two d×d work arrays, not several stacks.

@@ -56,6 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import kernels
+from .adam_rule import scalar_tables
 
 __all__ = ["eligible", "run", "KINDS", "ENABLED"]
 
@@ -181,22 +182,10 @@ def _cached_tables(scalars, t_lo: int, count: int):
 
 
 def _adam_tables(scalars, t_lo: int, count: int):
-    """s_t, e_t for t = t_lo … t_lo + count − 1 (count a multiple of 256, t_lo ≡ 1 mod 256), every run's
-    (β1, β2, ε) a column.  Each 256-step slab is computed by the expressions of
-    :meth:`quadlab.optim.AdamScalars._fill` on arrays of the same shapes, so the values are the numpy path's
-    bits (``tests/test_scan.py`` compares whole runs); without its conversion to Python lists, which costs
-    more than the arithmetic."""
-    b1, b2, eps = (scalars.values[:, j][None, :] for j in range(3))
-    S, Et = [], []
-    for t0 in range(t_lo, t_lo + count, scalars.block):
-        ts = np.arange(t0, t0 + scalars.block, dtype=np.float64)[:, None]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            c1 = 1.0 - b1**ts if scalars.bias_correction else np.ones_like(ts * b1)
-            c2 = 1.0 - b2**ts if scalars.bias_correction else np.ones_like(ts * b2)
-            q = c1 / (1.0 - b1)
-            S.append(q * q * (1.0 - b2) / c2)
-            Et.append(q * eps)
-    return np.ascontiguousarray(np.concatenate(S)), np.ascontiguousarray(np.concatenate(Et))
+    """s_t, e_t for t = t_lo … t_lo + count − 1, every run's (β1, β2, ε) a column: the numpy path's values,
+    from the one source :func:`quadlab._engine.adam_rule.scalar_tables` (without the numpy path's conversion
+    to Python lists, which costs more than the arithmetic)."""
+    return scalar_tables(scalars.values, t_lo, count, scalars.bias_correction)
 
 
 def run(problem, opt, ctx, lay, G0_tree, E0, rec, steps: int, tol, divergence: float):
