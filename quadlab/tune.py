@@ -1,19 +1,33 @@
-"""Learning-rate search for one (problem, optimizer) pair.
+"""Learning-rate search for one (problem, optimizer) pair, under either protocol of the studies.
 
-How the choice is made.  The score of a learning rate is the number of steps every seed needs to reach
-‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖ (the worst seed counts; a seed that never gets there scores ``steps + 1``), ties
-broken by the final gradient norm.  A log grid is scanned as one batched run; then a finer log grid around
-the best value (between its two neighbours) is scanned, ``refine`` times.  The best score wins.
+The two protocols.  *Shared*: one lr for every seed (the paper's setting), scored by the seeds together.
+*Per seed*: each seed (each instance) tuned alone.  They answer different questions and can disagree
+sharply: Adam with β1 = 0 on the heterogeneous case converges per seed, while no single lr serves all seeds.
+:func:`tune_lr` always returns the shared choice, and with ``per_seed=True`` also each seed's own.
 
-What is reported is true of a fresh run.  Runs are batch independent (:mod:`quadlab._engine.ordered`): an lr scored
-inside a grid behaves bit for bit as it does alone, so ``best_steps`` is what ``quadlab.run`` gives for
+The score.  A seed's outcome at an lr is its number of steps to ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, or a miss (it
+never got there within the cap, or diverged).  Shared lrs are ranked lexicographically by (seeds missed, the
+worst steps among the seeds that reached tol, the worst final ‖∇f‖): where some lr reaches tol on every seed
+this is the worst seed's count; where none does, the lr that serves the most seeds wins rather than the one
+whose misses hover lowest.  A lone seed's score is the same with one seed.
+
+The search.  A dense log grid (``points``, default 128, through :func:`quadlab._engine.portable.geomspace`, so
+the same lrs on every CPU) runs as one batched run per problem; with ``race=True`` under the growing caps of
+:func:`race_caps`.  Then ``refine`` times, a finer grid of ``refine_points`` is laid between the neighbours of
+each of the ``candidates`` best local minima of the score (a response curve can have several basins: a
+chaotic stall regime, a momentum resonance), never outside ``lr_range``; where no lr of the grid reached tol on
+any seed there is nothing to refine, and the search ends with the grid.  The per-seed searches read their
+first grid from the same runs and refine on their own.
+
+What is reported is true of a fresh run.  Runs are batch independent (:mod:`quadlab._engine.ordered`): an lr
+scored inside a grid behaves bit for bit as it does alone, so ``best_steps`` is what ``quadlab.run`` gives for
 ``best_lr`` (the search re-runs it alone, with the full cap, to return its Result).
 
-Fragile choices are flagged, not hidden.  Adam with β2 < 1 and a constant step can stall with ‖∇f‖ hovering
-just above the tolerance, where a tiny change of the step decides whether it ever gets below: the best lr
-may then be an island.  After the search, the lrs ``best_lr·(1 ± neighbourhood)`` are run too (fresh, full
-cap, the same seeds); if either misses the tolerance on some seed, or needs more than twice ``best_steps``,
-the result says ``fragile=True`` with the neighbours' step counts in ``note``.
+Stability is checked, not assumed.  After the search the lrs best·(1 ± f·neighbourhood), f ∈ {¼, ½, ¾, 1}, run
+too (fresh, full cap, the same seeds).  The choice is *fragile* when some neighbour's outcome differs from the
+best's by :func:`quadlab.stability.same_outcome` (one reached tol and the other did not, or their counts differ by more than
+``quadlab.stability.STABLE_FACTOR`` = 1.5×), neighbours past a divergence edge aside (:func:`quadlab.stability.divergence_edge`): Adam with β2 < 1 and a constant step can stall with ‖∇f‖ hovering just above the
+tolerance, where a tiny change of the step decides whether it ever gets below.
 """
 
 from __future__ import annotations
@@ -22,7 +36,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._engine import scan
+from ._engine import portable, scan
 from ._engine.choices import deprecated
 from ._engine.runargs import check_seeds
 from ._engine.threads import map_calls
@@ -39,9 +53,12 @@ from .runner import (
     record_steps,
     run,
 )
+from .stability import divergence_edge, same_outcome
 
-__all__ = ["tune_lr", "TuneResult", "race_caps"]
+__all__ = ["tune_lr", "TuneResult", "race_caps", "NEIGHBOUR_FRACTIONS"]
 
+#: The neighbourhood check's offsets, as fractions of ``neighbourhood``: lrs best·(1 ± f·neighbourhood).
+NEIGHBOUR_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
 
 @dataclass(frozen=True, eq=False)
 class TuneResult:
@@ -50,10 +67,11 @@ class TuneResult:
     Parameters
     ----------
     best_lr : float
-        The learning rate with the smallest worst-seed steps to tolerance (ties: smaller final ‖∇f‖).
+        The learning rate with the best score (module docstring): the fewest seeds missed, then the smallest
+        worst-seed steps, then the smallest worst final ‖∇f‖.  Always inside ``lr_range``.
     best_steps : int
-        The worst seed's steps to tolerance of a fresh run of ``best_lr`` with the full cap; −1 if no lr
-        reached the tolerance on every seed.
+        The worst seed's steps to tolerance of a fresh run of ``best_lr`` with the full cap; −1 if some seed
+        missed.
     lrs : numpy.ndarray
         Every lr tried, sorted, shape (P,).
     steps_to_tol : numpy.ndarray
@@ -68,12 +86,27 @@ class TuneResult:
     caps : numpy.ndarray or None
         The step cap each lr ran under (the full ``steps`` unless ``race=True``).
     fragile : bool
-        ``best_lr·(1 ± neighbourhood)`` missed the tolerance on some seed or needed more than twice
-        ``best_steps`` (module docstring).
+        Some neighbour best·(1 ± f·neighbourhood) has another outcome than ``best_steps`` by
+        :func:`quadlab.stability.same_outcome`.
     note : str
-        The neighbours' step counts when fragile, else "".
+        Why the choice is fragile or at the edge of ``lr_range``, else "".
     neighbours : dict or None
-        lr → worst-seed steps (−1 = missed) of the neighbourhood check; None if it was skipped.
+        lr → worst-seed steps (−1 = some seed missed) of the neighbourhood check; None if it was skipped.
+    seeds_reached : int
+        Seeds whose fresh run of ``best_lr`` reached tol.
+    reached_per_lr : numpy.ndarray or None
+        Seeds that reached tol per lr of ``lrs`` (within that lr's cap).
+    neighbour_steps : dict or None
+        lr → per-seed steps (−1 = missed) of the neighbourhood check.
+    at_edge : bool
+        The best lr reached tol on some seed and lies within one first-grid step of an end of ``lr_range``:
+        a wider range may hold a better one.
+    per_seed : tuple of TuneResult or None
+        With ``per_seed=True``: each seed tuned alone (its own curve, choice, fresh run and check).
+    seeds : tuple of int
+        The seeds, in the order of ``best`` and ``per_seed``.
+    past_edge : tuple of float
+        Neighbours past a divergence edge (:func:`quadlab.stability.divergence_edge`), not compared by the stability check.
 
     Attributes
     ----------
@@ -101,6 +134,13 @@ class TuneResult:
     fragile: bool = False
     note: str = ""
     neighbours: dict | None = None
+    seeds_reached: int = 0
+    reached_per_lr: np.ndarray | None = None
+    neighbour_steps: dict | None = None
+    at_edge: bool = False
+    per_seed: tuple | None = None
+    seeds: tuple = ()
+    past_edge: tuple = ()
 
     @property
     def steps(self) -> np.ndarray:
@@ -124,17 +164,84 @@ def _parts(r: Result):
     return r.steps_to_tol, r.final(), r.status == "diverged"
 
 
-def _score(parts: list, n_lr: int, max_steps: int):
-    """Per lr: the worst seed's steps (max_steps + 1 where one missed), its final ‖∇f‖, any seed diverged;
-    ``parts``: :func:`_parts` of each problem's runs (lr-major)."""
-    stt = np.concatenate([p[0].reshape(n_lr, -1) for p in parts], axis=1)
-    worst = np.where((stt < 0).any(axis=1), max_steps + 1, stt.max(axis=1))
-    fin = np.concatenate([p[1].reshape(n_lr, -1) for p in parts], axis=1)
-    fin = np.where(np.isfinite(fin), fin, np.inf).max(axis=1)
-    div = np.concatenate([p[2].reshape(n_lr, -1) for p in parts], axis=1).any(axis=1)
-    fin = np.where(div, np.inf, fin)
-    return worst, fin, div
+def _matrices(parts: list, n_lr: int):
+    """(steps to tol, final ‖∇f‖, diverged), each (n_lr, S): the :func:`_parts` of each problem's runs
+    (lr-major) side by side, one column per seed."""
+    return tuple(np.concatenate([p[j].reshape(n_lr, -1) for p in parts], axis=1) for j in range(3))
 
+
+class _Curve:
+    """Every lr tried by one search with its per-seed outcomes, and the score of module docstring."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+        self.lrs, self.stt, self.fin, self.div, self.cap = [], [], [], [], []
+
+    def add(self, lrs, stt, fin, div, cap: int):
+        # a run stopped by the cap before tol counts as a miss; a diverged one too
+        stt = np.where(div, -1, stt)
+        self.lrs.append(np.asarray(lrs, dtype=np.float64)), self.stt.append(stt), self.fin.append(fin)
+        self.div.append(div), self.cap.append(np.full(len(lrs), cap))
+
+    def arrays(self):
+        lrs, stt = np.concatenate(self.lrs), np.concatenate(self.stt)
+        fin, div, cap = np.concatenate(self.fin), np.concatenate(self.div), np.concatenate(self.cap)
+        return lrs, stt, fin, div, cap
+
+    def score(self):
+        """(lrs, order best first, missed, worst reached, worst final ‖∇f‖, diverged, cap) over all lrs tried."""
+        lrs, stt, fin, div, cap = self.arrays()
+        reached = stt >= 0
+        missed = (~reached).sum(axis=1)
+        worst = np.where(reached.any(axis=1), np.where(reached, stt, -1).max(axis=1), self.steps + 1)
+        fw = np.where(np.isfinite(fin), fin, np.inf).max(axis=1)
+        fw = np.where(div.any(axis=1), np.inf, fw)
+        order = np.lexsort((fw, worst, missed))
+        return lrs, order, missed, worst, fw, div.any(axis=1), cap
+
+    def best(self):
+        lrs, order, missed, worst, *_ = self.score()
+        return float(lrs[order[0]]), int(missed[order[0]]), int(worst[order[0]])
+
+    def known_cap(self) -> int:
+        """c* = the first cap of :func:`race_caps` at or above the best lr's worst-seed count when the best
+        reached tol on every seed, else the full cap.  Every lr whose worst count is ≤ c* is known exactly
+        with or without the race (the race's first grid stops at c*, and its refinements run under c*)."""
+        _, missed, worst = self.best()
+        if missed:
+            return self.steps
+        return min(c for c in race_caps(self.steps) if c >= worst)
+
+    def candidates(self, k: int) -> list[float]:
+        """The k best local minima of the score along the sorted lrs (the best first), among the lrs whose
+        score the race cannot change (:meth:`known_cap`): then race=True refines where the full search does."""
+        lrs, order, missed, worst, *_ = self.score()
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+        srt = np.argsort(lrs, kind="stable")
+        r = rank[srt]
+        left = np.concatenate([[np.iinfo(np.int64).max], r[:-1]])
+        right = np.concatenate([r[1:], [np.iinfo(np.int64).max]])
+        local = srt[(r < left) & (r < right)]
+        if missed[order[0]] == 0:
+            local = local[(missed[local] == 0) & (worst[local] <= self.known_cap())]
+        local = local[np.argsort(rank[local])][:k]
+        return [float(lrs[i]) for i in local] if local.size else [float(lrs[order[0]])]
+
+    def refine_grid(self, k: int, n: int, lo: float, hi: float) -> np.ndarray:
+        """n lrs strictly between the neighbours of each of the k best local minima (never outside [lo, hi]),
+        the ones already tried left out."""
+        lrs = self.arrays()[0]
+        u = np.unique(lrs)
+        out = []
+        for c in self.candidates(k):
+            j = int(np.searchsorted(u, c))
+            left = u[j - 1] if j > 0 else max(lo, u[j])
+            right = u[j + 1] if j + 1 < u.size else min(hi, u[j])
+            if right > left:
+                out.append(portable.geomspace(left, right, n + 2)[1:-1])
+        grid = np.unique(np.concatenate(out)) if out else np.empty(0)
+        return grid[~np.isin(grid, u)]
 
 class _Race:
     """The first grid's race on one problem: :func:`_parts` of ``run(problem, opt, seeds=seeds, steps=cap,
@@ -207,17 +314,20 @@ def race_caps(steps: int) -> list[int]:
     return sorted({min(steps, max(64, steps // 4**m)) for m in (3, 2, 1, 0)})
 
 
-def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 24, refine: int = 2,
+def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 128, refine: int = 2,
             refine_points: int = 8, seeds=(0,), steps: int = 10_000, tol: float = 1e-6,
-            method: str = "auto", race: bool = False, neighbourhood: float | None = 0.02) -> TuneResult:
-    """Search the learning rate of ``optimizer`` on ``problem``: a log grid, refined, scored by the worst seed.
+            method: str = "auto", race: bool = False, neighbourhood: float | None = 0.1, candidates: int = 3,
+            per_seed: bool = False) -> TuneResult:
+    """Search the learning rate of ``optimizer`` on ``problem``: a dense log grid refined around its best local
+    minima, under the shared protocol and optionally per seed (module docstring).
 
-    The score of an lr is the number of steps every seed needs to reach ‖∇f(w_k)‖ ≤ tol·‖∇f(w₀)‖ (a seed that
-    never gets there scores ``steps + 1``), ties broken by the final ‖∇f‖.  A log grid of ``points`` lrs over
-    ``lr_range`` runs as one batched :func:`quadlab.run`; then ``refine`` times a finer grid of
-    ``refine_points`` between the best lr's two neighbours.  The best lr is re-run alone with the full cap
-    (bit-identical to its grid run, since runs are batch independent) and its neighbours ``best·(1 ± neighbourhood)``
-    are checked for fragility (module docstring).
+    The shared score of an lr is (seeds that missed ‖∇f(w_k)‖ ≤ tol·‖∇f(w₀)‖, the worst steps among the seeds
+    that reached it, the worst final ‖∇f‖), compared lexicographically; where an lr reaches tol on every seed
+    it is the worst seed's count.  A log grid of ``points`` lrs over ``lr_range`` runs as one batched
+    :func:`quadlab.run` per problem; then ``refine`` times a grid of ``refine_points`` between the neighbours of
+    each of the ``candidates`` best local minima.  The best lr is re-run alone with the full cap (bit-identical
+    to its grid run, since runs are batch independent) and its neighbours best·(1 ± f·neighbourhood) are run for
+    the stability check (module docstring).
 
     Parameters
     ----------
@@ -226,13 +336,14 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     optimizer : Optimizer
         Tuned in ``lr`` alone; its other hyperparameters must have one value each.
     lr_range : (float, float), default (1e-6, 10.0)
-        0 < lo < hi, finite: the first grid's ends.
-    points : int, default 24
-        The first grid's size, ≥ 3.
+        0 < lo < hi, finite: the first grid's ends; every lr tried lies in [lo, hi].
+    points : int, default 128
+        The first grid's size, ≥ 3.  Dense by default: the compiled engine runs a Case-3 grid of 1,024 runs ×
+        2,000 steps in about 0.03 s, and a response curve with narrow basins needs it.
     refine : int, default 2
         Number of refinements.
     refine_points : int, default 8
-        Each refinement's grid size.
+        Points per candidate and refinement, ≥ 1.
     seeds : sequence of int, default (0,)
         Seeds of the starts (:func:`quadlab.starts`); with a list of problems, one per problem.
     steps : int, default 10000
@@ -243,24 +354,30 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
         Passed to :func:`quadlab.run` ("auto", "closed_form", "iterate").
     race : bool, default False
         Find the same best lr with fewer steps: the first grid runs under the caps of :func:`race_caps`
-        (steps/64, steps/16, steps/4, steps) until some lr reaches tol; runs on the compiled scan are continued
-        from cap to cap rather than restarted, with the same results (an lr that needs more than the cap cannot beat one that reached it within the cap), and
-        each refinement runs only up to the best worst-seed count found so far; lrs that lost the race read
-        "not reached" (see ``caps``).
-    neighbourhood : float or None, default 0.02
-        Relative offset of the fragility check, in (0, 1); None skips it.
+        (steps/64, steps/16, steps/4, steps) until some lr reaches tol on every seed; runs on the compiled scan
+        are continued from cap to cap rather than restarted, with the same results (an lr that needs more than
+        the cap cannot beat one that reached it within the cap), and each refinement runs only up to the first
+        race cap at or above the best worst-seed count so far (then the refinements try the same lrs as without
+        the race); lrs that lost the race read "not reached" (see ``caps``).
+    neighbourhood : float or None, default 0.1
+        Relative reach of the stability check, in (0, 1); None skips it.
+    candidates : int, default 3
+        Local minima of the score refined in each round, ≥ 1.
+    per_seed : bool, default False
+        Also tune each seed alone (``TuneResult.per_seed``), from the same first grid.
 
     Returns
     -------
     TuneResult
-        The best lr, its fresh run and the response curve.
+        The best lr, its fresh run and the response curve (and each seed's own with ``per_seed``).
 
     Raises
     ------
     ValueError
         If the optimizer has no lr grid or several values of another hyperparameter, the number of problems and
-        seeds differ, ``lr_range`` is not 0 < lo < hi finite, ``points`` < 3 or ``neighbourhood`` ∉ (0, 1); and
-        whatever :func:`quadlab.run` rejects (steps, tol, seeds).
+        seeds differ, ``lr_range`` is not 0 < lo < hi finite, ``points`` < 3, ``refine_points`` or
+        ``candidates`` < 1, ``refine`` < 0 or ``neighbourhood`` ∉ (0, 1); and whatever :func:`quadlab.run`
+        rejects (steps, tol, seeds).
 
     Examples
     --------
@@ -268,17 +385,21 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     >>> from quadlab import optim, spectra, tune
     >>> probs = [quadlab.BlockQuadratic(spectra.simple_heterogeneous(200), seed=s) for s in (0, 1)]
     >>> t = tune.tune_lr(probs, optim.gd(), lr_range=(1e-3, 1e-2), points=4, refine=1, seeds=[0, 1],
-    ...                  steps=20_000, tol=1e-4, race=True)
-    >>> len(t.best), bool(t.best_lr <= 2 / 201 + 1e-12), t.fragile
-    (2, True, False)
+    ...                  steps=20_000, tol=1e-4, race=True, per_seed=True)
+    >>> len(t.best), bool(t.best_lr <= 2 / 201 + 1e-12), t.fragile, len(t.per_seed)
+    (2, True, False, 2)
     """
     if neighbourhood is not None and not (np.isfinite(neighbourhood) and 0 < neighbourhood < 1):
         raise ValueError(f"neighbourhood must lie in (0, 1) or be None, got {neighbourhood!r}")
+    for name, v, least in (("points", points, 3), ("refine_points", refine_points, 1), ("candidates", candidates, 1),
+                           ("refine", refine, 0)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
     many = isinstance(problem, (list, tuple))
     problems = list(problem) if many else [problem]
+    seeds = list(check_seeds(seeds))
     if many and len(seeds) != len(problems):
         raise ValueError(f"{len(problems)} problems need as many seeds, got {len(seeds)}")
-    pairs = list(zip(problems, [[s] for s in seeds], strict=True)) if many else [(problem, list(seeds))]
     if "lr" not in optimizer.hyper:
         raise ValueError(f"{optimizer.name} has no learning-rate grid to tune (options: {optimizer.options})")
     others = {k: v for k, v in optimizer.hyper.items() if k != "lr"}
@@ -287,76 +408,106 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     lo, hi = float(lr_range[0]), float(lr_range[1])
     if not (0 < lo < hi and np.isfinite(hi)):
         raise ValueError(f"lr_range must satisfy 0 < lo < hi, got {lr_range!r}")
-    if points < 3:
-        raise ValueError(f"points must be at least 3, got {points}")
-    seeds = list(seeds)
-    all_lr, all_steps, all_fin, all_div = [], [], [], []
-    grid = np.geomspace(lo, hi, points)
-    best = None
-    all_cap = []
+    steps = _check_args(optimizer, steps, tol, method, None)[0]
+    pairs = list(zip(problems, [[s] for s in seeds], strict=True)) if many else [(problem, seeds)]
+    # one seed alone: its own problem (a list) or the shared one
+    singles = [(problems[i] if many else problem, [s]) for i, s in enumerate(seeds)]
 
-    def each(lrs, cap):
-        # one run() per problem, side by side on the cores (quadlab._engine.threads; the same results)
-        opt = optimizer.with_hyper(lr=lrs)
-        return map_calls(lambda ps: run(ps[0], opt, seeds=ps[1], steps=cap, tol=tol, method=method), pairs)
+    def each(lrs, cap, on=pairs):
+        # one run() per problem, side by side on the cores when the problems differ (quadlab._engine.threads)
+        opt = optimizer.with_hyper(lr=np.asarray(lrs, dtype=np.float64))
+        call = lambda ps: run(ps[0], opt, seeds=ps[1], steps=cap, tol=tol, method=method)  # noqa: E731
+        return map_calls(call, on) if len({id(p) for p, _ in on}) == len(on) else [call(ps) for ps in on]
 
-    def attempt(grid, cap):
-        return _score([_parts(r) for r in each(grid, cap)], grid.size, cap)
+    def evaluate(lrs, cap, on=pairs):
+        return _matrices([_parts(r) for r in each(lrs, cap, on)], len(lrs))
 
-    for it in range(refine + 1):
-        if race and it == 0:
-            # the first grid's race: the next cap only while no lr has reached tol, the runs continued
-            opt = optimizer.with_hyper(lr=grid)
-            caps = race_caps(steps)
-            racers = map_calls(lambda ps, o=opt, c=caps: _Race(ps[0], o, ps[1], c, tol, method), pairs)
-            for cap in caps:
-                worst, fin, div = _score(map_calls(lambda rc, c=cap: rc.parts(c), racers), grid.size, cap)
-                if (worst <= cap).any():
-                    break
-            del racers  # every problem's batch, with its iterates and records: not kept through the refinements
-        else:
-            best_score = float(np.concatenate(all_steps).min()) if it else steps + 1
-            cap = int(best_score) if race and best_score <= steps else steps
-            worst, fin, div = attempt(grid, cap)
-        all_lr.append(grid), all_steps.append(worst), all_fin.append(fin), all_div.append(div)
-        all_cap.append(np.full(grid.size, cap))
-        lrs = np.concatenate(all_lr)
-        sc = np.concatenate(all_steps)
-        fn = np.concatenate(all_fin)
-        order = np.lexsort((fn, sc))
-        best = lrs[order[0]]
-        if it == refine:
-            break
-        u = np.unique(lrs)
-        j = int(np.searchsorted(u, best))
-        left = u[j - 1] if j > 0 else best / 2
-        right = u[j + 1] if j + 1 < u.size else best * 2
-        grid = np.geomspace(left, right, refine_points + 2)[1:-1]
-    lrs = np.concatenate(all_lr)
-    order = np.argsort(lrs)
-    steps_arr = np.concatenate(all_steps)[order]
-    caps = np.concatenate(all_cap)[order]
-    steps_arr = np.where(steps_arr > caps, -1, steps_arr)
-    best_res = each(best, steps)
-    bs = np.concatenate([r.steps_to_tol for r in best_res])
-    best_steps = int(bs.max()) if (bs >= 0).all() else -1
-    fragile, note, neigh = False, "", None
-    if neighbourhood is not None and best_steps >= 0:
-        near = np.array([best * (1 - neighbourhood), best * (1 + neighbourhood)])
-        res = each(near, steps)
-        stt = np.concatenate([r.steps_to_tol.reshape(2, -1) for r in res], axis=1)
-        worst = np.where((stt < 0).any(axis=1), -1, stt.max(axis=1))
-        neigh = {float(lr): int(w) for lr, w in zip(near, worst, strict=True)}
-        bad = (worst < 0) | (worst > 2 * max(best_steps, 1))
-        if bad.any():
-            fragile = True
-            note = (f"fragile: at lr {best:.6g} every seed reaches tol in {best_steps} steps, but at "
-                    + " and ".join(f"{lr:.6g} ({'misses tol' if w < 0 else f'{w} steps'})"
-                                   for lr, w in neigh.items())
-                    + f" (±{neighbourhood:g}); the count depends on the exact step")
-    return TuneResult(
-        best_lr=float(best), best_steps=best_steps, lrs=lrs[order],
-        steps_to_tol=steps_arr, final_grad_norm=np.concatenate(all_fin)[order],
-        diverged=np.concatenate(all_div)[order], best=best_res if many else best_res[0], caps=caps,
-        fragile=fragile, note=note, neighbours=neigh,
-    )
+    grid = portable.geomspace(lo, hi, points)
+    shared = _Curve(steps)
+    if race:
+        # the first grid's race: the next cap only while no lr has reached tol on every seed, the runs continued
+        opt = optimizer.with_hyper(lr=grid)
+        caps = race_caps(steps)
+        racers = map_calls(lambda ps, o=opt, c=caps: _Race(ps[0], o, ps[1], c, tol, method), pairs)
+        for cap in caps:
+            stt, fin, div = _matrices(map_calls(lambda rc, c=cap: rc.parts(c), racers), grid.size)
+            if ((stt >= 0) & ~div).all(axis=1).any():
+                break
+        del racers  # every problem's batch, with its iterates and records: not kept through the refinements
+    else:
+        cap = steps
+        stt, fin, div = evaluate(grid, cap)
+    shared.add(grid, stt, fin, div, cap)
+    mine = [_Curve(steps) for _ in seeds] if per_seed else []
+    for j, c in enumerate(mine):
+        c.add(grid, stt[:, j:j + 1], fin[:, j:j + 1], div[:, j:j + 1], cap)
+
+    def refine_cap(curve):
+        return curve.known_cap() if race else steps
+
+    def hopeless(curve, n_seeds):
+        # no lr tried reached tol on any seed: refining around the lowest final norms of a dense grid finds
+        # nothing, and each refinement would run every lr to the full cap
+        return curve.best()[1] == n_seeds
+
+    for _ in range(refine):
+        g = np.empty(0) if hopeless(shared, len(seeds)) else shared.refine_grid(candidates, refine_points, lo, hi)
+        if g.size:
+            shared.add(g, *evaluate(g, refine_cap(shared)), refine_cap(shared))
+        if mine:
+            grids = [np.empty(0) if hopeless(c, 1) else c.refine_grid(candidates, refine_points, lo, hi)
+                     for c in mine]
+            todo = [j for j, g in enumerate(grids) if g.size]
+            got = map_calls(lambda j, gs=grids: evaluate(gs[j], refine_cap(mine[j]), [singles[j]]), todo) if many else \
+                [evaluate(grids[j], refine_cap(mine[j]), [singles[j]]) for j in todo]
+            for j, m in zip(todo, got, strict=True):
+                mine[j].add(grids[j], *m, refine_cap(mine[j]))
+
+    def finish(curve, on, seed_list, one) -> TuneResult:
+        lrs, order, missed, worst, fw, dv, caps = curve.score()
+        best = float(lrs[order[0]])
+        res = each([best], steps, on)
+        bs = np.concatenate([r.steps_to_tol for r in res])
+        ok = (bs >= 0) & np.concatenate([r.status != "diverged" for r in res])
+        best_steps = int(bs.max()) if ok.all() else -1
+        fragile, notes, neigh, nsteps = False, [], None, None
+        if neighbourhood is not None:
+            off = neighbourhood * np.asarray(NEIGHBOUR_FRACTIONS)
+            near = np.concatenate([best * (1 - off[::-1]), best * (1 + off)])
+            n_stt, _, n_div = evaluate(near, steps, on)
+            n_stt = np.where(n_div, -1, n_stt)
+            w = np.where((n_stt < 0).any(axis=1), -1, n_stt.max(axis=1))
+            neigh = {float(lr): int(x) for lr, x in zip(near, w, strict=True)}
+            nsteps = {float(lr): tuple(int(x) for x in row) for lr, row in zip(near, n_stt, strict=True)}
+            past = divergence_edge(near, n_div.any(axis=1), best)
+            differ = [lr for lr, x in neigh.items() if lr not in past and not same_outcome(best_steps, x)]
+            if differ:
+                fragile = True
+                what = "every seed reaches" if len(seed_list) > 1 else "it reaches"
+                head = (f"at lr {best:.6g} {what} tol in {best_steps} steps" if best_steps >= 0
+                        else f"at lr {best:.6g} some seed misses tol")
+                notes.append(f"fragile: {head}, but at " + " and ".join(
+                    f"{lr:.6g} ({'misses tol' if neigh[lr] < 0 else f'{neigh[lr]} steps'})" for lr in differ)
+                    + f" (within ±{neighbourhood:g}); the count depends on the exact step")
+        first = grid[1], grid[-2]
+        at_edge = bool(missed[order[0]] < len(seed_list) and (best <= first[0] or best >= first[1]))
+        if at_edge:
+            notes.append(f"the best lr {best:.6g} lies at the {'lower' if best <= first[0] else 'upper'} edge of "
+                         f"lr_range ({lo:g}, {hi:g}): widen it, a better lr may lie beyond")
+        srt = np.argsort(lrs, kind="stable")
+        curve_steps = np.where(missed > 0, -1, worst)
+        curve_steps = np.where(curve_steps > caps, -1, curve_steps)
+        return TuneResult(
+            best_lr=best, best_steps=best_steps, lrs=lrs[srt], steps_to_tol=curve_steps[srt],
+            final_grad_norm=fw[srt], diverged=dv[srt], best=res[0] if one else res, caps=caps[srt],
+            fragile=fragile, note="; ".join(notes), neighbours=neigh, seeds_reached=int(ok.sum()),
+            reached_per_lr=(len(seed_list) - missed)[srt], neighbour_steps=nsteps, at_edge=at_edge,
+            past_edge=past if neighbourhood is not None else (),
+            seeds=tuple(int(s) for s in seed_list))
+
+    out = finish(shared, pairs, seeds, not many)
+    if mine:
+        alone = map_calls(lambda j: finish(mine[j], [singles[j]], [seeds[j]], True), list(range(len(seeds)))) \
+            if many else [finish(mine[j], [singles[j]], [seeds[j]], True) for j in range(len(seeds))]
+        out = TuneResult(**{**out.__dict__, "per_seed": tuple(alone)})
+    return out

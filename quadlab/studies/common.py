@@ -59,9 +59,8 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-import numpy as np
-
 from quadlab._engine.fileio import replace_atomic, write_text_atomic
+from quadlab.stability import median_steps
 
 __all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "add_dist_options", "check_common", "check_output_dir",
            "check_output_file", "comma_choices", "command_name", "default_out", "describe", "fail", "finish",
@@ -563,12 +562,6 @@ def run_status(results) -> str:
     if all(s is not None for s in steps_per_seed(results)):
         return "converged"
     return "diverged" if any(str(r.status[0]) == "diverged" for r in results) else "not_reached"
-
-
-def median_steps(per_seed) -> int | None:
-    """Median over seeds with a not-reached seed counted as +∞; None when that median is +∞."""
-    m = float(np.median(np.array([np.inf if s is None else s for s in per_seed], dtype=np.float64)))
-    return int(round(m)) if np.isfinite(m) else None
 
 
 def seed_record(results, lr, cap: int) -> dict:
