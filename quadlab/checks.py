@@ -8,6 +8,8 @@ Rates are per-step factors on the gap f − f* (see :mod:`quadlab.theory`).
   the Theil–Sen slope of log gap against k over the last ``tail_fraction`` of the usable steps.  The usable
   records are the leading ones that are finite and above the floating-point floor; a run with too few of
   them, or whose tail scatters too much about the fitted line, is "undetermined" (NaN, with a reason).
+  Both are taken from ratios of gaps (the slopes are log(gap_j/gap_i)/(k_j − k_i)), not from differences of
+  logs, whose rounding eps·(|ln gap_i| + |ln gap_j|) reaches 1.5e-13 near the floor.
 * :func:`report` adds, per run, the exact rate of its method at its hyperparameters and the theorem's bound,
   and says whether they held.  ``print(report(result, problem))`` prints the table.
 
@@ -81,18 +83,32 @@ def _floor_for(dtype_name: str) -> float:
     return float(fi.tiny / fi.eps * 1e3)
 
 
-def _theil_sen(k: np.ndarray, y: np.ndarray, max_points: int = 96) -> tuple[float, float]:
-    """Median pairwise slope of y against k, and the median absolute residual about the fitted line."""
+def _theil_sen(k: np.ndarray, gap: np.ndarray, max_points: int = 96) -> tuple[float, float]:
+    """Median pairwise slope of log gap against k, and the median absolute residual about the fitted line.
+
+    Each slope is log(gap_j/gap_i)/(k_j − k_i), the log of the computed ratio: its rounding is a few eps
+    relative to the slope itself, where ln gap_j − ln gap_i would carry eps·(|ln gap_i| + |ln gap_j|), up to
+    1.5e-13 near the floor."""
     if k.size > max_points:
         pick = np.unique(np.round(np.linspace(0, k.size - 1, max_points)).astype(int))
-        k, y = k[pick], y[pick]
+        k, gap = k[pick], gap[pick]
+    y = np.log(gap)
     i, j = np.triu_indices(k.size, 1)
     dk = k[j] - k[i]
     ok = dk > 0
-    slope = float(np.median((y[j] - y[i])[ok] / dk[ok]))
+    slope = float(np.median(_log_ratio(gap[j], gap[i], y[j], y[i])[ok] / dk[ok]))
     res = y - slope * k
     res = res - np.median(res)
     return slope, float(np.median(np.abs(res)))
+
+
+def _log_ratio(a, b, ya, yb):
+    """log(a/b) for positive finite a, b from the ratio (a few eps of relative error); ya − yb (logs) where
+    a/b over- or underflows."""
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        r = a / b
+        good = np.isfinite(r) & (r > 0)
+        return np.where(good, np.log(np.where(good, r, 1.0)), ya - yb)
 
 
 def observed_rates(result, *, floor: float | None = None, min_records: int = 5, tail_fraction: float = 0.5,
@@ -151,9 +167,16 @@ def observed_rates(result, *, floor: float | None = None, min_records: int = 5, 
         good = np.isfinite(gap[r]) & (gap[r] > floor)
         m = int(np.argmin(good)) if not good.all() else good.size
         usable[r] = m
-        k, y = steps[:m], np.log(gap[r, :m]) if m else np.empty(0)
+        k, g = steps[:m], gap[r, :m]
         if m >= 2:
-            worst[r] = float(np.exp(np.max(np.diff(y) / np.diff(k))))
+            # from the ratios themselves: differences of logs would add eps·(|ln gap_j| + |ln gap_{j+1}|)
+            y = np.log(g)
+            dk = np.diff(k)
+            lr_ = _log_ratio(g[1:], g[:-1], y[1:], y[:-1])
+            with np.errstate(over="ignore", under="ignore", divide="ignore"):
+                direct = g[1:] / g[:-1]
+            f = np.where((dk == 1) & np.isfinite(direct) & (direct > 0), direct, np.exp(lr_ / dk))
+            worst[r] = float(np.max(f))
         if m < min_records:
             status[r] = "undetermined"
             if m == good.size:
@@ -171,9 +194,9 @@ def observed_rates(result, *, floor: float | None = None, min_records: int = 5, 
         if sel.sum() < min_records:
             sel = np.zeros(m, dtype=bool)
             sel[-min_records:] = True
-        kt, yt = k[sel], y[sel]
+        kt, gt = k[sel], g[sel]
         window[r] = (kt[0], kt[-1])
-        slope, mad = _theil_sen(kt, yt)
+        slope, mad = _theil_sen(kt, gt)
         drop = abs(slope) * (kt[-1] - kt[0])
         if mad > max_scatter * max(drop, 1e-300):
             status[r] = "undetermined"
