@@ -8,6 +8,8 @@ Rates are per-step factors on the gap f − f* (see :mod:`quadlab.theory`).
   the Theil–Sen slope of log gap against k over the last ``tail_fraction`` of the usable steps.  The usable
   records are the leading ones that are finite and above the floating-point floor; a run with too few of
   them, or whose tail scatters too much about the fitted line, is "undetermined" (NaN, with a reason).
+  Both are taken from ratios of gaps (the slopes are log(gap_j/gap_i)/(k_j − k_i)), not from differences of
+  logs, whose rounding eps·(|ln gap_i| + |ln gap_j|) reaches 1.5e-13 near the floor.
 * :func:`report` adds, per run, the exact rate of its method at its hyperparameters and the theorem's bound,
   and says whether they held.  ``print(report(result, problem))`` prints the table.
 
@@ -16,15 +18,53 @@ What "holds" means depends on the method:
 * GD, Adam theory form, blockwise GD, Jacobi GD (e ← (I − PH)e with P diagonal > 0): in z = P^{-1/2}e the
   iteration matrix is symmetric and commutes with the gap's matrix, so *every* step's gap factor is at most
   the exact rate max_μ |1 − μ|², μ ∈ spec(P^{1/2}HP^{1/2}).  Holds: worst ≤ exact and observed ≤ exact, and
-  for the Adam theory form at a step η ≤ min_l C_{l,1} also exact ≤ bound (all up to the slack, taken both
-  relative and absolute: rounding in e_{k+1} is relative to e_k, which shows when the rate is small).
+  for the Adam theory form at a step η ≤ min_l C_{l,1} also exact ≤ bound, each up to the rounding bound
+  below.
 * Heavy ball, Nesterov: the exact rate is asymptotic (a spectral radius); a double root adds a factor k to
   the error (k² to the gap), so the tail fit over steps [k_1, k_2] may exceed it by up to 2/k_1 in log;
-  holds compares with that allowance.
+  holds compares with that allowance (plus β below, with M = ηH).
 * Adam with β2 < 1, RMSprop, Adam-mini: nonlinear, no exact rate; holds is "n/a".
 
-The slack is relative and eps-scaled: 4·n^{3/2}·κ·eps, with κ the condition number of the matrix whose
-eigenvalues set the rate, bounds the relative error of a computed gap ½ eᵀ(He) (|e|ᵀ|H||e| ≤ √n·κ·eᵀHe).
+Slack: a bound on the rounding, not a guess.  u = eps/2 of the run's dtype, γ_m = m·u/(1 − m·u) (the error
+of a sum of m terms in any order, FMA or not).  M = P^{1/2}HP^{1/2}, the step included (P = ηI for GD), has
+blocks M_l of size d_l with extreme eigenvalues μ_l⁻ ≤ μ_l⁺, κ_l = μ_l⁺/μ_l⁻, μ̄ = max_l μ_l⁺, n = Σ d_l,
+d = max d_l, ρ̂ = √exact.  A run holds when
+
+    worst ≤ limit = (ρ̂·(1 + 3u) + a)²·(1 + β),     observed ≤ limit·(1 + u·(3·max(1, |ln limit|) + 3)),
+
+with a an absolute allowance on ρ and β a relative one on a computed factor:
+
+* The exact rate.  Each computed eigenvalue of M_l is within c(d_l)·u·μ_l⁺ of the matrix the run multiplies
+  by, c(d) = 4√d + 4d: forming M entrywise (|δM| ≤ γ_4|M|, and ‖|M_l|‖₂ ≤ √d_l‖M_l‖₂) and the eigensolver's
+  backward error, taken as 2d·eps·‖M_l‖ (LAPACK's approximate bound is eps·‖M‖; at most 2.4·d·u was
+  measured on the 3,700 blocks of the 1,500 instances below).  GD on a rotated problem reads the prescribed
+  λ, which the stored fl(QΛQᵀ) misses by up to d(d + 1)·u·λ_max more.  a_eig = max_l c(d_l)·u·μ_l⁺; 1 − μ̂, √exact and the square
+  are the 3u.
+* An iterated run (method "iterate", "gpu_scan").  ê ← fl(ê − p∘fl(Hê)) adds in z the error ζ with
+  |ζ| ≤ γ_{d+2}|M||z| + u|z'| (the block's d-term products, the product by p, the subtraction; z' = (I − M)z),
+  so ‖M^{1/2}ζ‖ ≤ δ‖M^{1/2}z‖, δ = max_l √κ_l·(√d_l·γ_{d_l+2}·μ_l⁺ + u·ρ), and √(factor) ≤ ρ + δ:
+  a = a_eig + δ.  This error is relative to e_k, not to e_{k+1}, so it is absolute in ρ and decides when the
+  rate is small.  The computed gap ½ fl(eᵀfl(He)) is gap·(1 + θ) with |θ| ≤ γ_{n+d}·|z|ᵀ|M||z|/zᵀMz ≤
+  γ_{n+d}·max_l √d_l·κ_l = θ (the dot products err relative to |e|ᵀ|H||e| = |z|ᵀ|M||z|, which exceeds the gap
+  by up to √d_l·κ_l when e lies along a small eigenvalue).
+* The closed form (method "closed_form", what ``method="auto"`` gives these methods).  The run's own
+  eigenvalues (a_eig again) and e^{log1p(−ημ)} (≤ (μ̄ + 1)·u): a = 2·a_eig + (μ̄ + 1)·u.  A mode's amplitude
+  is exp(fl(fl(k·L_j) + ℓ_j)), L_j = log|1 − μ_j|, ℓ_j = ln(|c_j|√(μ_j/2)), x_j = k·L_j + ℓ_j: the exponent
+  carries u·(|k·L_j| + |x_j|), relative in the amplitude.  Weighted by the modes' shares w_j of the gap,
+  Σ_j w_j·|x_j| ≤ ½(|ln gap_k| + ln n) + 0.2 (Jensen on −w ln w) and |k·L_j| ≤ |x_j| + ℓ, ℓ = ½ ln⁺ gap_0 for
+  a decaying mode and k·ln ρ for a growing one; with exp (1 ulp), the square and the sum,
+  θ = u·(2·max_k |ln gap_k| + 2 ln n + 2ℓ + 6) + γ_n over the usable records: up to 3e-13 near the floor.
+* β = (1 + θ)/(1 − θ)·(1 + u)³ − 1: two gaps, the division and the power 1/(k_{j+1} − k_j).  The tail fit's
+  slopes are logs of such ratios: the log (1 ulp), the division and exp add u·(3·|slope| + 3).
+* The bound: exact ≤ (√bound·(1 + 4u) + a_eig + (c(d) + 8)·u)²·(1 + 2u); κ_l's relative error c(d)·u·κ_l
+  enters the bound through q = (η/η_thm)/(r̃κ_l) ≤ 1 as an absolute c(d)·u.
+
+On 1,500 random theory-form instances (``bench/report_false_alarms.py``) the former slack 4·n^{3/2}·κ·eps
+(3.5e-15 at n = 2, κ ≈ 1.4) said "NO" 11 times (closed form) and 7 times (iterated), all at n ≤ 3, by 2–9e-14:
+eps·|ln gap| from the logs that ``worst`` was taken through and from the closed form's exponents, not the few
+eps of the update.  The bound above uses at most 0.56 of its allowance there, and is 1.5e-14 relative (median;
+at most 1.5e-12) for the closed form and 1.3e-12 (at most 7.6e-10: n = 18, κ_l = 7.4e4) iterated.
+``report(..., slack=s)`` replaces it by the former rule: worst, observed ≤ exact·(1 + s) + s.
 """
 
 from __future__ import annotations
@@ -81,18 +121,32 @@ def _floor_for(dtype_name: str) -> float:
     return float(fi.tiny / fi.eps * 1e3)
 
 
-def _theil_sen(k: np.ndarray, y: np.ndarray, max_points: int = 96) -> tuple[float, float]:
-    """Median pairwise slope of y against k, and the median absolute residual about the fitted line."""
+def _theil_sen(k: np.ndarray, gap: np.ndarray, max_points: int = 96) -> tuple[float, float]:
+    """Median pairwise slope of log gap against k, and the median absolute residual about the fitted line.
+
+    Each slope is log(gap_j/gap_i)/(k_j − k_i), the log of the computed ratio: its rounding is a few eps
+    relative to the slope itself, where ln gap_j − ln gap_i would carry eps·(|ln gap_i| + |ln gap_j|), up to
+    1.5e-13 near the floor (the module docstring's bound counts on the former)."""
     if k.size > max_points:
         pick = np.unique(np.round(np.linspace(0, k.size - 1, max_points)).astype(int))
-        k, y = k[pick], y[pick]
+        k, gap = k[pick], gap[pick]
+    y = np.log(gap)
     i, j = np.triu_indices(k.size, 1)
     dk = k[j] - k[i]
     ok = dk > 0
-    slope = float(np.median((y[j] - y[i])[ok] / dk[ok]))
+    slope = float(np.median(_log_ratio(gap[j], gap[i], y[j], y[i])[ok] / dk[ok]))
     res = y - slope * k
     res = res - np.median(res)
     return slope, float(np.median(np.abs(res)))
+
+
+def _log_ratio(a, b, ya, yb):
+    """log(a/b) for positive finite a, b from the ratio (a few eps of relative error); ya − yb (logs) where
+    a/b over- or underflows."""
+    with np.errstate(over="ignore", under="ignore", divide="ignore"):
+        r = a / b
+        good = np.isfinite(r) & (r > 0)
+        return np.where(good, np.log(np.where(good, r, 1.0)), ya - yb)
 
 
 def observed_rates(result, *, floor: float | None = None, min_records: int = 5, tail_fraction: float = 0.5,
@@ -151,9 +205,16 @@ def observed_rates(result, *, floor: float | None = None, min_records: int = 5, 
         good = np.isfinite(gap[r]) & (gap[r] > floor)
         m = int(np.argmin(good)) if not good.all() else good.size
         usable[r] = m
-        k, y = steps[:m], np.log(gap[r, :m]) if m else np.empty(0)
+        k, g = steps[:m], gap[r, :m]
         if m >= 2:
-            worst[r] = float(np.exp(np.max(np.diff(y) / np.diff(k))))
+            # from the ratios themselves: differences of logs would add eps·(|ln gap_j| + |ln gap_{j+1}|)
+            y = np.log(g)
+            dk = np.diff(k)
+            lr_ = _log_ratio(g[1:], g[:-1], y[1:], y[:-1])
+            with np.errstate(over="ignore", under="ignore", divide="ignore"):
+                direct = g[1:] / g[:-1]
+            f = np.where((dk == 1) & np.isfinite(direct) & (direct > 0), direct, np.exp(lr_ / dk))
+            worst[r] = float(np.max(f))
         if m < min_records:
             status[r] = "undetermined"
             if m == good.size:
@@ -171,9 +232,9 @@ def observed_rates(result, *, floor: float | None = None, min_records: int = 5, 
         if sel.sum() < min_records:
             sel = np.zeros(m, dtype=bool)
             sel[-min_records:] = True
-        kt, yt = k[sel], y[sel]
+        kt, gt = k[sel], g[sel]
         window[r] = (kt[0], kt[-1])
-        slope, mad = _theil_sen(kt, yt)
+        slope, mad = _theil_sen(kt, gt)
         drop = abs(slope) * (kt[-1] - kt[0])
         if mad > max_scatter * max(drop, 1e-300):
             status[r] = "undetermined"
@@ -212,8 +273,13 @@ class Report:
     note : numpy.ndarray
         (R,) remarks.
     slack : float
-        The relative tolerance the comparisons used.
+        The largest relative allowance β over the runs (the given ``slack`` when one was given).
     observed_rates : ObservedRates
+    limit : numpy.ndarray
+        (R,) the largest worst step factor that holds: (√exact·(1 + 3u) + a)²·(1 + β) (module docstring,
+        "Slack"), or exact·(1 + slack) + slack with a given ``slack``.
+    slack_abs : float
+        The largest absolute allowance a on √rate over the runs (0 with a given ``slack``).
     n_runs : int
     all_hold : bool
         No run failed (undetermined and n/a do not count as failures).
@@ -232,6 +298,8 @@ class Report:
     note: np.ndarray
     slack: float
     observed_rates: ObservedRates
+    limit: np.ndarray | None = None
+    slack_abs: float = 0.0
 
     @property
     def n_runs(self) -> int:
@@ -286,7 +354,8 @@ class Report:
         line = lambda row: "  ".join(s.ljust(w) if c == "note" else s.rjust(w)  # noqa: E731
                                      for s, w, c in zip(row, width, cols, strict=True)).rstrip()
         head = (f"{self.optimizer}: {self.n_runs} run{'s' if self.n_runs != 1 else ''}; rates are per-step "
-                f"factors on f - f*; exact is {self.kind}; GD lower bound {self.lower:.8f}; slack {self.slack:.2g}")
+                f"factors on f - f*; exact is {self.kind}; GD lower bound {self.lower:.8f}; slack {self.slack:.2g}"
+                + (f" (+ {self.slack_abs:.2g} on the root)" if self.slack_abs > 0 else ""))
         return "\n".join([head, line(cols)] + [line(row) for row in body])
 
 
@@ -297,8 +366,114 @@ def _lr_of(result, problem, name) -> np.ndarray:
     return rules.resolve_lr(problem, result.options, result.w0, result.config.get("lr"))
 
 
-def _kappa_of(lo, hi):
-    return np.asarray(hi).max(axis=-1) / np.asarray(lo).min(axis=-1)
+def _gamma(m, u):
+    """γ_m = m·u/(1 − m·u): the relative error bound of a sum or dot product of m terms in any order."""
+    m = np.asarray(m, dtype=np.float64)
+    return np.where(m * u < 1, m * u / np.maximum(1 - m * u, 1e-300), np.inf)
+
+
+@dataclass(frozen=True)
+class _Rounding:
+    """The rounding allowance of :func:`report` per run (module docstring, "Slack").
+
+    Attributes
+    ----------
+    absolute : numpy.ndarray
+        (R,) a: the allowance on ρ = √rate (the eigenvalue errors, and the iteration's update error).
+    relative : numpy.ndarray
+        (R,) β: the allowance on a computed factor (the gaps' own rounding, the division).
+    limit : numpy.ndarray
+        (R,) (√exact·(1 + 3u) + a)²·(1 + β): the largest per-step factor that holds.
+    limit_tail : numpy.ndarray
+        (R,) limit·(1 + u·(3·max(1, |ln limit|) + 3)): the same for the tail fit's exp(median log slope).
+    limit_bound : numpy.ndarray
+        (R,) (√bound·(1 + 4u) + a_eig + (c(d) + 8)·u)²·(1 + 2u): the largest exact rate that meets the
+        theorem's bound (NaN where no bound applies).
+    """
+
+    absolute: np.ndarray
+    relative: np.ndarray
+    limit: np.ndarray
+    limit_tail: np.ndarray
+    limit_bound: np.ndarray
+
+
+def _eig_const(d, formed: bool):
+    """c(d): |μ̂ − μ| ≤ c(d)·u·‖M_l‖ for a computed eigenvalue of a d×d block.  4√d: forming
+    P^{1/2}HP^{1/2} entrywise (two square roots, two products: |δM| ≤ γ_4|M|, ‖|M|‖₂ ≤ √d‖M‖₂); 4d: the
+    eigensolver's backward error (LAPACK's approximate bound is eps·‖M‖; 2d·eps = 4d·u is allowed, and at
+    most 2.4·d·u was measured on the 3,700 blocks of bench/report_false_alarms.py's instances); ``formed``
+    (GD on a rotated problem, whose rate reads the prescribed λ while the run multiplies by the stored
+    fl(QΛQᵀ)): d(d + 1) more, ‖|Q||Λ||Q|ᵀ‖₂ ≤ d·λ_max times γ_{d+1}."""
+    d = np.asarray(d, dtype=np.float64)
+    return 4.0 * np.sqrt(d) + 4.0 * d + (d * (d + 1.0) if formed else 0.0)
+
+
+def _rounding(exact, lo, hi, sizes, *, eps: float, closed_form: bool, steps=None, gaps=None, bound=None,
+             formed: bool = False) -> _Rounding:
+    """The bound on rounding that :func:`report` allows a per-step factor (module docstring, "Slack").
+
+    Parameters
+    ----------
+    exact : array_like
+        (R,) the computed exact rates max_μ |1 − μ|².
+    lo, hi : array_like
+        (R, L) least and largest eigenvalue of each block of M = P^{1/2}HP^{1/2} (the step included).
+    sizes : array_like
+        (L,) the blocks' sizes d_l.
+    eps : float
+        Machine epsilon of the run's dtype (u = eps/2).
+    closed_form : bool, keyword-only
+        The gaps were evaluated by the closed form (exponentials of k·log|1 − μ|), not by iterating.
+    steps : array_like, keyword-only, optional
+        The recorded steps (closed form only).
+    gaps : sequence of numpy.ndarray, keyword-only, optional
+        Per run, the usable recorded gaps, the leading records at ``steps`` (closed form only: its error grows
+        with |ln gap|); a run without any gets an infinite allowance.
+    bound : array_like, keyword-only, optional
+        (R,) the theorem's bound, NaN where none.
+    formed : bool, keyword-only, default False
+        The exact rate reads prescribed eigenvalues of a rotated H (GD): :func:`_eig_const`.
+
+    Returns
+    -------
+    _Rounding
+        Per run: a, β and the limits.
+    """
+    u = eps / 2.0
+    exact = np.asarray(exact, dtype=np.float64).reshape(-1)
+    R = exact.size
+    lo = np.asarray(lo, dtype=np.float64).reshape(R, -1)
+    hi = np.asarray(hi, dtype=np.float64).reshape(R, -1)
+    d = np.asarray(sizes, dtype=np.float64).reshape(1, -1)
+    n = float(d.sum())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kap = np.where(lo > 0, hi / lo, np.inf)
+    rho = np.sqrt(exact)
+    a_eig = (_eig_const(d, formed) * u * hi).max(axis=1)
+    if closed_form:
+        # the run's own eigenvalues (a_eig again), fl(ημ) and log1p (≤ (μ̄ + 1)u on e^L)
+        a = 2.0 * a_eig + u * (hi.max(axis=1) + 1.0)
+        theta = np.full(R, np.inf)
+        steps = np.asarray(steps, dtype=np.float64)
+        for r in range(R):
+            g = np.asarray(gaps[r], dtype=np.float64) if gaps is not None else np.empty(0)
+            if not g.size:
+                continue
+            lng = float(np.abs(np.log(g)).max())
+            # Σ_j w_j|k L_j| − Σ_j w_j|x_j|: ≤ ½ ln⁺ gap_0 for decaying modes, ≤ k ln ρ for growing ones
+            ell = max(0.5 * max(0.0, float(np.log(g[0]))), float(steps[g.size - 1]) * math.log(max(1.0, rho[r] + a[r])))
+            theta[r] = u * (2.0 * lng + 2.0 * math.log(n) + 2.0 * ell + 6.0) + float(_gamma(n, u))
+    else:
+        a = a_eig + (np.sqrt(kap) * (np.sqrt(d) * _gamma(d + 2, u) * hi + u * (rho + a_eig)[:, None])).max(axis=1)
+        theta = _gamma(n + d.max(), u) * (np.sqrt(d) * kap).max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        beta = np.where(theta < 1, (1 + theta) / (1 - theta) * (1 + u) ** 3 - 1, np.inf)
+        limit = (rho * (1 + 3 * u) + a) ** 2 * (1 + beta)
+        limit_tail = limit * (1 + u * (3 * np.maximum(1.0, np.abs(np.log(limit))) + 3))
+        b = np.full(R, np.nan) if bound is None else np.asarray(bound, dtype=np.float64).reshape(R)
+        limit_bound = (np.sqrt(b) * (1 + 4 * u) + a_eig + (_eig_const(d.max(), False) + 8) * u) ** 2 * (1 + 2 * u)
+    return _Rounding(absolute=a, relative=beta, limit=limit, limit_tail=limit_tail, limit_bound=limit_bound)
 
 
 def report(result, problem, *, slack: float | None = None, **observe) -> Report:
@@ -311,8 +486,13 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
     problem : BlockQuadratic
         The problem the runs were made on.
     slack : float, keyword-only, optional
-        Relative tolerance for the comparisons (default 4·n^{3/2}·κ·eps of the run's dtype, κ of the matrix that
-        sets the rate).
+        A fixed tolerance instead of the rounding bound: a run holds when worst and observed are at most
+        exact·(1 + slack) + slack (and exact ≤ bound·(1 + slack) + 4n·eps).  Default: the bound of the module
+        docstring ("Slack"), worst ≤ limit = (√exact·(1 + 3u) + a)²·(1 + β) per run, u = eps/2 of the run's
+        dtype, with a (on √rate) from the eigenvalues of P^{1/2}HP^{1/2}, c(d)·u·μ_max per block of size d,
+        c(d) = 4√d + 4d, plus, iterated, the update's max_l √κ_l·(√d_l·γ_{d_l+2}·μ_l,max + u·ρ); and β =
+        (1 + θ)/(1 − θ)·(1 + u)³ − 1 from the gaps' own rounding, θ = γ_{n+d}·max_l √d_l·κ_l iterated and
+        θ = u·(2 max |ln gap| + 2 ln n + 2ℓ + 6) + γ_n in the closed form.
     **observe
         Passed to :func:`observed_rates`.
 
@@ -344,7 +524,9 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
     n = problem.n
     exact = np.full(R, np.nan)
     bound = np.full(R, np.nan)
-    kappa_eff = np.full(R, problem.kappa)
+    sizes = np.array([len(b) for b in theory.theory_blocks(problem)])
+    ex_h = None  # the blocks' extremes of H: M = ηH for GD and the momentum methods
+    lo = hi = None  # (R, L) extremes of the blocks of M = P^{1/2}HP^{1/2}, the step included
     note = np.array([""] * R, dtype=object)
     kind = "none"
     cfg = result.config
@@ -354,10 +536,12 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
         lr = _lr_of(result, problem, name) if name in ("gd", "adam_theory") else np.asarray(cfg["lr"], float)
         if name == "gd":
             exact = np.asarray(theory.gd_rates(problem, lr=lr).rate, dtype=float).reshape(R)
+            ex_h = theory.block_extremes(problem)
         elif name == "adam_theory":
             c = theory.adam_constants(problem, result.w0)
             exact = np.asarray(c.rate(lr)).reshape(R)
-            kappa_eff = _kappa_of(c.mu_min, c.mu_max).reshape(R)
+            lo = lr[:, None] * np.asarray(c.mu_min).reshape(R, -1)
+            hi = lr[:, None] * np.asarray(c.mu_max).reshape(R, -1)
             eta = np.asarray(c.eta).reshape(R)
             ok = lr <= eta * (1.0 + 8.0 * np.finfo(np.float64).eps)
             if ok.any():
@@ -375,14 +559,30 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
                 P = lr[:, None] * np.repeat(np.asarray(bl, float), problem.block_sizes)[None, :]
             lo, hi = theory.preconditioned_extremes(problem, P)
             exact = np.maximum(np.abs(1 - lo), np.abs(1 - hi)).max(axis=1) ** 2
-            kappa_eff = _kappa_of(lo, hi)
     elif name in MOMENTUM:
         kind = "asymptotic"
         f = theory.heavy_ball_rho if name == "heavy_ball" else theory.nesterov_rho
-        exact = np.asarray(f(problem, np.asarray(cfg["lr"], float), np.asarray(cfg["momentum"], float))).reshape(R) ** 2
+        lr = np.asarray(cfg["lr"], float).reshape(R)
+        exact = np.asarray(f(problem, lr, np.asarray(cfg["momentum"], float))).reshape(R) ** 2
+        ex_h = theory.block_extremes(problem)
     else:
         note[:] = "nonlinear: no exact rate"
-    rtol = 4.0 * n**1.5 * kappa_eff * eps if slack is None else np.full(R, float(slack))
+    if ex_h is not None:
+        lo, hi = lr[:, None] * ex_h[None, :, 0], lr[:, None] * ex_h[None, :, 1]
+    if slack is not None or lo is None:
+        s_ = 0.0 if slack is None else float(slack)
+        rtol = np.full(R, s_)
+        with np.errstate(invalid="ignore"):
+            limit = limit_tail = exact * (1 + s_) + s_
+            limit_bound = bound * (1 + s_) + 4 * n * np.finfo(np.float64).eps
+        slack_abs = np.zeros(R)
+    else:
+        closed = kind == "per-step" and result.method == "closed_form"
+        gaps = [result.gap[r, :obs.usable[r]] for r in range(R)] if closed else None
+        rnd = _rounding(exact, lo, hi, sizes, eps=eps, closed_form=closed, steps=result.steps, gaps=gaps,
+                       bound=bound, formed=name == "gd" and problem.rotation != "none")
+        rtol, slack_abs = rnd.relative, rnd.absolute
+        limit, limit_tail, limit_bound = rnd.limit, rnd.limit_tail, rnd.limit_bound
     holds = np.array(["n/a"] * R, dtype=object)
     ref = np.where(np.isfinite(bound), bound, exact)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -392,12 +592,11 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
             continue
         fails = []
         if kind == "per-step":
-            # the absolute term: rounding in e_{k+1} is relative to e_k, which matters when the rate is small
-            if np.isfinite(obs.worst[r]) and obs.worst[r] > exact[r] * (1 + rtol[r]) + rtol[r]:
+            if np.isfinite(obs.worst[r]) and obs.worst[r] > limit[r]:
                 fails.append("worst step > exact")
-            if np.isfinite(obs.tail[r]) and obs.tail[r] > exact[r] * (1 + rtol[r]) + rtol[r]:
+            if np.isfinite(obs.tail[r]) and obs.tail[r] > limit_tail[r]:
                 fails.append("observed > exact")
-            if np.isfinite(bound[r]) and exact[r] > bound[r] * (1 + rtol[r]) + 4 * n * np.finfo(float).eps:
+            if np.isfinite(bound[r]) and exact[r] > limit_bound[r]:
                 fails.append("exact > bound")
         elif np.isfinite(obs.tail[r]):
             k1, k2 = obs.tail_steps[r]
@@ -408,6 +607,9 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
         if fails:
             holds[r] = "NO"
             note[r] = "; ".join([s for s in [note[r]] if s] + fails)
+        elif kind == "per-step" and np.isfinite(exact[r]) and not np.isfinite(limit[r]) and obs.status[r] == "ok":
+            holds[r] = "undetermined"  # θ ≥ 1 or κ_l beyond 1/u: this dtype's rounding bound says nothing
+            note[r] = "; ".join([s for s in [note[r]] if s] + ["rounding bound infinite (κ too large for the dtype)"])
         elif obs.status[r] != "ok":
             holds[r] = "undetermined"
             note[r] = "; ".join([s for s in [note[r]] if s] + [obs.reason[r]])
@@ -418,4 +620,5 @@ def report(result, problem, *, slack: float | None = None, **observe) -> Report:
         config = {"lr": _lr_of(result, problem, name), **config}
     return Report(optimizer=name, kind=kind, config=config, observed=obs.tail, worst=obs.worst, exact=exact,
                   bound=bound, lower=gdr.lower_rate, margin=margin, holds=holds.astype(str),
-                  note=note.astype(str), slack=float(np.max(rtol)) if R else 0.0, observed_rates=obs)
+                  note=note.astype(str), slack=float(np.max(rtol)) if R else 0.0, observed_rates=obs,
+                  limit=np.asarray(limit, dtype=float), slack_abs=float(np.max(slack_abs)) if R else 0.0)
