@@ -24,4 +24,4 @@ from .runner import Result, run
 from .spectra import BlockSpectrum
 
 __all__ = ["BlockQuadratic", "BlockSpectrum", "Result", "backend", "get_backend", "optim", "run", "spectra", "theory", "checks", "tune", "report", "lanczos", "heterogeneity", "contract", "explain", "noise", "nqm", "starts", "dist", "sweep", "results"]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import quadlab
 from quadlab.studies import common
 
 
@@ -105,7 +106,7 @@ def test_checkpoint_appends_one_line_per_point_and_resumes(tmp_path):
     ck.put(ck.key(k=2), {"v": 2})
     assert ck.compute(ck.key(k=2), lambda: pytest.fail("recomputed")) == {"v": 2}
     lines = ck.path.read_text().splitlines()
-    assert len(lines) == 3 and json.loads(lines[0])["settings"] == {"seeds": 2}
+    assert len(lines) == 3 and json.loads(lines[0])["settings"] == {"seeds": 2, "quadlab": quadlab.__version__}
     again = common.Checkpoint.in_folder(tmp_path, "sweep", {"seeds": 2})
     assert again.points == ck.points
 
@@ -142,7 +143,8 @@ def test_checkpoint_imports_the_old_single_file_format(tmp_path):
     import hashlib
 
     settings = {"seeds": 3}
-    fp = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    # a checkpoint's settings carry quadlab's version (points of another version are never reused)
+    fp = hashlib.sha256(json.dumps({**settings, "quadlab": quadlab.__version__}, sort_keys=True).encode()).hexdigest()
     (tmp_path / "sweep.checkpoint.json").write_text(json.dumps({"fingerprint": fp, "points": {"x": 7}}))
     assert common.Checkpoint.in_folder(tmp_path, "sweep", settings).get("x") == 7
     assert len(common.Checkpoint.in_folder(tmp_path, "sweep", {"seeds": 4})) == 0
@@ -201,6 +203,6 @@ def test_checkpoint_recovers_from_a_torn_header_and_fresh_skips_the_old_format(t
     assert common.Checkpoint(path, {"s": 1}).points == {"a": 1}
     import hashlib
 
-    fp = hashlib.sha256(json.dumps({"s": 1}, sort_keys=True).encode()).hexdigest()
+    fp = hashlib.sha256(json.dumps({"s": 1, "quadlab": quadlab.__version__}, sort_keys=True).encode()).hexdigest()
     (tmp_path / "sw.checkpoint.json").write_text(json.dumps({"fingerprint": fp, "points": {"x": 7}}))
     assert len(common.Checkpoint.in_folder(tmp_path, "sw", {"s": 1}, fresh=True)) == 0

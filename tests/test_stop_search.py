@@ -101,8 +101,11 @@ def test_edge_cases_are_exercised():
     problem = quadlab.BlockQuadratic(spectra.simple_heterogeneous(5000.0), seed=0)
     plan, g0n = _plan(problem, optim.gd(lr=np.array(MULTS) / 5000.0))
     kinds = stop_search.search_kind(plan)
-    # two seeds per lr; the edge 2/λ_max already grows (the stored top eigenvalue is 5000 + a few ulps)
-    np.testing.assert_array_equal(kinds, [1] * 8 + [2] * 8)
+    # two seeds per lr; at the edge 2/λ_max itself the top mode grows or not as the stored top eigenvalue of H
+    # rounds above or below 5000 (a fact of one instance's last bits); just past it, it grows
+    np.testing.assert_array_equal(kinds[:8], [1] * 8)
+    np.testing.assert_array_equal(kinds[10:], [2] * 6)
+    assert kinds[8] == kinds[9] and kinds[8] in (1, 2)
     (stop, bad), (stop_ref, bad_ref) = _both(plan, g0n, 60000, 1e-6)
     np.testing.assert_array_equal(stop, stop_ref)
     np.testing.assert_array_equal(bad, bad_ref)

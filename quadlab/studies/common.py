@@ -59,6 +59,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import quadlab
 from quadlab._engine.fileio import replace_atomic, write_text_atomic
 from quadlab.stability import median_steps
 
@@ -66,7 +67,7 @@ __all__ = ["BACKENDS", "Checkpoint", "StudyParser", "add_backend_option", "add_d
            "check_output_file", "comma_choices", "command_name", "default_out", "describe", "fail", "finish",
            "finite_float", "int_in", "median_steps", "new_parser", "open_checkpoint", "open_executor", "positive_int",
            "progress", "run_command", "run_status", "save_figure", "save_partial", "seed_record", "steps_bound",
-           "steps_per_seed", "study_parser", "write_json_atomic", "write_text_atomic"]
+           "steps_per_seed", "study_parser", "tuning", "write_json_atomic", "write_text_atomic"]
 
 BACKENDS = ("numpy", "cupy", "array_api_strict")
 
@@ -348,8 +349,10 @@ class Checkpoint:
 
     def __init__(self, path, settings: dict, *, fresh: bool = False, legacy=None):
         self.path = Path(path)
-        self.settings = settings
-        self.fingerprint = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        # quadlab's version is part of every fingerprint: points computed by another version (other instances,
+        # another tuning) are never reused
+        self.settings = {**settings, "quadlab": quadlab.__version__}
+        self.fingerprint = hashlib.sha256(json.dumps(self.settings, sort_keys=True).encode()).hexdigest()
         self.points: dict[str, object] = {}
         self._has_header = False
         if fresh:
@@ -562,6 +565,13 @@ def run_status(results) -> str:
     if all(s is not None for s in steps_per_seed(results)):
         return "converged"
     return "diverged" if any(str(r.status[0]) == "diverged" for r in results) else "not_reached"
+
+
+def tuning(quick: bool) -> dict:
+    """The learning-rate search every study uses (:func:`quadlab.tune.tune_lr`'s ``points`` and ``refine``): the
+    dense default, 128 log-spaced lrs refined twice around the three best minima, or 24 refined once with
+    ``--quick``.  A study with a reason to search less (noisy runs on the numpy path) says so where it does."""
+    return {"points": 24, "refine": 1} if quick else {"points": 128, "refine": 2}
 
 
 def seed_record(results, lr, cap: int) -> dict:
