@@ -250,15 +250,16 @@ class _Race:
     recording at every cap's "log" steps, and each cap reads its own steps (so its final ‖∇f‖ is the one a run
     with that cap records); elsewhere each cap is its own run."""
 
-    def __init__(self, problem, opt, seeds, caps, tol, method):
-        self.args = (problem, opt, seeds, tol, method)
+    def __init__(self, problem, opt, seeds, caps, tol, method, w0=None, noise=None):
+        self.args = (problem, opt, seeds, tol, method, w0, noise)
         self.rec = np.unique(np.concatenate([record_steps("log", c) for c in caps]))
-        self.batch = _scan_batch(problem, opt, seeds, max(caps), tol, method, self.rec)
+        self.batch = None if noise is not None else \
+            _scan_batch(problem, opt, seeds, max(caps), tol, method, self.rec, w0)
 
     def parts(self, cap: int):
-        problem, opt, seeds, tol, method = self.args
+        problem, opt, seeds, tol, method, w0, noise = self.args
         if self.batch is None:
-            return _parts(run(problem, opt, seeds=seeds, steps=cap, tol=tol, method=method))
+            return _parts(run(problem, opt, w0=w0, seeds=seeds, steps=cap, tol=tol, method=method, noise=noise))
         with np.errstate(all="ignore"):  # as run(): a diverging run's overflow is its status, not a warning
             self.batch.advance(cap)
         _, gnorm, to_tol, stop, status = self.batch.result()
@@ -268,7 +269,7 @@ class _Race:
         return to_tol.copy(), _last_finite(g), status == "diverged"  # final ‖∇f‖ as Result.final reads it
 
 
-def _scan_batch(problem, optimizer, seeds, steps: int, tol, method: str, record):
+def _scan_batch(problem, optimizer, seeds, steps: int, tol, method: str, record, w0=None):
     """The compiled scan's resumable :class:`~quadlab._engine.scan.Batch` of ``run(problem, optimizer,
     seeds=seeds, steps=steps, tol=tol, method=method, record=record)``, or None when that run would not take
     the scan (closed form, another backend, numba missing, …).  ``batch.advance(k)`` then ``batch.result()``
@@ -279,7 +280,7 @@ def _scan_batch(problem, optimizer, seeds, steps: int, tol, method: str, record)
     if method not in ("auto", "iterate") or (optimizer.is_linear and method == "auto") or not INPLACE \
             or problem.backend.name != "numpy" or not scan.eligible(problem, optimizer, None):
         return None
-    config, E0 = _configs(problem, optimizer, None, seeds)
+    config, E0 = _configs(problem, optimizer, w0, seeds)
     rec = record_steps(record, steps)
     _check_size(problem, E0.shape[0], rec.size, optimizer, False)
     with np.errstate(all="ignore"):
@@ -317,7 +318,7 @@ def race_caps(steps: int) -> list[int]:
 def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 128, refine: int = 2,
             refine_points: int = 8, seeds=(0,), steps: int = 10_000, tol: float = 1e-6,
             method: str = "auto", race: bool = False, neighbourhood: float | None = 0.1, candidates: int = 3,
-            per_seed: bool = False) -> TuneResult:
+            per_seed: bool = False, w0=None, noise=None) -> TuneResult:
     """Search the learning rate of ``optimizer`` on ``problem``: a dense log grid refined around its best local
     minima, under the shared protocol and optionally per seed (module docstring).
 
@@ -365,6 +366,11 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
         Local minima of the score refined in each round, ≥ 1.
     per_seed : bool, default False
         Also tune each seed alone (``TuneResult.per_seed``), from the same first grid.
+    w0 : sequence of array_like, optional
+        One start (n,) per seed instead of the seeds' own (:func:`quadlab.starts`); the seeds then only label
+        the runs.
+    noise : optional
+        Gradient noise, passed to :func:`quadlab.run` (no race: noisy runs do not take the compiled scan).
 
     Returns
     -------
@@ -409,15 +415,20 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     if not (0 < lo < hi and np.isfinite(hi)):
         raise ValueError(f"lr_range must satisfy 0 < lo < hi, got {lr_range!r}")
     steps = _check_args(optimizer, steps, tol, method, None)[0]
-    pairs = list(zip(problems, [[s] for s in seeds], strict=True)) if many else [(problem, seeds)]
-    # one seed alone: its own problem (a list) or the shared one
-    singles = [(problems[i] if many else problem, [s]) for i, s in enumerate(seeds)]
+    if w0 is not None:
+        w0 = [np.asarray(w, dtype=np.float64) for w in w0]
+        if len(w0) != len(seeds):
+            raise ValueError(f"w0 needs one start per seed: {len(seeds)} seeds, got {len(w0)} starts")
+    # one seed alone: its own problem (a list) or the shared one, with its own start if given
+    singles = [(problems[i] if many else problem, [s], None if w0 is None else w0[i]) for i, s in enumerate(seeds)]
+    pairs = singles if many or w0 is not None else [(problem, seeds, None)]
 
     def each(lrs, cap, on=pairs):
         # one run() per problem, side by side on the cores when the problems differ (quadlab._engine.threads)
         opt = optimizer.with_hyper(lr=np.asarray(lrs, dtype=np.float64))
-        call = lambda ps: run(ps[0], opt, seeds=ps[1], steps=cap, tol=tol, method=method)  # noqa: E731
-        return map_calls(call, on) if len({id(p) for p, _ in on}) == len(on) else [call(ps) for ps in on]
+        call = lambda ps: run(ps[0], opt, w0=ps[2], seeds=ps[1], steps=cap, tol=tol, method=method,  # noqa: E731
+                              noise=noise)
+        return map_calls(call, on) if len({id(p[0]) for p in on}) == len(on) else [call(ps) for ps in on]
 
     def evaluate(lrs, cap, on=pairs):
         return _matrices([_parts(r) for r in each(lrs, cap, on)], len(lrs))
@@ -428,9 +439,13 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
         # the first grid's race: the next cap only while no lr has reached tol on every seed, the runs continued
         opt = optimizer.with_hyper(lr=grid)
         caps = race_caps(steps)
-        racers = map_calls(lambda ps, o=opt, c=caps: _Race(ps[0], o, ps[1], c, tol, method), pairs)
+        racers = [_Race(ps[0], opt, ps[1], caps, tol, method, ps[2], noise) for ps in pairs] \
+            if len({id(p[0]) for p in pairs}) < len(pairs) else \
+            map_calls(lambda ps, o=opt, c=caps: _Race(ps[0], o, ps[1], c, tol, method, ps[2], noise), pairs)
         for cap in caps:
-            stt, fin, div = _matrices(map_calls(lambda rc, c=cap: rc.parts(c), racers), grid.size)
+            stt, fin, div = _matrices(map_calls(lambda rc, c=cap: rc.parts(c), racers)
+                                      if len({id(p[0]) for p in pairs}) == len(pairs)
+                                      else [rc.parts(cap) for rc in racers], grid.size)
             if ((stt >= 0) & ~div).all(axis=1).any():
                 break
         del racers  # every problem's batch, with its iterates and records: not kept through the refinements
@@ -505,7 +520,7 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
             past_edge=past if neighbourhood is not None else (),
             seeds=tuple(int(s) for s in seed_list))
 
-    out = finish(shared, pairs, seeds, not many)
+    out = finish(shared, pairs, seeds, not many and w0 is None)
     if mine:
         alone = map_calls(lambda j: finish(mine[j], [singles[j]], [seeds[j]], True), list(range(len(seeds)))) \
             if many else [finish(mine[j], [singles[j]], [seeds[j]], True) for j in range(len(seeds))]

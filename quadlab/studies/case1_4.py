@@ -7,9 +7,16 @@ Case 1: GPT2-sampled, 2: ResNet18-sampled (both need the stored network spectra)
 {1,2,3},{99,100,101},{κ−2,κ−1,κ}, 4: simple homogeneous (the same nine numbers rearranged), and with
 --spectra a fifth case, "your model": 25 eigenvalues per chosen block of that file (written by `quadlab extract
 --model ...`) read into [1, κ] with --reading, as Cases 1-2 (table and JSON; the figure keeps Cases 1-4).  Every block is
-Haar-rotated; each seed draws a new rotation and a new standard Gaussian start.  For every optimizer the
-learning rate is tuned on the seeds (worst seed's steps to ‖∇f‖ ≤ tol·‖∇f(w_0)‖), then the figure shows
-log10 ‖∇f(w_k)‖ (median over seeds, band = min..max) and the table the steps to tolerance.
+Haar-rotated; each seed draws a new rotation and a new standard Gaussian start.
+
+Every tuned optimizer is tuned under both protocols of :mod:`quadlab.tune`: one learning rate shared by the
+seeds (the paper's setting; the fewest seeds missing ‖∇f‖ ≤ tol·‖∇f(w_0)‖, then the worst seed's steps) and
+one per seed (each instance alone, ``per_seed`` in the JSON), on a dense grid (128 log-spaced rates, refined;
+24 with --quick).  A cell is the median over seeds of the steps to tolerance (a miss counts as ∞).  Every cell
+is checked for stability (:func:`quadlab.stability.cell_stability`): the learning rates within ±10 % of the
+chosen one and the starts moved by ~1e-15 relative must give the same outcome within 1.5×; an unstable cell is
+printed as the range it showed, e.g. "1.9k–3.8k ‡", and marked ``"unstable": true`` in the JSON.  The figure
+shows log10 ‖∇f(w_k)‖ of the shared protocol's runs (median over seeds, band = min..max).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from quadlab._engine.threads import map_calls
 from quadlab.backend import check_memory
 from quadlab.dist import Executor
 from quadlab.spectra import BlockSpectrum
+from quadlab.stability import cell_stability, median_steps, neighbour_variants
 from quadlab.studies.common import (
     add_dist_options,
     check_common,
@@ -38,7 +46,9 @@ from quadlab.studies.common import (
     save_figure,
     save_partial,
     seed_record,
+    steps_per_seed,
     study_parser,
+    tuning,
 )
 from quadlab.tune import tune_lr
 
@@ -94,10 +104,9 @@ def js0_of(spec):
     return float(heterogeneity.js0(spec, variant="divergence"))
 
 
-#: Tuned per seed, not across seeds: the theory form's step acts on D⁻¹∇f with D = diag|∇f(w_0)|, so its scale
-#: is set by each start's gradient and a step shared by all seeds is held back by the worst start (the shared
-#: tuned step needed 1676 steps on Case 3 where the theorem's own per-start step needed 217).
-PER_SEED = {"adam_theory"}
+#: The tuned optimizers: each is tuned under both protocols, one lr shared by the seeds (the table's main
+#: row) and one lr per seed (``per_seed`` in the JSON).
+TUNED = ("gd", "heavy_ball", "adam_theory", "adam_beta1_0", "adam")
 
 
 def _setup(spec, args):
@@ -110,8 +119,9 @@ def _setup(spec, args):
     # within twice GD's budget.
     steps_linear = max(20_000, int((0.6 if args.quick else 1.0) * np.log(1.0 / args.tol) * spec.kappa))
     steps_adam = 2_000 if args.quick else steps_linear
-    points = 8 if args.quick else 16
-    refine = 1 if args.quick else 2
+    # a dense first grid (tune_lr's default): the compiled engine makes it cheap, and Adam's response curve has
+    # narrow basins that a 16-point grid steps over
+    points, refine = tuning(args.quick)["points"], tuning(args.quick)["refine"]
     seeds = list(range(args.seeds))
     # One problem per seed (its own rotation); learning rates are tuned across seeds, so runs are per seed.
     probs = [problem_for(spec, s, args.backend) for s in seeds]
@@ -129,34 +139,53 @@ def _setup(spec, args):
     return probs, makers, points, refine
 
 
+def _mark(entry: dict, stab: dict) -> dict:
+    entry["unstable"] = bool(stab["unstable"])
+    entry["range"] = stab["range"]
+    entry["stability_outcomes"] = stab["outcomes"]
+    return entry
+
+
 def tuning_task(task: dict):
     """Tune and run one optimizer of one case (a :mod:`quadlab.dist` task).  ``task``: the plain dict
     {"blocks", "names" (the spectrum's eigenvalues), "seeds", "tol", "quick", "backend", "key"}; the problems
-    are rebuilt from it (seeded rotations).  Returns (the optimizer's record, its per-seed Results)."""
+    are rebuilt from it (seeded rotations).  Returns (the optimizer's record, its per-seed Results).
+
+    The record holds the shared protocol's cell (today's fields: lr, steps_to_tol, seeds_reached, …), its
+    stability (``unstable``, ``range``: :func:`quadlab.tune.cell_stability` over the lr neighbours and perturbed
+    starts) and, for a tuned optimizer, ``per_seed`` = {"steps_to_tol", "seeds_reached", "lrs",
+    "steps_to_tol_per_seed", "unstable", "range"}: each seed tuned alone."""
     spec = BlockSpectrum.from_blocks(task["blocks"], task["names"])
     args = SimpleNamespace(seeds=task["seeds"], tol=task["tol"], quick=task["quick"], backend=task["backend"])
     probs, makers, points, refine = _setup(spec, args)
     key = task["key"]
     opt, rng, steps = makers[key]
     seeds = list(range(args.seeds))
-    tune = dict(lr_range=rng, points=points, refine=refine, steps=steps, tol=args.tol, race=True)
     if rng is None:
-        tuned = []
         per_seed = map_calls(lambda ps: quadlab.run(ps[0], opt, seeds=[ps[1]], steps=steps, tol=args.tol),
                              list(zip(probs, seeds)))
-        lr = _lr_used(key, per_seed, probs)
-    else:
-        # tune_lr's best Result is the fresh run of its best lr (batch-independent runs), so nothing is re-run
-        if key in PER_SEED:
-            tuned = map_calls(lambda ps: tune_lr(ps[0], opt, seeds=[ps[1]], **tune), list(zip(probs, seeds)))
-            per_seed = [t.best for t in tuned]
-        else:
-            tuned = [tune_lr(probs, opt, seeds=seeds, **tune)]
-            per_seed = list(tuned[0].best)
-        lr = float(np.median([t.best_lr for t in tuned]))
-    entry = seed_record(per_seed, lr, steps)
-    entry["fragile"] = any(t.fragile for t in tuned)
-    entry["notes"] = [t.note for t in tuned if t.note]
+        entry = seed_record(per_seed, _lr_used(key, per_seed, probs), steps)
+        entry["fragile"], entry["notes"] = False, []
+        runs = [(p, s, None, st) for p, s, st in zip(probs, seeds, steps_per_seed(per_seed))]
+        _mark(entry, cell_stability(runs, opt, steps, args.tol))
+        return entry, per_seed
+    # tune_lr's best Result is the fresh run of its best lr (batch-independent runs), so nothing is re-run
+    t = tune_lr(probs, opt, seeds=seeds, lr_range=rng, points=points, refine=refine, steps=steps, tol=args.tol,
+                race=True, per_seed=True)
+    per_seed = list(t.best)
+    entry = seed_record(per_seed, t.best_lr, steps)
+    entry["fragile"], entry["at_edge"] = bool(t.fragile), bool(t.at_edge)
+    entry["notes"] = [t.note] if t.note else []
+    runs = [(p, s, t.best_lr, st) for p, s, st in zip(probs, seeds, steps_per_seed(per_seed))]
+    _mark(entry, cell_stability(runs, opt, steps, args.tol, neighbour_steps=neighbour_variants(t)))
+    alone = list(t.per_seed)
+    own = steps_per_seed([a.best for a in alone])
+    mine = {"steps_to_tol": median_steps(own), "seeds_reached": sum(x is not None for x in own),
+            "lrs": [a.best_lr for a in alone], "steps_to_tol_per_seed": own,
+            "fragile": any(a.fragile for a in alone), "at_edge": any(a.at_edge for a in alone)}
+    runs = [(p, s, a.best_lr, st) for p, s, a, st in zip(probs, seeds, alone, own)]
+    entry["per_seed"] = _mark(mine, cell_stability(runs, opt, steps, args.tol,
+                                                   neighbour_steps=neighbour_variants(alone)))
     return entry, per_seed
 
 
@@ -197,11 +226,12 @@ def run_case(case: int, spec, args) -> dict:
         },
         "optimizers": record,
     }
-    gd, at = record["gd"]["steps_to_tol"], record["adam_theory"]["steps_to_tol"]
-    rec["gd_over_adam_theory"] = gd / at if gd and at else None
-    ad = record["adam"]["steps_to_tol"]
-    hbs = record["heavy_ball"]["steps_to_tol"]
-    rec["heavy_ball_over_adam"] = hbs / ad if hbs and ad else None
+    # the paper's two comparisons, under each protocol (None where either side missed or is unstable)
+    for name, num, den in (("gd_over_adam_theory", "gd", "adam_theory"), ("heavy_ball_over_adam", "heavy_ball", "adam")):
+        for suffix, pick in (("", lambda o: o), ("_per_seed", lambda o: o["per_seed"])):
+            a, b = pick(record[num]), pick(record[den])
+            ok = a["steps_to_tol"] and b["steps_to_tol"] and not (a["unstable"] or b["unstable"])
+            rec[name + suffix] = a["steps_to_tol"] / b["steps_to_tol"] if ok else None
     return rec, traces
 
 
@@ -220,6 +250,33 @@ def _lr_used(key, per_seed, probs):
     return None
 
 
+def _count(n: int) -> str:
+    """A step count as the table prints it in a range: 1881 → 1.9k, 240 → 240."""
+    return str(n) if n < 1000 else f"{n / 1000:.2g}k" if n < 10_000 else f"{n / 1000:.0f}k"
+
+
+def cell_text(o: dict) -> str:
+    """A cell of the table: the median steps to tol with (k/n) where not every seed reached it, "— (k/n)" where
+    the median missed, or, for an unstable cell (``o["unstable"]``: tuning neighbours or a last-bit perturbation
+    of the instance change the outcome by more than 1.5×), the range of outcomes seen, e.g. "1.9k–3.8k ‡"
+    (∞: a variant whose median missed tol), never one number."""
+    n = o.get("seeds", len(o.get("steps_to_tol_per_seed", ())))
+    k = o["seeds_reached"]
+    if o.get("unstable"):
+        lo, hi = o["range"]
+        return f"{'∞' if lo is None else _count(lo)}–{'∞' if hi is None else _count(hi)} ‡"
+    st = "—" if o["steps_to_tol"] is None else str(o["steps_to_tol"])
+    return st + (f" ({k}/{n})" if k != n else "")
+
+
+def _lr_text(lrs) -> str:
+    lrs = [v for v in lrs if v is not None]
+    if not lrs:
+        return ""
+    lo, hi = min(lrs), max(lrs)
+    return f"{lo:.3g}" if lo == hi else f"{lo:.3g}–{hi:.3g}"
+
+
 def print_table(rec: dict, out=None) -> None:
     out = sys.stdout if out is None else out  # resolved per call, so redirected or captured stdout is honoured
     p = rec["predicted_rate"]
@@ -232,19 +289,59 @@ def print_table(rec: dict, out=None) -> None:
     print(f"  per-step gap factor, GD at 2/(λmin+λmax): predicted {p['gd']:.6f}, observed {o['gd']};  Adam theory "
           f"form at the theorem step: exact {p['adam_theory_exact']:.6f}, bound {p['adam_theory_bound']:.6f}, "
           f"observed {o['adam_theory']}", file=out)
-    print(f"  {'optimizer':<34}{'lr':>12}{'steps to tol':>14}  status", file=out)
+    print(f"  {'optimizer':<34}{'shared lr':>11}{'steps':>15}{'lr per seed':>21}{'steps':>15}", file=out)
     for key, o in rec["optimizers"].items():
         lr = "" if o["lr"] is None else f"{o['lr']:.4g}"
-        st = "—" if o["steps_to_tol"] is None else str(o["steps_to_tol"])
-        if o.get("seeds_reached", o.get("seeds")) != o.get("seeds"):
-            st += f" ({o['seeds_reached']}/{o['seeds']})"
-        flag = "  (fragile: ±2% of this lr misses tol or needs >2× the steps)" if o.get("fragile") else ""
-        print(f"  {LABELS[key]:<34}{lr:>12}{st:>14}  {o['status']}{flag}", file=out)
-    ratio = rec["gd_over_adam_theory"]
-    print(f"  GD / Adam theory form (both tuned): {'n/a' if ratio is None else f'{ratio:.1f}×'};  "
-          f"heavy ball / Adam β1=0.9: "
-          f"{'n/a' if rec['heavy_ball_over_adam'] is None else format(rec['heavy_ball_over_adam'], '.2f') + '×'}",
+        ps = o.get("per_seed")
+        mine = ("", "") if ps is None else (_lr_text(ps["lrs"]), cell_text(ps))
+        print(f"  {LABELS[key]:<34}{lr:>11}{cell_text(o):>15}{mine[0]:>21}{mine[1]:>15}", file=out)
+    def ratio(v):
+        return "n/a" if v is None else f"{v:.2g}×"
+
+    print(f"  GD / Adam theory form (tuned): {ratio(rec['gd_over_adam_theory'])} with shared lrs, "
+          f"{ratio(rec['gd_over_adam_theory_per_seed'])} per seed;  heavy ball / Adam β1=0.9: "
+          f"{ratio(rec['heavy_ball_over_adam'])} shared, {ratio(rec['heavy_ball_over_adam_per_seed'])} per seed",
           file=out)
+    print("  steps to ‖∇f‖ ≤ tol·‖∇f(w0)‖, median over seeds (a miss counts as ∞; (k/n): seeds that reached tol); "
+          "‡ unstable: the lr ±10% or the start moved in its last bits changes the outcome by > 1.5×, range shown",
+          file=out)
+
+
+#: The README's table: rows (label, optimizer key, protocol) in order.
+README_ROWS = (
+    ("GD, step 2/(λmin+λmax)", "gd_best", None),
+    ("GD, tuned (shared lr)", "gd", "shared"),
+    ("GD, tuned (lr per seed)", "gd", "per_seed"),
+    ("heavy ball, tuned (shared lr)", "heavy_ball", "shared"),
+    ("heavy ball, tuned (lr per seed)", "heavy_ball", "per_seed"),
+    ("Adam theory form, theorem step", "adam_theory_thm", None),
+    ("Adam theory form, tuned (shared lr)", "adam_theory", "shared"),
+    ("Adam theory form, tuned (lr per seed)", "adam_theory", "per_seed"),
+    ("Adam β1 = 0, tuned (shared lr)", "adam_beta1_0", "shared"),
+    ("Adam β1 = 0, tuned (lr per seed)", "adam_beta1_0", "per_seed"),
+    ("Adam β1 = 0.9, tuned (shared lr)", "adam", "shared"),
+    ("Adam β1 = 0.9, tuned (lr per seed)", "adam", "per_seed"),
+    ("blockwise GD, oracle steps", "blockwise_gd", None),
+)
+
+
+def readme_table(result: dict) -> str:
+    """The Markdown table of the README from case1_4's JSON (``result``: what ``--json`` writes): one column per
+    case, one row per (optimizer, protocol), cells as :func:`cell_text`.  ``tests/test_readme_numbers.py`` checks
+    that the README holds exactly this table for the committed ``docs/results/case1_4.json``."""
+    cases = result["cases"]
+    head = "| optimizer | " + " | ".join(f"Case {c['case']} {_SHORT.get(c['case'], c['name'])}" for c in cases) + " |"
+    lines = [head, "| --- |" + " ---: |" * len(cases)]
+    for label, key, proto in README_ROWS:
+        cells = []
+        for c in cases:
+            o = c["optimizers"][key]
+            cells.append(cell_text(o["per_seed"] if proto == "per_seed" else o))
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+_SHORT = {1: "GPT2", 2: "ResNet18", 3: "simple het.", 4: "simple hom."}
 
 
 def plot(records, traces, missing, path: Path, tol: float) -> None:

@@ -63,7 +63,9 @@ from quadlab.studies.common import (
     save_figure,
     steps_bound,
     study_parser,
+    tuning,
 )
+from quadlab.tune import tune_lr
 
 STUDY = "explanations"
 VERSION = 2  # bump when a point's record changes shape, so old checkpoints are not reused
@@ -156,47 +158,21 @@ def start(kind: str, V: np.ndarray, seed: int) -> np.ndarray:
 
 # -- observed -------------------------------------------------------------------------------------------------
 def tune(probs, W0, seeds, opt, lr_range, steps: int, tol: float, points: int, refine: int, noise=None) -> dict:
-    """The lr with the fewest worst-seed steps to tol, over a log grid and ``refine`` finer grids between the
-    best lr's neighbours; the score and the tie-break (final ‖∇f‖) are :func:`quadlab.tune.tune_lr`'s, which
-    cannot be used here because it draws its own starts.  The first grid runs under caps steps/16, ×4, … until
-    some lr reaches tol (an lr that needs more than the cap cannot win), the refinements up to the best count."""
-    def score(grid, cap):
-        res = [quadlab.run(p, opt.with_hyper(lr=grid), w0=w, seeds=[s], steps=cap, tol=tol, noise=noise)
-               for p, w, s in zip(probs, W0, seeds)]
-        stt = np.stack([r.steps_to_tol for r in res], axis=1)
-        fin = np.stack([np.where(r.status == "diverged", np.inf, r.final()) for r in res], axis=1).max(axis=1)
-        return stt, np.where((stt < 0).any(axis=1), cap + 1, stt.max(axis=1)), fin
-
-    grid = np.geomspace(*lr_range, points)
-    cap = min(steps, max(64, steps // 16))
-    stt, worst, fin = score(grid, cap)
-    while cap < steps and not (worst <= cap).any():
-        cap = min(steps, 4 * cap)
-        stt, worst, fin = score(grid, cap)
-    lrs, ws, fs, per = list(grid), list(worst), list(fin), list(stt)
-    for _ in range(refine):
-        k = int(np.lexsort((fs, ws))[0])
-        u = np.unique(lrs)
-        i = int(np.searchsorted(u, lrs[k]))
-        lo, hi = (u[i - 1] if i > 0 else lrs[k] / 2), (u[i + 1] if i + 1 < u.size else lrs[k] * 2)
-        grid = np.geomspace(lo, hi, points)[1:-1]
-        best = int(min(ws))
-        stt, worst, fin = score(grid, best if best <= steps else steps)
-        lrs += list(grid)
-        ws += list(worst)
-        fs += list(fin)
-        per += list(stt)
-    k = int(np.lexsort((fs, ws))[0])
-    # a seed that did not reach tol within the cap its grid ran under stays None (not reached)
-    seeds_steps = [int(v) if v >= 0 else None for v in per[k]]
-    return {"lr": float(lrs[k]), "steps": median_steps(seeds_steps), "per_seed": seeds_steps, "cap": int(steps)}
+    """The shared lr of :func:`quadlab.tune.tune_lr` (its score, dense grid, refinement and race) from this
+    study's starts ``W0`` (one per seed and problem), as this study's record: {"lr", "steps" (median over seeds,
+    a miss counted as ∞), "per_seed", "cap"}."""
+    t = tune_lr(list(probs), opt, lr_range=lr_range, points=points, refine=refine, seeds=list(seeds), steps=steps,
+                tol=tol, race=noise is None, neighbourhood=None, w0=list(W0), noise=noise)
+    seeds_steps = [int(r.steps_to_tol[0]) if r.steps_to_tol[0] >= 0 and r.status[0] != "diverged" else None
+                   for r in t.best]
+    return {"lr": float(t.best_lr), "steps": median_steps(seeds_steps), "per_seed": seeds_steps, "cap": int(steps)}
 
 
 def observe(probs, W0, seeds, tol: float, quick: bool) -> dict:
     """Tuned steps of every method of METHODS with exact gradients."""
     g = theory.gd_rates(probs[0])  # eigenvalues only: the same for every seed
     cap_gd = 3 * steps_bound(g.best_rate, tol)
-    pts, refine = (5, 1) if quick else (8, 2)
+    pts, refine = tuning(quick)["points"], tuning(quick)["refine"]
     out = {"gd": tune(probs, W0, seeds, optim.gd(), (0.1 * g.best_lr, 0.999 * g.lr_stable), cap_gd, tol, pts, refine)}
     # sign descent needs ~1/tol steps at a constant step (its cycle has width η): 1e4 at the default tol
     cap = 15000 if quick else 40000
@@ -220,6 +196,7 @@ def observe_noisy(probs, W0, seeds, tol: float, batch: int, obs: dict, quick: bo
         # noise slows a run by a factor the NQM puts near 2 at B = 256 for this spectrum: four times the
         # exact-gradient worst seed bounds what a tuned noisy run needs, and keeps the losing lrs cheap
         worst = max((s for s in obs[key]["per_seed"] if s is not None), default=obs[key]["cap"])
+        # a sparse grid here: noisy runs take the numpy path (no compiled scan), each step a draw of the noise
         out[key] = tune(probs, W0, seeds, opt, (lr0 / 30, lr0 * top), 4 * worst + 100, tol, 5 if quick else 9, 0,
                         noise=model)
     return out
