@@ -98,7 +98,7 @@ def run_case(name: str, title: str, spec, args) -> tuple[dict, dict]:
     gd_bound = float(theory.iterations_to(rates.best_rate, tol**2))
     cap_lin = int(math.ceil(1.25 * gd_bound)) + 100
     cap_ada = args.adam_steps
-    points, refine = (6, 1) if args.quick else (10, 1)
+    points, refine = common.tuning(args.quick)["points"], common.tuning(args.quick)["refine"]
     w0 = [quadlab.starts(p, [s])[0] for p, s in zip(probs, seeds)]  # the runs' own starts
     mu_max = [float(np.max(theory.adam_constants(p, w).mu_max)) for p, w in zip(probs, w0)]
     hb = theory.heavy_ball_optimum(probs[0])

@@ -71,6 +71,7 @@ from quadlab.studies.common import (
     seed_record,
     steps_bound,
     study_parser,
+    tuning,
 )
 from quadlab.tune import tune_lr
 
@@ -98,10 +99,6 @@ def spectrum_at(s: float) -> spectra.BlockSpectrum:
 def js0_box(s: float) -> float:
     """JS⁰ of two unsmoothed log-uniform boxes of width log10 κ_b shifted by log10 s (L = 2)."""
     return math.log(2) * min(1.0, math.log10(s) / math.log10(BASE_KAPPA))
-
-
-def tuning(quick: bool) -> dict:
-    return {"points": 5, "refine": 1, "refine_points": 4} if quick else {"points": 8, "refine": 2, "refine_points": 6}
 
 
 def settings(args) -> dict:

@@ -360,7 +360,7 @@ def main(argv=None) -> int:
     kappas = kappa_grid(args.kappa_min, args.kappa_max, n_points)
     # everything that changes a point's numbers; the κ grid is not in it (each point is keyed by its κ)
     cfg = {"study": "kappa_sweep", "version": CHECKPOINT_VERSION, "seeds": args.seeds, "tol": args.tol,
-           "points": 6 if args.quick else 8, "refine": 1, "cap_factor": args.cap_factor, "backend": args.backend}
+           **common.tuning(args.quick), "cap_factor": args.cap_factor, "backend": args.backend}
     ck = common.open_checkpoint(ap, args, "kappa_sweep", cfg)
     ck_path = ck.path
     todo = [(c, k) for c in cases for k in kappas]

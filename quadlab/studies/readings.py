@@ -387,7 +387,7 @@ def main(argv=None) -> int:
     # everything that changes a point's numbers; which readings and q are run is not in it (each point is keyed)
     cfg = {"study": "readings", "version": CHECKPOINT_VERSION, "kappa": args.kappa, "tol": args.tol,
            "seeds": args.seeds, "d": args.d, "starts": starts, "quick": args.quick, "backend": args.backend,
-           "points": 5 if args.quick else 16, "refine": 0 if args.quick else 2,
+           **common.tuning(args.quick),
            "caps": caps(args.kappa, args.tol, args.quick)}
     ck = common.open_checkpoint(ap, args, "readings", cfg)
     todo = [(m, r, q) for m in MODELS for r in args.readings for q in (qs if r == "top" else [None])]

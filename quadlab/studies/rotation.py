@@ -103,9 +103,7 @@ def run_rotation(spec, rotation: str, args) -> tuple[dict, dict]:
     quick = args.quick
     probs = [quadlab.BlockQuadratic(spec, rotation=rotation, seed=k) for k in seeds]
     w0 = [quadlab.starts(p, [k])[0] for p, k in zip(probs, seeds)]  # the runs' own: the constants below are theirs
-    lin = {"points": 4, "refine": 1, "refine_points": 3} if quick else {"points": 8, "refine": 2, "refine_points": 6}
-    lin_at = {"points": 5, "refine": 0} if quick else lin
-    ada = {"points": 7, "refine": 1, "refine_points": 3} if quick else {"points": 10, "refine": 1, "refine_points": 6}
+    lin = lin_at = ada = common.tuning(quick)  # one search setting for every study
     out, traces = {}, {}
 
     g = theory.gd_rates(probs[0])  # eigenvalues only: the same for both rotations
