@@ -24,6 +24,7 @@ from ._engine.layout import Layout, tmap
 from ._engine.runargs import check_seeds as _check_seeds
 from ._engine.runargs import check_steps as _check_steps
 from ._engine.runargs import starts as _starts
+from ._engine.runargs import thresholds as _thresholds
 from .backend import check_memory
 from .optim import Optimizer
 
@@ -463,9 +464,7 @@ def _run_iterate(problem, opt, config, E0, rec, steps, tol, cadence, noise=None)
     fused = bool(ctx.fused)
     stream = None if noise is None else noise_models.Stream(noise, problem, lay, config["seed"])
     state = opt.init(G, hp, ctx)
-    g0n = np.linalg.norm(g0_host, axis=1)
-    thr = (tol if tol is not None else 0.0) * g0n
-    div = DIVERGENCE_FACTOR * g0n
+    thr, div = _thresholds(lay, g0_host, tol, DIVERGENCE_FACTOR)
     gap = np.full((R, T), np.nan)
     gnorm = np.full((R, T), np.nan)
     to_tol = np.full(R, -1, dtype=np.int64)
@@ -558,9 +557,7 @@ def _run_closed(problem, opt, config, E0, rec, steps, tol):
     R = E0.shape[0]
     plan, g0_host = _closed_plan(problem, opt, config, E0)
     gap, gnorm = plan.values(rec)
-    g0n = np.linalg.norm(g0_host, axis=1)
-    thr = (tol if tol is not None else 0.0) * g0n
-    div = DIVERGENCE_FACTOR * g0n
+    thr, div = _thresholds(Layout(problem), g0_host, tol, DIVERGENCE_FACTOR)
     to_tol = np.full(R, -1, dtype=np.int64)
     stop = np.full(R, steps, dtype=np.int64)
     status = np.array(["max_steps"] * R, dtype=object)

@@ -180,3 +180,63 @@ def test_fixed_order_product_serial_parallel_and_numpy_agree_bit_for_bit(shape, 
         np.testing.assert_array_equal(alone, ref[:, r:r + 1])
     with pytest.raises(ValueError, match="chain"):
         kernels.matmul_rows(X, np.zeros((k, d + 1, d), dtype=dtype), np.empty_like(X))
+
+
+def _in_turn(terms):
+    """Σ of a sequence in turn, one rounding per addition, starting from its first term: the definition of
+    quadlab's order, written with scalar arithmetic (Python floats or numpy float32 scalars), no reduction."""
+    total = terms[0]
+    for t in terms[1:]:
+        total = total + t
+    return total
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 3), (2, 7, 9), (4, 3, 40), (1, 6, 300)])
+def test_fixed_order_sums_follow_their_definition_on_every_path(shape, dtype, monkeypatch):
+    """ordered.block_dot and ordered.sum_last: the compiled loop, the numpy loop (term by term up to
+    ordered._LOOP_MAX, np.add.accumulate beyond), array-api-strict's elementwise loop and a row alone all give
+    the bits of the definition: each block's products added in turn, then the blocks in turn."""
+    from quadlab._engine import ordered
+    from quadlab.backend import get_backend
+
+    k, R, d = shape
+    rng = np.random.default_rng(sum(shape))
+    # magnitudes over many binades, so that the order of the additions shows in the last bits
+    a = (rng.standard_normal(shape) * 10.0 ** rng.integers(-6, 6, shape)).astype(dtype)
+    b = rng.standard_normal(shape).astype(dtype)
+    want = np.array([_in_turn([_in_turn([a[i, r, j] * b[i, r, j] for j in range(d)]) for i in range(k)])
+                     for r in range(R)], dtype=dtype)
+    want_sum = np.array([[_in_turn(list(a[i, r])) for r in range(R)] for i in range(k)], dtype=dtype)
+    assert want.dtype == dtype
+    xs = get_backend("array_api_strict").xp
+    got = {"compiled": ordered.block_dot(np, a, b),
+           "strided": ordered.block_dot(np, np.asfortranarray(a), np.asfortranarray(b)),
+           "array_api_strict": np.asarray(ordered.block_dot(xs, xs.asarray(a), xs.asarray(b)))}
+    sums = {"compiled": ordered.sum_last(np, a), "array_api_strict": np.asarray(ordered.sum_last(xs, xs.asarray(a)))}
+    monkeypatch.setenv("QUADLAB_NUMBA", "0")
+    got["numpy"] = ordered.block_dot(np, a, b)
+    sums["numpy"] = ordered.sum_last(np, a)
+    monkeypatch.delenv("QUADLAB_NUMBA")
+    for name, x in got.items():
+        assert x.dtype == dtype, name
+        np.testing.assert_array_equal(x, want, err_msg=name)
+    for name, x in sums.items():
+        np.testing.assert_array_equal(x, want_sum, err_msg=name)
+    for r in range(R):  # a run's sum does not depend on the runs beside it
+        alone = ordered.block_dot(np, a[:, r:r + 1].copy(), b[:, r:r + 1].copy())
+        np.testing.assert_array_equal(alone, want[r:r + 1])
+
+
+def test_fixed_order_sums_keep_a_negative_zero_and_empty_axes(monkeypatch):
+    """Each sum starts from its first term (0 + (−0) would give +0, which the GPU kernel does not), and an
+    empty axis sums to 0."""
+    from quadlab._engine import ordered
+
+    a = np.array([[[-0.0, -0.0]]])
+    for numba_on in ("1", "0"):
+        monkeypatch.setenv("QUADLAB_NUMBA", numba_on)
+        assert np.signbit(ordered.block_dot(np, a, np.ones_like(a))[0]) and np.signbit(ordered.sum_last(np, a)[0, 0])
+    np.testing.assert_array_equal(ordered.block_dot(np, np.ones((2, 3, 0)), np.ones((2, 3, 0))), np.zeros(3))
+    with pytest.raises(ValueError, match="differ"):
+        ordered.block_dot(np, np.ones((1, 2, 3)), np.ones((1, 1, 3)))

@@ -182,10 +182,22 @@ def test_no_fused_multiply_add_in_the_machine_code():
     fresh["hvp_block_wide"](A(R, n), A(R, n), R, 0, boff, hoff, A(18))
     fresh["hvp_first_row"](A(R, n), A(R, n), R, 0, 3, 0, A(18))
     fresh["hvp_rows_from"](A(R, n), A(R, n), R, 0, 3, 0, A(18), 1)
+    # Adam-mini's block sums, and the fixed-order sums of every recorded value (kernels.block_dot, row_sums)
+    for name in ("sumsq", "sumsq_col"):
+        fresh[name] = numba.njit(nogil=True, error_model="numpy")(getattr(scan_jit, name).py_func)
+    fresh["sumsq"](A(n), 0, n)
+    fresh["sumsq_col"](A(n, R), 0, n, 0)
+    block_dot, row_sums = (numba.njit(nogil=True, error_model="numpy")(f.py_func) for f in kernels._compiled_sums())
+    fresh["block_dot"], fresh["row_sums"] = block_dot, row_sums
+    block_dot(A(2, 9, n), A(2, 9, n), A(9))
+    row_sums(A(9, n), A(9))
     asm = "\n".join(a for f in fresh.values() for a in f.inspect_asm().values()).lower()
     assert "mulpd" in asm and "addpd" in asm  # the text is the vectorised loops' machine code
     for fma in ("vfmadd", "vfmsub", "vfnmadd", "vfnmsub"):
         assert fma not in asm
+    # the sums' own machine code: additions, and no fused multiply-add
+    sums = "\n".join(a for f in (block_dot, row_sums) for a in f.inspect_asm().values()).lower()
+    assert "addsd" in sums and "vfmadd" not in sums
 
 
 def test_eligibility(monkeypatch):

@@ -24,8 +24,8 @@ import weakref
 import numpy as np
 
 from .eigenrefine import _stored_eigenvalues
+from .ordered import block_dot
 from .ordered import matmul as fixed_matmul
-from .ordered import sum_first
 from .recurrence import multiplier
 
 __all__ = ["multiplier", "evaluate", "Plan"]
@@ -232,8 +232,8 @@ class Plan:
         bounds += [(a, min(a + tc, T)) for a in range(n_first, T, tc)]
         gs, ss = [], []
 
-        def sumsq(a):  # Σ over modes, then over blocks one after the other, of a²: (kb, r, tc, d) → (r, tc)
-            return sum_first(xp, xp.vecdot(a, a, axis=-1))
+        def sumsq(a):  # Σ over the modes in turn, then over the blocks in turn, of a²: (kb, r, tc, d) → (r, tc)
+            return block_dot(xp, a, a)
 
         for a0, a1 in bounds:
             kk = ordered[a0:a1]
@@ -254,7 +254,7 @@ class Plan:
                 y = phi * y0 if use_W else None
             if y is not None:
                 u = fixed_matmul(xp, self.backend.contiguous(xp.reshape(y, (kb, r * kk.size, d))), pc.W)
-                ss.append(sum_first(xp, xp.reshape(xp.vecdot(u, u, axis=-1), (kb, r, kk.size))))
+                ss.append(xp.reshape(block_dot(xp, u, u), (r, kk.size)))  # coordinates in turn, then blocks
         inv = None if n_first == T else xp.asarray(np.argsort(order))
 
         def cat(parts):

@@ -16,11 +16,10 @@ H is stored exactly symmetric, so row i equals column i), the update is the opti
 the same operands in the same order (Adam's s_t, e_t come from the host :class:`quadlab.optim.AdamScalars`,
 as a table), and the kernel is compiled with ``--fmad=false`` (no contraction to fused multiply-adds;
 CUDA's double and single division and square root are correctly rounded by default, as numpy's are).  So
-the iterates carry the numpy path's bits.  The squared norms are summed in the order above, while the numpy
-path's ``vecdot`` sums each block's d terms in an order of its own choosing (sequential for float64 and
-d < 16, measured; pairwise or in wider precision otherwise): the recorded ‖∇f‖ and f − f* then differ by at
-most the two summation errors, ≤ 2·γ_d relative with γ_d = d·u/(1 − d·u) (u the unit roundoff), and a stop
-step can differ only where ‖∇f_k‖ lies within that of the threshold.
+the iterates carry the numpy path's bits.  The squared norms and ½ xᵀg are summed in the order above, which
+is the numpy path's own (``Layout.rowdot``, :func:`quadlab._engine.ordered.block_dot`), and the thresholds
+are the runner's (:func:`quadlab._engine.runargs.thresholds`, computed on the host): the recorded ‖∇f‖ and
+f − f*, and the stop steps, are the numpy path's bits too, on any CPU.
 
 The statements of :data:`UPDATES` are the single source of the per-coordinate arithmetic: :func:`cuda_source`
 pastes them into the kernel, and :func:`emulate` evaluates the same text on numpy arrays (every run and
@@ -189,7 +188,7 @@ def _geometry(problem, dtype):
             off += 1
             bstart.append(i)
             bsize.append(1)
-        seg_end.append(problem.n)  # the numpy path's rowdot: one vecdot over all n
+        seg_end.append(problem.n)  # the numpy path's rowdot: one segment of all n (the diagonal pseudo-group)
         new_group.append(1)
     else:
         for g in problem.groups:
@@ -222,6 +221,7 @@ def prepare(problem, optimizer, w0=None, seeds=None, steps: int = 1000, tol: flo
     from .. import runner
     from ..optim import AdamScalars, Optimizer
     from .context import RunContext
+    from .runargs import thresholds
 
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"optimizer must be built by quadlab.optim (e.g. quadlab.optim.adam(...)), got {optimizer!r}")
@@ -253,9 +253,8 @@ def prepare(problem, optimizer, w0=None, seeds=None, steps: int = 1000, tol: flo
     p.X = np.concatenate([np.transpose(problem.backend.to_numpy(x), (1, 0, 2)).reshape(R, -1) for x in tree],
                          axis=1).astype(dtype)
     g0_host = problem.backend.to_numpy(lay.merge(lay.hvp(tree))).astype(np.float64)
-    p.g0n = np.linalg.norm(g0_host, axis=1)
-    p.thr = (tol if tol is not None else 0.0) * p.g0n
-    p.div = runner.DIVERGENCE_FACTOR * p.g0n
+    p.g0n = lay.host_norms(g0_host)
+    p.thr, p.div = thresholds(lay, g0_host, tol, runner.DIVERGENCE_FACTOR)  # the runner's, one definition
     p.tol_on = tol is not None
     p.M = np.zeros_like(p.X)
     p.V = np.zeros_like(p.X)
@@ -414,8 +413,8 @@ def run(problem, optimizer, w0=None, seeds=None, steps: int = 1000, tol: float |
 
     Returns
     -------
-    quadlab.runner.Result with ``method="gpu_scan"``: the iterate path's result (see the module docstring for
-    the summation order of the norms).
+    quadlab.runner.Result with ``method="gpu_scan"``: the iterate path's result, bit for bit (see the module
+    docstring for the summation order of the norms).
 
     Raises
     ------

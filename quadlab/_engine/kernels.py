@@ -22,7 +22,7 @@ import os
 
 import numpy as np
 
-__all__ = ["available", "adam_step", "matmul_rows", "ADAM_PARAMS"]
+__all__ = ["available", "adam_step", "matmul_rows", "block_dot", "row_sums", "ADAM_PARAMS"]
 
 # per-run parameters of adam_step, in the order of the last axis of its parameter array ("eps": the ε added to
 # √v; never "e", which is the error w − w* in quadlab: docs/ARCHITECTURE.md, glossary)
@@ -168,6 +168,108 @@ def matmul_rows(X, A, out, *, check: bool = True) -> None:
     # the serial loop where the calling thread has one numba thread (a call of threads.map_calls)
     big = k > 1 and k * R * d * A.shape[2] >= PARALLEL_MIN_WORK
     _compiled_matmul(big and _numba().get_num_threads() > 1)(X, A, out)
+
+
+@functools.cache
+def _compiled_sums():
+    """The compiled fixed-order sums of :func:`block_dot` and :func:`row_sums` (numba compiles per dtype and
+    memory layout on first call)."""
+    numba = _numba()
+    if numba is None:
+        raise ImportError("quadlab's compiled kernels need numba: pip install 'quadlab[fast]' (or numba>=0.60)")
+    jit = njit_cached
+
+    # Each row's sum is one dependency chain, its terms added one at a time in the order of j (no
+    # reassociation: fastmath is off); four rows are carried side by side only so that four independent chains
+    # keep the adder busy.  Every sum starts from its first term, not from 0 (0 + (−0) would give +0).
+
+    @jit
+    def block_dot(A, B, out):  # pragma: no cover - compiled
+        k, M, d = A.shape
+        r = 0
+        while r + 3 < M:
+            t0 = A[0, r, 0] * B[0, r, 0]
+            t1 = A[0, r + 1, 0] * B[0, r + 1, 0]
+            t2 = A[0, r + 2, 0] * B[0, r + 2, 0]
+            t3 = A[0, r + 3, 0] * B[0, r + 3, 0]
+            for j in range(1, d):
+                t0 = t0 + A[0, r, j] * B[0, r, j]
+                t1 = t1 + A[0, r + 1, j] * B[0, r + 1, j]
+                t2 = t2 + A[0, r + 2, j] * B[0, r + 2, j]
+                t3 = t3 + A[0, r + 3, j] * B[0, r + 3, j]
+            for b in range(1, k):
+                s0 = A[b, r, 0] * B[b, r, 0]
+                s1 = A[b, r + 1, 0] * B[b, r + 1, 0]
+                s2 = A[b, r + 2, 0] * B[b, r + 2, 0]
+                s3 = A[b, r + 3, 0] * B[b, r + 3, 0]
+                for j in range(1, d):
+                    s0 = s0 + A[b, r, j] * B[b, r, j]
+                    s1 = s1 + A[b, r + 1, j] * B[b, r + 1, j]
+                    s2 = s2 + A[b, r + 2, j] * B[b, r + 2, j]
+                    s3 = s3 + A[b, r + 3, j] * B[b, r + 3, j]
+                t0 = t0 + s0
+                t1 = t1 + s1
+                t2 = t2 + s2
+                t3 = t3 + s3
+            out[r] = t0
+            out[r + 1] = t1
+            out[r + 2] = t2
+            out[r + 3] = t3
+            r += 4
+        while r < M:
+            t = A[0, r, 0] * B[0, r, 0]
+            for j in range(1, d):
+                t = t + A[0, r, j] * B[0, r, j]
+            for b in range(1, k):
+                s = A[b, r, 0] * B[b, r, 0]
+                for j in range(1, d):
+                    s = s + A[b, r, j] * B[b, r, j]
+                t = t + s
+            out[r] = t
+            r += 1
+
+    @jit
+    def row_sums(A, out):  # pragma: no cover - compiled
+        M, d = A.shape
+        r = 0
+        while r + 3 < M:
+            t0, t1, t2, t3 = A[r, 0], A[r + 1, 0], A[r + 2, 0], A[r + 3, 0]
+            for j in range(1, d):
+                t0 = t0 + A[r, j]
+                t1 = t1 + A[r + 1, j]
+                t2 = t2 + A[r + 2, j]
+                t3 = t3 + A[r + 3, j]
+            out[r] = t0
+            out[r + 1] = t1
+            out[r + 2] = t2
+            out[r + 3] = t3
+            r += 4
+        while r < M:
+            t = A[r, 0]
+            for j in range(1, d):
+                t = t + A[r, j]
+            out[r] = t
+            r += 1
+
+    return block_dot, row_sums
+
+
+def block_dot(A, B, out) -> None:
+    """out[r] = Σ_{b<k} (Σ_{j<d} A[b, r, j]·B[b, r, j]) for A, B (k, M, d) and out (M,), in the fixed order
+
+        s_b = (…((A[b,r,0]·B[b,r,0] + A[b,r,1]·B[b,r,1]) + A[b,r,2]·B[b,r,2]) + …) + A[b,r,d−1]·B[b,r,d−1]
+        out[r] = (…((s_0 + s_1) + s_2) + …) + s_{k−1}
+
+    every product rounded before it is added (no fused multiply-add), in the arrays' dtype.  The order of
+    :func:`quadlab._engine.ordered.block_dot`'s numpy loop, bit for bit.  A, B: numpy arrays of one float dtype
+    and shape, k ≥ 1, d ≥ 1 (any strides); out: (M,) of that dtype, not overlapping them (unchecked)."""
+    _compiled_sums()[0](A, B, out)
+
+
+def row_sums(A, out) -> None:
+    """out[r] = (…((A[r,0] + A[r,1]) + A[r,2]) + …) + A[r,d−1] for A (M, d), d ≥ 1, out (M,) of A's dtype:
+    the order of :func:`quadlab._engine.ordered.sum_last`'s numpy loop, bit for bit (unchecked)."""
+    _compiled_sums()[1](A, out)
 
 
 def _check_matmul(X, A, out) -> None:

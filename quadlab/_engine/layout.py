@@ -53,6 +53,8 @@ class Layout:
         self._compiled = self._numpy and self._H is not None and kernels.available() and all(
             isinstance(H, np.ndarray) and H.flags.c_contiguous and H.dtype in (np.float32, np.float64)
             for H in self._H)
+        # numpy with numba: rowdot's compiled fixed-order sum, looked up once (as for the product)
+        self._sums = self._numpy and kernels.available()
         perm = np.concatenate([c for c in self._coords])
         self._identity = bool(np.array_equal(perm, np.arange(problem.n)))
         self._perm = xp.asarray(perm)
@@ -126,30 +128,55 @@ class Layout:
         return out
 
     def rowdot(self, a, b):
-        """Σ_i a_i b_i for each of the R points → (R,): a dot product over each block's d coordinates, then
-        the blocks added one after the other in layout order (:func:`quadlab._engine.ordered.sum_first`), so the
-        order does not depend on R."""
+        """Σ_i a_i b_i for each of the R points → (R,), in a fixed order that does not depend on R or on the
+        machine: per group :func:`quadlab._engine.ordered.block_dot` (each block's d products added in turn,
+        then the group's blocks in turn), then the groups added in turn, each sum starting from its first
+        term:  Σ = (…(S_0 + S_1) + …) + S_{G−1},  S_g = (…(s_{g,0} + s_{g,1}) + …) + s_{g,k_g−1}.
+        The compiled scan reduces its recorded iterates with this method, and the GPU kernel sums in this
+        order (:mod:`quadlab._engine.gpu_scan`)."""
         xp = self.xp
         total = None
         for x, y in zip(a, b, strict=True):
-            s = ordered.sum_first(xp, xp.vecdot(x, y, axis=-1))
+            if self._sums and type(x) is type(y) is np.ndarray and x.dtype == y.dtype and x.shape == y.shape \
+                    and x.dtype in (np.float32, np.float64):
+                # the runner's per-step call: ordered.block_dot's compiled loop without its general checks
+                s = np.empty(x.shape[1], dtype=x.dtype)
+                kernels.block_dot(x, y, s)
+            else:
+                s = ordered.block_dot(xp, x, y)
             total = s if total is None else total + s
         return total
 
+    def host_norms(self, V) -> np.ndarray:
+        """‖v_r‖ for host rows V (R, n) in problem coordinates: √ of :meth:`rowdot`'s sum of squares, in its
+        order, in float64 on the host.  For a float64 run this is exactly the ‖∇f(w_0)‖ the runner records
+        at step 0 (the same terms in the same order), which the stopping thresholds are multiples of."""
+        V = np.asarray(V, dtype=np.float64)
+        R = V.shape[0]
+        total = None
+        for (k, d), c in zip(self.shapes, self._coords, strict=True):
+            X = np.transpose(V[:, c].reshape(R, k, d), (1, 0, 2))
+            s = ordered.block_dot(np, X, X)
+            total = s if total is None else total + s
+        return np.sqrt(total)
+
     def block_mean(self, tree):
-        """Mean over each block's coordinates, broadcast back: tree of (k, R, 1).
+        """Mean over each block's coordinates, broadcast back: tree of (k, R, 1).  The sum is
+        :func:`quadlab._engine.ordered.sum_last` (the block's d terms added in turn), then divided by d:
+        (…(x_0 + x_1) + …) + x_{d−1}) / d.
 
         Defined for block-diagonal layouts (each group's rows are whole blocks); for a globally rotated
         problem the nominal blocks are contiguous coordinate ranges and are averaged as such."""
         xp = self.xp
         if self.problem.is_block_diagonal and self._diag is None:
-            return tuple(xp.mean(X, axis=2, keepdims=True) for X in tree)
+            return tuple(ordered.sum_last(xp, X)[..., None] / X.shape[2] for X in tree)
         # one pseudo-group holding all coordinates: average each nominal block's slice
         X = tree[0]
         parts = []
         for s in self.problem.block_slices:
-            m = xp.mean(X[:, :, s], axis=2, keepdims=True)
-            parts.append(xp.broadcast_to(m, (X.shape[0], X.shape[1], s.stop - s.start)))
+            d = s.stop - s.start
+            m = ordered.sum_last(xp, X[:, :, s])[..., None] / d
+            parts.append(xp.broadcast_to(m, (X.shape[0], X.shape[1], d)))
         return (xp.concat(parts, axis=2),)
 
     def take_runs(self, tree, rows):

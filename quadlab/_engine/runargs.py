@@ -1,5 +1,5 @@
-"""The arguments of :func:`quadlab.run` checked and turned into starting errors (used by the runner and by
-the GPU scan, which must agree with it bit for bit)."""
+"""The arguments of :func:`quadlab.run` checked and turned into starting errors and stopping thresholds (used
+by the runner, its compiled scan and the GPU scan, which must agree with it bit for bit)."""
 
 from __future__ import annotations
 
@@ -55,3 +55,17 @@ def starts(problem, w0, seeds, C: int) -> np.ndarray:
     if W.shape == (R, n):
         return W - problem.optimum_host
     raise ValueError(f"w0 must have shape ({n},) or one row per run ({R}, {n}), got {W.shape}")
+
+
+def thresholds(lay, g0_host, tol, divergence: float):
+    """The stopping thresholds of R runs, (thr, div) host float64 (R,) each: a run converged at the first k
+    with ‖∇f(w_k)‖ ≤ thr = tol·‖∇f(w_0)‖ (thr = 0 when ``tol`` is None) and diverged at the first k with
+    ‖∇f(w_k)‖ > div = divergence·‖∇f(w_0)‖ (or not finite).
+
+    ‖∇f(w_0)‖ is :meth:`quadlab._engine.layout.Layout.host_norms` of ``g0_host`` (R, n), the first gradients
+    in problem coordinates: the squares summed in ``Layout.rowdot``'s fixed order, in float64, so that the
+    thresholds have the same bits on every machine and in every path (the runner's numpy loop and closed
+    form, the compiled scan, the GPU kernel), and, for float64 runs, thr is exactly tol times the recorded
+    ‖∇f(w_0)‖.  This is the one definition of both thresholds."""
+    g0n = lay.host_norms(g0_host)
+    return (tol if tol is not None else 0.0) * g0n, divergence * g0n

@@ -10,17 +10,20 @@ What is the same as the numpy path, bit for bit
     The error e_k = w_k − w* and gradient g_k = H e_k of every run.  The product is summed over j in the
     order of :func:`quadlab._engine.ordered.matmul`, g_i = (…(e_0 H_{0i} + e_1 H_{1i}) + …) + e_{d−1} H_{d−1,i},
     every product rounded before it is added; each optimizer's update applies the numpy path's IEEE operations
-    in its order (``quadlab.optim``); Adam-mini's block mean is numpy's pairwise sum (blocks of eight
-    accumulators, halves above 128 terms) divided by d; the Adam family's s_t, e_t are
+    in its order (``quadlab.optim``); Adam-mini's block mean is the block's d squares added in turn, divided
+    by d (``Layout.block_mean``, :func:`quadlab._engine.ordered.sum_last`); the Adam family's s_t, e_t are
     :class:`quadlab.optim.AdamScalars`' own float64 values.  numba compiles with ``fastmath`` off, so LLVM
     does not contract a·b + c into a fused multiply-add (``tests/test_scan.py`` also reads the machine code).
 
 The recorded values and the stopping test, exactly
-    The numpy path measures ‖g‖² and eᵀg with ``Layout.rowdot`` (BLAS dot products per block, whose order
-    numba cannot reproduce).  The recorded f − f* = ½ eᵀg and ‖g‖ are therefore computed by ``rowdot`` itself
-    on the recorded iterates, which the kernel copies out at the recorded steps: the same bits.  The per-step
-    test (‖g_k‖ ≤ tol·‖g_0‖ converged; ‖g_k‖ > 10⁶‖g_0‖ or non-finite: diverged) uses the kernel's own sum
-    s = Σ g_i², summed in an order of its own.  Any two summation orders of the n non-negative terms g_i²
+    The numpy path measures ‖g‖² and eᵀg with ``Layout.rowdot`` (each block's terms in turn, then the
+    blocks, then the groups: :func:`quadlab._engine.ordered.block_dot`), and its thresholds are
+    :func:`quadlab._engine.runargs.thresholds`, which this module calls too.  The recorded f − f* = ½ eᵀg and
+    ‖g‖ are computed by ``rowdot`` itself on the recorded iterates, which the kernel copies out at the
+    recorded steps: the same bits by construction.  The per-step test (‖g_k‖ ≤ tol·‖g_0‖ converged;
+    ‖g_k‖ > 10⁶‖g_0‖ or non-finite: diverged) uses the kernel's own sum s = Σ g_i², summed in an order of its
+    own (four partial sums on large blocks; the step's running total elsewhere), which is cheaper inside the
+    loop than rowdot's order and need not match it: any two summation orders of the n non-negative terms g_i²
     differ by at most 2γ_{n+1}·s, γ_m = m·u/(1 − m·u), u = 2⁻⁵³ (Higham, Accuracy and Stability of Numerical
     Algorithms, §3.1; a fused multiply-add only tightens it), so with q = √s the numpy path's norm lies in
     [q(1 − δ) − a, q(1 + δ) + a], δ = 4(n + 2)u (a covers underflow: a = 2√(n·2⁻¹⁰⁷⁴)).  A run whose
@@ -55,8 +58,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import kernels
+from . import kernels, ordered
 from .adam_rule import scalar_tables
+from .runargs import thresholds
 
 __all__ = ["eligible", "run", "KINDS", "ENABLED"]
 
@@ -243,9 +247,7 @@ class Batch:
             scalars = AdamScalars(host["b1"], host["b2"], host["eps"], opt.options["bias_correction"])
             which = np.ascontiguousarray(scalars.which, dtype=np.int64)
         lr, mom, b2 = (np.ascontiguousarray(x, dtype=np.float64) for x in (lr, mom, b2))
-        g0n = np.linalg.norm(ctx.g0_host, axis=1)  # the numpy path's thresholds, the same expressions
-        thr = (tol if tol is not None else 0.0) * g0n
-        div = divergence * g0n
+        thr, div = thresholds(lay, ctx.g0_host, tol, divergence)  # the numpy path's thresholds, one definition
         T = rec.size
         self.gap, self.gnorm = np.full((R, T), np.nan), np.full((R, T), np.nan)
         self.stop = np.full(R, steps, dtype=np.int64)
@@ -362,7 +364,10 @@ class _Chunk:
         R = b - a
         if not large:  # run-minor (n, R): every loop of the small-block kernel vectorises across runs
             E, G, M, V, P = (np.ascontiguousarray(A.T) if A is not dummy else A for A in (E, G, M, V, P))
-        s2 = np.einsum("ij,ij->i", G, G) if large else np.einsum("ij,ij->j", G, G)  # any order: within the band
+        # the kernel's first squared norms (any order lies within the band; this one is fixed, so the loop's
+        # path, not only its results, is the same on every machine)
+        rows = G if large else G.T
+        s2 = np.ascontiguousarray(ordered.block_dot(np, rows[None], rows[None]))
         band = np.array([_BAND * (n + 2) * _EPS, 2.0 * math.sqrt(n * 2.0 ** -1074)])
         lo2, hi2 = _fast_bounds(thr, div, band, tol_on)
         W = int(max(1, min(rec.size, _WINDOW_BYTES // max(1, 16 * R * n))))

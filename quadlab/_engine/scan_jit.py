@@ -31,36 +31,13 @@ def moment(M, r, i, gi, mom, use_m):  # pragma: no cover - compiled
 
 
 @_jit
-def pairwise(g, lo, n):  # pragma: no cover - compiled
-    # numpy's pairwise sum of g[lo:lo+n]² (what np.mean reduces with), term for term
-    if n < 8:
-        res = 0.0
-        for i in range(n):
-            res += g[lo + i] * g[lo + i]
-        return res
-    if n <= 128:
-        r0, r1, r2, r3 = g[lo] * g[lo], g[lo + 1] * g[lo + 1], g[lo + 2] * g[lo + 2], g[lo + 3] * g[lo + 3]
-        r4, r5, r6, r7 = g[lo + 4] * g[lo + 4], g[lo + 5] * g[lo + 5], g[lo + 6] * g[lo + 6], g[lo + 7] * g[lo + 7]
-        i = 8
-        m = n - n % 8
-        while i < m:
-            r0 += g[lo + i] * g[lo + i]
-            r1 += g[lo + i + 1] * g[lo + i + 1]
-            r2 += g[lo + i + 2] * g[lo + i + 2]
-            r3 += g[lo + i + 3] * g[lo + i + 3]
-            r4 += g[lo + i + 4] * g[lo + i + 4]
-            r5 += g[lo + i + 5] * g[lo + i + 5]
-            r6 += g[lo + i + 6] * g[lo + i + 6]
-            r7 += g[lo + i + 7] * g[lo + i + 7]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < n:
-            res += g[lo + i] * g[lo + i]
-            i += 1
-        return res
-    n2 = n // 2
-    n2 -= n2 % 8
-    return pairwise(g, lo, n2) + pairwise(g, lo + n2, n - n2)
+def sumsq(g, lo, n):  # pragma: no cover - compiled
+    # Σ g[lo+i]² for i = 0, 1, …, n−1 in turn, from the first square: ordered.sum_last's order on the squares
+    # that the numpy path forms first (Adam-mini's block mean, Layout.block_mean)
+    res = g[lo] * g[lo]
+    for i in range(1, n):
+        res = res + g[lo + i] * g[lo + i]
+    return res
 
 @_jit
 def norm2(g):  # pragma: no cover - compiled
@@ -110,7 +87,7 @@ def update_row(kind, use_m, pmode, r, e, g, M, V, P, boff, lr, mom, b2, s, et): 
     else:  # Adam-mini: one second moment per block, from the block's mean of g²
         for b in range(boff.shape[0] - 1):
             o, d = boff[b], boff[b + 1] - boff[b]
-            vb = V[r, b] * b2 + pairwise(g, o, d) / d
+            vb = V[r, b] * b2 + sumsq(g, o, d) / d
             V[r, b] = vb
             w = math.sqrt(vb * s) + et
             for i in range(o, o + d):
@@ -234,37 +211,12 @@ def move(A, r, q, large):  # pragma: no cover - compiled
 
 
 @_jit
-def pairwise_col(G, o, d, r):  # pragma: no cover - compiled
-    # pairwise() down column r of a run-minor array (Adam-mini's block mean, small blocks)
-    if d < 8:
-        res = 0.0
-        for i in range(d):
-            res += G[o + i, r] * G[o + i, r]
-        return res
-    if d <= 128:
-        r0, r1, r2, r3 = G[o, r] * G[o, r], G[o + 1, r] * G[o + 1, r], G[o + 2, r] * G[o + 2, r], G[o + 3, r] * G[o + 3, r]
-        r4, r5 = G[o + 4, r] * G[o + 4, r], G[o + 5, r] * G[o + 5, r]
-        r6, r7 = G[o + 6, r] * G[o + 6, r], G[o + 7, r] * G[o + 7, r]
-        i = 8
-        m = d - d % 8
-        while i < m:
-            r0 += G[o + i, r] * G[o + i, r]
-            r1 += G[o + i + 1, r] * G[o + i + 1, r]
-            r2 += G[o + i + 2, r] * G[o + i + 2, r]
-            r3 += G[o + i + 3, r] * G[o + i + 3, r]
-            r4 += G[o + i + 4, r] * G[o + i + 4, r]
-            r5 += G[o + i + 5, r] * G[o + i + 5, r]
-            r6 += G[o + i + 6, r] * G[o + i + 6, r]
-            r7 += G[o + i + 7, r] * G[o + i + 7, r]
-            i += 8
-        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-        while i < d:
-            res += G[o + i, r] * G[o + i, r]
-            i += 1
-        return res
-    d2 = d // 2
-    d2 -= d2 % 8
-    return pairwise_col(G, o, d2, r) + pairwise_col(G, o + d2, d - d2, r)
+def sumsq_col(G, o, d, r):  # pragma: no cover - compiled
+    # sumsq() down column r of a run-minor array (Adam-mini's block mean, small blocks)
+    res = G[o, r] * G[o, r]
+    for i in range(1, d):
+        res = res + G[o + i, r] * G[o + i, r]
+    return res
 
 
 @_jit
@@ -380,7 +332,7 @@ def step_cols(kind, use_m, pmode, diag, E, G, M, V, P, Hflat, hoff, boff, Hdiag,
         for b in range(boff.shape[0] - 1):
             o, d = boff[b], boff[b + 1] - boff[b]
             for r in range(c0, c1):
-                vb = V[b, r] * b2[r] + pairwise_col(G, o, d, r) / d
+                vb = V[b, r] * b2[r] + sumsq_col(G, o, d, r) / d
                 V[b, r] = vb
                 w = math.sqrt(vb * sv[r]) + ev[r]
                 for i in range(o, o + d):

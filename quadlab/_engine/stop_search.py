@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ordered import sum_first
+from .ordered import block_dot
 
 __all__ = ["search_kind", "first_stop"]
 
@@ -156,7 +156,7 @@ def _norms_into(plan, pos, ks, out, factor):
                 lgap = xp.take(pc.lgap, local, axis=1)[:, :, None, :]
                 amp = xp.exp(xp.clip(L * kk + lgap, min=-700.0, max=700.0))
                 a2 = amp * getattr(pc, factor)[:, :, None, :]
-                s = sum_first(xp, xp.vecdot(a2, a2, axis=-1))
+                s = block_dot(xp, a2, a2)  # Plan.values' order: modes in turn, then blocks
                 total = s if total is None else total + s
             out[o] = np.sqrt(b.to_numpy(total))
 
