@@ -46,3 +46,11 @@ def test_the_unstable_marks_are_explained(readme, c14):
                  for c in c14["cases"] for o in c["optimizers"].values())
     legend = readme.split(case1_4.readme_table(c14))[0][-2500:]  # the paragraph that introduces the table
     assert not marked or "‡ marks an unstable cell" in legend
+
+
+def test_the_explanations_table_is_the_committed_json(readme):
+    from quadlab.studies import explanations
+
+    res = json.loads((RESULTS / "explanations.json").read_text())
+    assert explanations.readme_table(res) in readme
+    assert res["settings"]["seeds"] == 5 and not res["settings"]["quick"]

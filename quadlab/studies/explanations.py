@@ -344,6 +344,33 @@ def _fmt_batch(b) -> str:
     return "beyond the grid" if b is None else f"{int(b):d}"
 
 
+def readme_table(result: dict) -> str:
+    """The README's Markdown table from this study's JSON (``result``: what ``--json`` writes): per instance the
+    observed median steps (GD, Adam, Adam β1=β2, sign descent), the observed GD/Adam ratio, each explanation's
+    prediction and ‖H‖₁,₁/trace, then the Spearman ρ of each prediction with the observed ratio.
+    ``tests/test_readme_numbers.py`` checks the README against ``docs/results/explanations.json``."""
+    lines = ["| instance | GD | Adam | Adam β1=β2 | sign descent | observed GD/Adam | theorem | JS⁰ | "
+             "ℓ∞: nλ_max/‖H‖₁,₁ | sign: GD/sign | NQM | ‖H‖₁,₁/trace |",
+             "| --- |" + " ---: |" * 11]
+    for p in result["points"]:
+        o, pr, r = p["observed"], p["predicted"], p["gd_over_adam"]
+        cells = [_fmt(o[m]["steps"]) for m in ("gd", "adam", "adam_b1b2", "sign")]
+        cells += [_fmt(r["value"], r["kind"]), _fmt(pr["heterogeneity"]), _fmt(pr["js0"]), _fmt(pr["linf"]),
+                  _fmt(pr["sign"], pr.get("sign_kind", "measured")), _fmt(pr["noise"]),
+                  f"{p['quantities']['rotation_gain']:.3g}"]
+        lines.append(f"| {_name(p)} | " + " | ".join(cells) + " |")
+    sm = result["summary"]
+
+    def rho(key):
+        v = sm[key]["spearman"]
+        return "n/a" if v is None else f"{v:+.2f}".replace("-", "−")
+
+    lines.append("| **Spearman ρ with observed** | | | | | | " + " | ".join(
+        [rho("heterogeneity"), rho("js0"), rho("linf"), rho("sign"), f"{rho('noise')} ({sm['noise']['n']} pairs)"])
+        + " | |")
+    return "\n".join(lines)
+
+
 def print_table(points: list[dict], summary: dict, tol: float, out=None) -> None:
     out = sys.stdout if out is None else out
     print(f"\nGD/Adam step ratios (tol {tol:g} on ‖∇f‖/‖∇f(w0)‖; Adam β1=0.9 β2=0.999; steps: median over seeds)",
