@@ -27,6 +27,9 @@ from quadlab._engine.layout import Layout, tmap
 from quadlab.runner import INPLACE, _starts
 from strategies import block_spectra, property_settings
 
+# bit-identical results: .ci/run runs these again with numpy's CPU dispatch lowered (pyproject.toml, markers)
+pytestmark = pytest.mark.bitwise
+
 
 def _cupy_ready() -> bool:
     if importlib.util.find_spec("cupy") is None:

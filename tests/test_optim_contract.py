@@ -17,6 +17,9 @@ from quadlab import contract, optim, rules, runner, spectra
 from quadlab._engine import adam_rule, kernels
 from quadlab.problem import BlockQuadratic
 
+# bit-identical results: .ci/run runs these again with numpy's CPU dispatch lowered (pyproject.toml, markers)
+pytestmark = pytest.mark.bitwise
+
 ROOT = pathlib.Path(quadlab.__file__).parent
 #: every module whose code receives the context as ``ctx``
 OPTIMIZER_SOURCES = [ROOT / "optim.py", ROOT / "_engine" / "adam_rule.py"]

@@ -18,7 +18,9 @@ from conftest import count_calls
 from strategies import property_settings
 
 numba = pytest.importorskip("numba")
-pytestmark = pytest.mark.skipif(not kernels.available(), reason="numba's JIT is off (QUADLAB_NUMBA=0 or NUMBA_DISABLE_JIT)")
+# bitwise: .ci/run runs these again with numpy's CPU dispatch lowered (pyproject.toml, markers)
+pytestmark = [pytest.mark.bitwise,
+              pytest.mark.skipif(not kernels.available(), reason="numba's JIT is off (QUADLAB_NUMBA=0 or NUMBA_DISABLE_JIT)")]
 
 FIELDS = ("gap", "grad_norm", "steps_to_tol", "stop_step")
 

@@ -19,6 +19,9 @@ from quadlab._engine.layout import Layout
 from quadlab.runner import DIVERGENCE_FACTOR, _closed_plan, _starts
 from strategies import block_spectra, property_settings
 
+# bit-identical results: .ci/run runs these again with numpy's CPU dispatch lowered (pyproject.toml, markers)
+pytestmark = pytest.mark.bitwise
+
 # learning rates as multiples of 1/λ_max: deep inside, ημ = 1 at the top (t = 0), the edge ημ = 2 (t = −1),
 # just past the edge (a mode grows by 1e-9 per step), and clearly unstable
 MULTS = (0.01, 0.5, 1.0, 1.9, 2.0, 2.0 * (1 + 1e-9), 2.2, 3.0)
