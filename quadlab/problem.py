@@ -6,12 +6,13 @@ With e = w − w*: ∇f(w) = He and f(w) − f* = ½ eᵀHe.  Each block is buil
 Haar-distributed (the Q of G = QR for a Gaussian matrix G, normalised so that diag(R) > 0), so the spectrum
 of H is known exactly by construction.
 
-Blocks smaller than ``quadlab._engine.build.HOST_MIN_SIZE`` (every block of the paper's cases) are built on the
-host in a fixed order of IEEE operations (:func:`quadlab._engine.portable.haar`, :func:`quadlab._engine.portable.spectral`),
-so an instance is the same bits on every CPU and on every backend.  Larger blocks take BLAS-3 calls on the numpy
-backend (:func:`quadlab._engine.build.haar_host`, :func:`quadlab._engine.build.spectral_matrix`) and batched
-``xp.linalg.qr`` and matmul elsewhere: all compute the same Q (the unique QR factor with diag(R) > 0) and the
-same H up to rounding, but those bits depend on the CPU's BLAS kernels.
+Blocks of at most ``quadlab._engine.build.PORTABLE_MAX_SIZE`` (512) coordinates, every block of the paper's
+cases and a global rotation of up to 512, are built on the host in a fixed order of IEEE operations
+(:func:`quadlab._engine.portable.haar`, :func:`quadlab._engine.portable.spectral`), so an instance is the same
+bits on every CPU and on every backend.  Larger blocks take batched ``xp.linalg.qr`` and matmul, and from
+``HOST_MIN_SIZE`` (1024) on, on the numpy backend, BLAS-3 calls (:func:`quadlab._engine.build.haar_host`,
+:func:`quadlab._engine.build.spectral_matrix`): all compute the same Q (the unique QR factor with diag(R) > 0)
+and the same H up to rounding, but those bits depend on the CPU's BLAS kernels.
 
 H is stored once on the backend: blocks of equal size are stacked into one (k, d, d) array so a single
 batched matmul applies a whole group to R points at once.  A diagonal H (rotation="none") is stored as its
@@ -183,7 +184,7 @@ class BlockQuadratic:
     @staticmethod
     def _portable(d: int) -> bool:
         """Whether d×d rotations are built in fixed order on the host (:mod:`quadlab._engine.portable`), any backend."""
-        return d < build.HOST_MIN_SIZE
+        return d <= build.PORTABLE_MAX_SIZE
 
     def _gaussian(self, seed_index: int, d: int) -> np.ndarray:
         """The d×d standard Gaussian matrix whose Q factor is rotation ``seed_index`` (host, C-ordered)."""

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import noise as noise_models
-from ._engine import adam_rule, closed_form, kernels, scan, stop_search
+from ._engine import adam_rule, closed_form, kernels, portable, scan, stop_search
 from ._engine.context import RunContext, hyperparameter
 from ._engine.layout import Layout, tmap
 from ._engine.runargs import check_seeds as _check_seeds
@@ -229,7 +229,8 @@ def record_steps(record, steps: int) -> np.ndarray:
     """
     if isinstance(record, str):
         if record == "log":
-            ks = np.unique(np.round(np.geomspace(1, steps, min(steps, 200))).astype(np.int64))
+            # portable.geomspace: which steps are recorded must not depend on the CPU's SIMD kernels
+            ks = np.unique(np.round(portable.geomspace(1, steps, min(steps, 200))).astype(np.int64))
             return np.concatenate([[0], ks]) if ks[0] != 0 else ks
         if record == "all":
             return np.arange(steps + 1, dtype=np.int64)

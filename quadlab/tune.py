@@ -7,16 +7,20 @@ sharply: Adam with β1 = 0 on the heterogeneous case converges per seed, while n
 
 The score.  A seed's outcome at an lr is its number of steps to ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, or a miss (it
 never got there within the cap, or diverged).  Shared lrs are ranked lexicographically by (seeds missed, the
-worst steps among the seeds that reached tol, the worst final ‖∇f‖): where some lr reaches tol on every seed
-this is the worst seed's count; where none does, the lr that serves the most seeds wins rather than the one
-whose misses hover lowest.  A lone seed's score is the same with one seed.
+worst steps among the seeds that reached tol, their total steps, then, only where some seed missed, the worst
+final ‖∇f‖, then the smaller lr): where some lr reaches tol on every seed this is the worst seed's count; where
+none does, the lr that serves the most seeds wins rather than the one whose misses hover lowest.  A lone seed's
+score is the same with one seed.  No key depends on the cap an lr ran under where the race could change it,
+so ``race=True`` picks the lr the full search picks.
 
 The search.  A dense log grid (``points``, default 128, through :func:`quadlab._engine.portable.geomspace`, so
 the same lrs on every CPU) runs as one batched run per problem; with ``race=True`` under the growing caps of
 :func:`race_caps`.  Then ``refine`` times, a finer grid of ``refine_points`` is laid between the neighbours of
 each of the ``candidates`` best local minima of the score (a response curve can have several basins: a
-chaotic stall regime, a momentum resonance), never outside ``lr_range``; where no lr of the grid reached tol on
-any seed there is nothing to refine, and the search ends with the grid.  The per-seed searches read their
+chaotic stall regime, a momentum resonance), never outside ``lr_range``.  Where the best lr reached tol on
+every seed, a candidate must too, within c* (the first cap of :func:`race_caps` at or above the best count, at
+most 4× it): a basin whose coarse count is worse than that is not refined, which is what keeps the race exact.
+Where no lr of the grid reached tol on any seed there is nothing to refine, and the search ends with the grid.  The per-seed searches read their
 first grid from the same runs and refine on their own.
 
 What is reported is true of a fresh run.  Runs are batch independent (:mod:`quadlab._engine.ordered`): an lr
@@ -32,6 +36,7 @@ tolerance, where a tiny change of the step decides whether it ever gets below.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,7 +73,7 @@ class TuneResult:
     ----------
     best_lr : float
         The learning rate with the best score (module docstring): the fewest seeds missed, then the smallest
-        worst-seed steps, then the smallest worst final ‖∇f‖.  Always inside ``lr_range``.
+        worst steps among the seeds that reached tol, then their total.  Always inside ``lr_range``.
     best_steps : int
         The worst seed's steps to tolerance of a fresh run of ``best_lr`` with the full cap; −1 if some seed
         missed.
@@ -78,7 +83,7 @@ class TuneResult:
         The response curve: worst-seed steps to tolerance per lr, −1 where some seed did not reach it within
         that lr's cap (``steps`` is its deprecated name: ``steps`` is the iteration cap everywhere else).
     final_grad_norm : numpy.ndarray
-        Worst-seed final ‖∇f‖ per lr (inf when a run diverged).
+        Worst-seed final recorded ‖∇f‖ per lr (inf when a run diverged), as recorded under that lr's cap.
     diverged : numpy.ndarray
         bool per lr: some seed diverged.
     best : Result or list of Result
@@ -105,8 +110,9 @@ class TuneResult:
         With ``per_seed=True``: each seed tuned alone (its own curve, choice, fresh run and check).
     seeds : tuple of int
         The seeds, in the order of ``best`` and ``per_seed``.
-    past_edge : tuple of float
-        Neighbours past a divergence edge (:func:`quadlab.stability.divergence_edge`), not compared by the stability check.
+    past_edge : tuple of (float, int)
+        (lr, seed index) pairs past that seed's divergence edge (:func:`quadlab.stability.divergence_edge`): the
+        stability check counts them as the best lr's own outcome on that seed.
 
     Attributes
     ----------
@@ -170,6 +176,24 @@ def _matrices(parts: list, n_lr: int):
     return tuple(np.concatenate([p[j].reshape(n_lr, -1) for p in parts], axis=1) for j in range(3))
 
 
+def same_reach(a, b) -> bool:
+    """Whether two lrs' per-seed outcomes (steps, −1 = missed) agree for the shared protocol: as many seeds reach
+    tol, and the worst of the seeds that reach it agree by :func:`quadlab.stability.same_outcome`."""
+    a, b = np.asarray(a), np.asarray(b)
+    ka, kb = int((a >= 0).sum()), int((b >= 0).sum())
+    wa = int(a[a >= 0].max()) if ka else None
+    wb = int(b[b >= 0].max()) if kb else None
+    return ka == kb and same_outcome(wa, wb)
+
+
+def _reach_text(row) -> str:
+    row = np.asarray(row)
+    k = int((row >= 0).sum())
+    if k == row.size:
+        return f"{int(row.max())} steps"
+    return "misses tol" if row.size == 1 else f"{k} of {row.size} seeds reach tol"
+
+
 class _Curve:
     """Every lr tried by one search with its per-seed outcomes, and the score of module docstring."""
 
@@ -189,14 +213,21 @@ class _Curve:
         return lrs, stt, fin, div, cap
 
     def score(self):
-        """(lrs, order best first, missed, worst reached, worst final ‖∇f‖, diverged, cap) over all lrs tried."""
+        """(lrs, order best first, missed, worst reached, worst final ‖∇f‖, diverged, cap) over all lrs tried.
+
+        The order: fewest seeds missed, then the smallest worst count among the seeds that reached tol, then the
+        smallest total count over them, then (only among lrs where some seed missed) the smallest worst final
+        ‖∇f‖, then the smaller lr.  None of these keys depends on the cap an lr ran under where the race could
+        have changed it: a run's final recorded ‖∇f‖ does (the recorded steps follow the cap), so it breaks
+        ties only between lrs that missed somewhere, which the race never ranks below its cap."""
         lrs, stt, fin, div, cap = self.arrays()
         reached = stt >= 0
         missed = (~reached).sum(axis=1)
         worst = np.where(reached.any(axis=1), np.where(reached, stt, -1).max(axis=1), self.steps + 1)
+        total = np.where(reached, stt, 0).sum(axis=1)
         fw = np.where(np.isfinite(fin), fin, np.inf).max(axis=1)
         fw = np.where(div.any(axis=1), np.inf, fw)
-        order = np.lexsort((fw, worst, missed))
+        order = np.lexsort((lrs, np.where(missed > 0, fw, 0.0), total, worst, missed))
         return lrs, order, missed, worst, fw, div.any(axis=1), cap
 
     def best(self):
@@ -323,8 +354,8 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     minima, under the shared protocol and optionally per seed (module docstring).
 
     The shared score of an lr is (seeds that missed ‖∇f(w_k)‖ ≤ tol·‖∇f(w₀)‖, the worst steps among the seeds
-    that reached it, the worst final ‖∇f‖), compared lexicographically; where an lr reaches tol on every seed
-    it is the worst seed's count.  A log grid of ``points`` lrs over ``lr_range`` runs as one batched
+    that reached it, their total, …; module docstring), compared lexicographically; where an lr reaches tol on
+    every seed it is the worst seed's count.  A log grid of ``points`` lrs over ``lr_range`` runs as one batched
     :func:`quadlab.run` per problem; then ``refine`` times a grid of ``refine_points`` between the neighbours of
     each of the ``candidates`` best local minima.  The best lr is re-run alone with the full cap (bit-identical
     to its grid run, since runs are batch independent) and its neighbours best·(1 ± f·neighbourhood) are run for
@@ -363,14 +394,15 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     neighbourhood : float or None, default 0.1
         Relative reach of the stability check, in (0, 1); None skips it.
     candidates : int, default 3
-        Local minima of the score refined in each round, ≥ 1.
+        Local minima of the score refined in each round, ≥ 1 (module docstring: within c* of the best count).
     per_seed : bool, default False
         Also tune each seed alone (``TuneResult.per_seed``), from the same first grid.
     w0 : sequence of array_like, optional
         One start (n,) per seed instead of the seeds' own (:func:`quadlab.starts`); the seeds then only label
         the runs.
     noise : optional
-        Gradient noise, passed to :func:`quadlab.run` (no race: noisy runs do not take the compiled scan).
+        Gradient noise, passed to :func:`quadlab.run`.  Noisy runs do not take the compiled scan, so with
+        ``race=True`` each cap is a run of its own.
 
     Returns
     -------
@@ -395,12 +427,16 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     >>> len(t.best), bool(t.best_lr <= 2 / 201 + 1e-12), t.fragile, len(t.per_seed)
     (2, True, False, 2)
     """
-    if neighbourhood is not None and not (np.isfinite(neighbourhood) and 0 < neighbourhood < 1):
-        raise ValueError(f"neighbourhood must lie in (0, 1) or be None, got {neighbourhood!r}")
+    if neighbourhood is not None and (isinstance(neighbourhood, bool) or not isinstance(neighbourhood, (int, float))
+                                      or not (math.isfinite(neighbourhood) and 0 < neighbourhood < 1)):
+        raise ValueError(f"neighbourhood must be a number in (0, 1) or None, got {neighbourhood!r}")
     for name, v, least in (("points", points, 3), ("refine_points", refine_points, 1), ("candidates", candidates, 1),
                            ("refine", refine, 0)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < least:
             raise ValueError(f"{name} must be an integer >= {least}, got {v!r}")
+    for name, v in (("race", race), ("per_seed", per_seed)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {v!r}")
     many = isinstance(problem, (list, tuple))
     problems = list(problem) if many else [problem]
     seeds = list(check_seeds(seeds))
@@ -411,14 +447,29 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
     others = {k: v for k, v in optimizer.hyper.items() if k != "lr"}
     if any(v.size > 1 for v in others.values()):
         raise ValueError(f"tune_lr tunes lr alone: fix the other hyperparameters of {optimizer.name} to one value")
-    lo, hi = float(lr_range[0]), float(lr_range[1])
-    if not (0 < lo < hi and np.isfinite(hi)):
-        raise ValueError(f"lr_range must satisfy 0 < lo < hi, got {lr_range!r}")
+    try:
+        lo, hi = (float(v) for v in lr_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"lr_range must be two numbers (lo, hi), got {lr_range!r}") from None
+    if not (0 < lo < hi and math.isfinite(hi)):
+        raise ValueError(f"lr_range must satisfy 0 < lo < hi, finite, got {lr_range!r}")
     steps = _check_args(optimizer, steps, tol, method, None)[0]
     if w0 is not None:
-        w0 = [np.asarray(w, dtype=np.float64) for w in w0]
+        if isinstance(w0, np.ndarray) and w0.ndim < 2 or not hasattr(w0, "__len__"):
+            raise ValueError("w0 must be a sequence of starts, one array (n,) per seed")
         if len(w0) != len(seeds):
             raise ValueError(f"w0 needs one start per seed: {len(seeds)} seeds, got {len(w0)} starts")
+        starts_ = []
+        for i, w in enumerate(w0):
+            n = (problems[i] if many else problem).n
+            if np.iscomplexobj(w):
+                raise ValueError(f"w0[{i}] is complex; a start must be real")
+            w = np.asarray(w, dtype=np.float64)
+            if w.shape != (n,) or not np.isfinite(w).all():
+                raise ValueError(f"w0[{i}] must be a finite array of shape ({n},), got shape {w.shape}"
+                                 + ("" if w.shape != (n,) else " with non-finite entries"))
+            starts_.append(w)
+        w0 = starts_
     # one seed alone: its own problem (a list) or the shared one, with its own start if given
     singles = [(problems[i] if many else problem, [s], None if w0 is None else w0[i]) for i, s in enumerate(seeds)]
     pairs = singles if many or w0 is not None else [(problem, seeds, None)]
@@ -482,10 +533,11 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
         lrs, order, missed, worst, fw, dv, caps = curve.score()
         best = float(lrs[order[0]])
         res = each([best], steps, on)
-        bs = np.concatenate([r.steps_to_tol for r in res])
-        ok = (bs >= 0) & np.concatenate([r.status != "diverged" for r in res])
+        bdiv = np.concatenate([r.status == "diverged" for r in res])
+        bs = np.where(bdiv, -1, np.concatenate([r.steps_to_tol for r in res]))
+        ok = bs >= 0
         best_steps = int(bs.max()) if ok.all() else -1
-        fragile, notes, neigh, nsteps = False, [], None, None
+        fragile, notes, neigh, nsteps, past = False, [], None, None, ()
         if neighbourhood is not None:
             off = neighbourhood * np.asarray(NEIGHBOUR_FRACTIONS)
             near = np.concatenate([best * (1 - off[::-1]), best * (1 + off)])
@@ -494,16 +546,21 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
             w = np.where((n_stt < 0).any(axis=1), -1, n_stt.max(axis=1))
             neigh = {float(lr): int(x) for lr, x in zip(near, w, strict=True)}
             nsteps = {float(lr): tuple(int(x) for x in row) for lr, row in zip(near, n_stt, strict=True)}
-            past = divergence_edge(near, n_div.any(axis=1), best)
-            differ = [lr for lr, x in neigh.items() if lr not in past and not same_outcome(best_steps, x)]
+            # per seed: the neighbours past that seed's divergence edge (never for a seed that already diverges
+            # at the best lr) count as the best lr's own outcome on that seed
+            past = tuple((lr, j) for j in range(len(seed_list)) if not bdiv[j]
+                         for lr in divergence_edge(near, n_div[:, j], best))
+            exempt = np.array([[(float(lr), j) in set(past) for j in range(len(seed_list))] for lr in near])
+            adj = np.where(exempt, bs[None, :], n_stt)
+            differ = [float(lr) for lr, row in zip(near, adj, strict=True) if not same_reach(bs, row)]
             if differ:
                 fragile = True
                 what = "every seed reaches" if len(seed_list) > 1 else "it reaches"
                 head = (f"at lr {best:.6g} {what} tol in {best_steps} steps" if best_steps >= 0
-                        else f"at lr {best:.6g} some seed misses tol")
+                        else f"at lr {best:.6g} {int(ok.sum())} of {len(seed_list)} seeds reach tol")
                 notes.append(f"fragile: {head}, but at " + " and ".join(
-                    f"{lr:.6g} ({'misses tol' if neigh[lr] < 0 else f'{neigh[lr]} steps'})" for lr in differ)
-                    + f" (within ±{neighbourhood:g}); the count depends on the exact step")
+                    f"{lr:.6g} ({_reach_text(row)})" for lr, row in zip(near, adj, strict=True) if float(lr) in differ)
+                    + f" (within ±{neighbourhood:g}); the outcome depends on the exact step")
         first = grid[1], grid[-2]
         at_edge = bool(missed[order[0]] < len(seed_list) and (best <= first[0] or best >= first[1]))
         if at_edge:
@@ -517,7 +574,7 @@ def tune_lr(problem, optimizer: Optimizer, lr_range=(1e-6, 10.0), points: int = 
             final_grad_norm=fw[srt], diverged=dv[srt], best=res[0] if one else res, caps=caps[srt],
             fragile=fragile, note="; ".join(notes), neighbours=neigh, seeds_reached=int(ok.sum()),
             reached_per_lr=(len(seed_list) - missed)[srt], neighbour_steps=nsteps, at_edge=at_edge,
-            past_edge=past if neighbourhood is not None else (),
+            past_edge=past,
             seeds=tuple(int(s) for s in seed_list))
 
     out = finish(shared, pairs, seeds, not many and w0 is None)

@@ -124,18 +124,22 @@ def test_same_seed_same_arrays_other_seed_other_arrays():
 
 
 def test_numpy_and_strict_build_the_same_problem():
+    # blocks up to build.PORTABLE_MAX_SIZE are built on the host by quadlab's fixed-order code for every backend
     spec = mixed_spectrum()
     a = BlockQuadratic(spec, seed=2, xp="numpy")
     s = BlockQuadratic(spec, seed=2, xp="array_api_strict")
-    np.testing.assert_allclose(np.asarray(a.dense()), s.backend.to_numpy(s.dense()), rtol=0, atol=1e-13)
+    assert max(spec.sizes) <= build.PORTABLE_MAX_SIZE
+    np.testing.assert_array_equal(np.asarray(a.dense()), s.backend.to_numpy(s.dense()))
 
 
 @pytest.mark.parametrize("rotation", ["block", "global"])
 def test_host_path_builds_the_batched_paths_problem(monkeypatch, rotation):
     # numpy builds blocks >= build.HOST_MIN_SIZE with CholeskyQR2 + dsyrk; array-api-strict with batched
     # Householder QR + matmul.  Both are the Q of G = QR with diag(R) > 0, so H agrees to rounding.
-    # The threshold is only a speed setting: lowered here so that the test blocks stay small.
+    # The thresholds are only speed settings: lowered here so that the test blocks stay small (and skip the
+    # portable fixed-order path, which takes every block up to PORTABLE_MAX_SIZE on both backends).
     monkeypatch.setattr(build, "HOST_MIN_SIZE", 128)
+    monkeypatch.setattr(build, "PORTABLE_MAX_SIZE", 64)
     spec = quadlab.BlockSpectrum.from_blocks(
         [spectra.log_uniform(160, 1, 900), spectra.uniform(5, 2, 3), spectra.uniform(130, 1, 50),
          spectra.log_uniform(160, 3, 40)], names=["a", "b", "c", "d"]

@@ -30,6 +30,10 @@ def sym(xp, A):
 # 2 × 2500: 2.84 vs 2.35 s, and at d = 2500 the host path is far less sensitive to other processes' load
 # (bench/RESULTS_build.md).  Smaller problems also keep their exact old bits.
 HOST_MIN_SIZE = 1024
+# Blocks up to this size are built in fixed-order arithmetic (quadlab._engine.portable), the same bits on every
+# CPU: 0.07 s for d = 300 and 0.4 s for d = 512 with numba, against 2.2 s at d = 1000 (16.6 s without numba).
+# Larger blocks take the batched xp.linalg.qr path or, from HOST_MIN_SIZE on, the BLAS-3 host path.
+PORTABLE_MAX_SIZE = 512
 # Leaves of the recursive Cholesky.  One threaded dpotrf of a 2500×2500 Gram matrix takes 0.08 s on an idle
 # 2-core machine but 4–8 s while another process runs a 2-thread BLAS job (its many small synchronised
 # steps wait for descheduled threads); the recursion with leaves of at most this size stayed under ~1 s in

@@ -41,6 +41,8 @@ import functools
 
 import numpy as np
 
+from .runargs import thresholds
+
 __all__ = ["UPDATES", "MAX_N", "cuda_source", "prepare", "emulate", "launch", "run"]
 
 #: coordinates per run (threads per block)
@@ -221,7 +223,6 @@ def prepare(problem, optimizer, w0=None, seeds=None, steps: int = 1000, tol: flo
     from .. import runner
     from ..optim import AdamScalars, Optimizer
     from .context import RunContext
-    from .runargs import thresholds
 
     if not isinstance(optimizer, Optimizer):
         raise ValueError(f"optimizer must be built by quadlab.optim (e.g. quadlab.optim.adam(...)), got {optimizer!r}")

@@ -10,10 +10,10 @@ a run starts from with the operations below, whose results are fixed by IEEE 754
 correctly rounded, so a fixed order of them gives the same bits on every conforming machine):
 
 * :func:`ipow`: b^t for integer t ≥ 0 by binary powering in double-double arithmetic (+, −, × only);
-* :func:`exp`, :func:`log`, :func:`pow`, :func:`cos`, :func:`geomspace`: one call of the platform's scalar C library per element
-  (Python's :mod:`math`), never numpy's SIMD loops.  These are the same bits on every x86-64 CPU with one
-  C library (glibc's ``exp``/``log``/``pow`` take no CPU-dependent branch between AVX2 and AVX-512
-  machines); another C library may differ in the last bit, which the studies' stability measurement covers;
+* :func:`exp`, :func:`log`, :func:`pow`, :func:`geomspace`: correctly rounded through 50-digit decimal
+  arithmetic, for small arrays; :func:`cos`: a vectorised polynomial of IEEE operations.  Neither numpy's SIMD
+  loops nor the C library's functions are used: glibc itself picks FMA or SSE2 variants of ``exp``, ``log``,
+  ``pow`` and ``cos`` by CPU, and they differ in the last bit;
 * :func:`fsum`: Σ of the last axis correctly rounded (:func:`math.fsum`), whatever the order;
 * :func:`haar`, :func:`spectral`: the Haar factor Q of G = QR (diag R > 0) by classical Gram–Schmidt applied
   twice, and Q diag(λ) Qᵀ, every sum in the fixed order of :func:`quadlab._engine.ordered.matmul`.
@@ -21,6 +21,7 @@ correctly rounded, so a fixed order of them gives the same bits on every conform
 
 from __future__ import annotations
 
+import decimal
 import math
 
 import numpy as np
@@ -110,29 +111,87 @@ def ipow(base, t) -> np.ndarray:
     return np.where(np.isfinite(out), out, hi)
 
 
-def exp(x) -> np.ndarray:
-    """e^x elementwise through the C library's scalar ``exp`` (module docstring), float64."""
+# 50 significant digits: a float64 result rounded from a value this close to the exact one is the correctly
+# rounded result unless the exact value lies within 1e-50 relative of a midpoint between two doubles, far
+# closer than any exp/log/pow of a double comes (the table maker's dilemma's worst cases are near 2^-120)
+_CTX = decimal.Context(prec=50, rounding=decimal.ROUND_HALF_EVEN, Emin=-999999, Emax=999999)
+
+
+def _dec(v: float) -> decimal.Decimal:
+    return decimal.Decimal(v)  # exact: every double is a finite decimal
+
+
+def _elementwise(f, x) -> np.ndarray:
     a = np.asarray(x, dtype=np.float64)
-    return np.array([math.exp(v) for v in a.ravel().tolist()], dtype=np.float64).reshape(a.shape)
+    return np.array([f(v) for v in a.ravel().tolist()], dtype=np.float64).reshape(a.shape)
+
+
+def _exp1(v: float) -> float:
+    if v != v:
+        return v
+    return float(_CTX.exp(_dec(v)))
+
+
+def _log1(v: float) -> float:
+    if not v > 0:
+        raise ValueError(f"log needs positive arguments, got {v!r}")
+    return float(_CTX.ln(_dec(v)))
+
+
+def _pow1(x: float, y: float) -> float:
+    if y == 0:
+        return 1.0
+    if not x > 0:
+        raise ValueError(f"pow takes positive bases (x^y = exp(y ln x)), got {x!r}")
+    return float(_CTX.exp(_CTX.multiply(_dec(y), _CTX.ln(_dec(x)))))
+
+
+def exp(x) -> np.ndarray:
+    """e^x elementwise, correctly rounded (50-digit decimal arithmetic, then one rounding to float64), so the same
+    bits on every machine whatever its C library: glibc picks FMA or SSE2 variants of its own ``exp`` by CPU,
+    which differ in the last bit for about 1 argument in 1,600.  A few µs per element: for small arrays."""
+    return _elementwise(_exp1, x)
 
 
 def log(x) -> np.ndarray:
-    """ln x elementwise (x > 0) through the C library's scalar ``log`` (module docstring), float64."""
-    a = np.asarray(x, dtype=np.float64)
-    return np.array([math.log(v) for v in a.ravel().tolist()], dtype=np.float64).reshape(a.shape)
+    """ln x elementwise (x > 0), correctly rounded as :func:`exp`."""
+    return _elementwise(_log1, x)
 
 
-def pow(x, y) -> np.ndarray:  # noqa: A001 -- the name of the C library's function it calls
-    """x^y elementwise (broadcast) through the C library's scalar ``pow`` (module docstring), float64."""
+def pow(x, y) -> np.ndarray:  # noqa: A001 -- the name of the C library's function it replaces
+    """x^y = exp(y·ln x) elementwise (broadcast; x > 0, or y = 0), correctly rounded as :func:`exp`."""
     a, b = np.broadcast_arrays(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64))
-    return np.array([math.pow(u, v) for u, v in zip(a.ravel().tolist(), b.ravel().tolist())],
+    return np.array([_pow1(u, v) for u, v in zip(a.ravel().tolist(), b.ravel().tolist())],
                     dtype=np.float64).reshape(a.shape)
 
 
+# π/2 as a sum of three doubles (Cody–Waite), the first two of 30 significant bits, so that k·P1 and k·P2 are exact
+# for |k| < 2^23 and x − k·π/2 loses nothing to the reduction; the third carries π/2's remaining bits
+_PIO2 = (1.570796325802803, 9.920935791635221e-10, 5.170182981794105e-19)
+_PIO2_FULL = 1.5707963267948966  # the quotient's estimate only
+# Taylor coefficients of sin and cos on [−π/4, π/4], highest first: truncation below 1e-19 relative
+_SIN = tuple((-1.0) ** k / math.factorial(2 * k + 1) for k in range(10, -1, -1))
+_COS = tuple((-1.0) ** k / math.factorial(2 * k) for k in range(10, -1, -1))
+
+
 def cos(x) -> np.ndarray:
-    """cos x elementwise through the C library's scalar ``cos`` (module docstring), float64."""
+    """cos x elementwise (|x| < 10⁶) from IEEE +, −, × only, vectorised: k = round(x/(π/2)), r = x − k·π/2 with
+    π/2 split in three doubles (Cody–Waite), then sin r or cos r by their Taylor polynomials in Horner form and
+    the sign of the quadrant.  Within a few ulps of cos x, and the same bits on every machine (numpy's ``cos``
+    takes SIMD kernels chosen at run time, the C library's takes FMA or SSE2 variants)."""
     a = np.asarray(x, dtype=np.float64)
-    return np.array([math.cos(v) for v in a.ravel().tolist()], dtype=np.float64).reshape(a.shape)
+    if not (np.isfinite(a) & (np.abs(a) < 1e6)).all():
+        raise ValueError("portable.cos takes finite |x| < 1e6")
+    k = np.rint(a / _PIO2_FULL)
+    r = ((a - k * _PIO2[0]) - k * _PIO2[1]) - k * _PIO2[2]
+    r2 = r * r
+    s, c = np.zeros_like(r), np.zeros_like(r)
+    for cs, cc in zip(_SIN, _COS, strict=True):
+        s = s * r2 + cs
+        c = c * r2 + cc
+    s = s * r
+    q = np.mod(k, 4).astype(np.int64)  # cos(r + qπ/2): cos r, −sin r, −cos r, sin r
+    return np.choose(q, [c, -s, -c, s])
 
 
 def geomspace(lo: float, hi: float, num: int) -> np.ndarray:
@@ -149,9 +208,9 @@ def geomspace(lo: float, hi: float, num: int) -> np.ndarray:
         raise ValueError(f"geomspace needs 0 < lo, hi finite and num >= 1, got {lo!r}, {hi!r}, {num!r}")
     if num == 1:
         return np.array([lo])
-    a, b = math.log(lo), math.log(hi)
+    a, b = _log1(lo), _log1(hi)
     step = (b - a) / (num - 1)
-    out = np.array([math.exp(a + i * step) for i in range(num)])
+    out = np.array([_exp1(a + i * step) for i in range(num)])
     out[0], out[-1] = lo, hi
     # a rounding must not break the order (it cannot for distinct ends spaced by more than a few ulps)
     return np.maximum.accumulate(out) if lo < hi else np.minimum.accumulate(out)

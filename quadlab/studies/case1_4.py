@@ -152,7 +152,7 @@ def tuning_task(task: dict):
     are rebuilt from it (seeded rotations).  Returns (the optimizer's record, its per-seed Results).
 
     The record holds the shared protocol's cell (today's fields: lr, steps_to_tol, seeds_reached, …), its
-    stability (``unstable``, ``range``: :func:`quadlab.tune.cell_stability` over the lr neighbours and perturbed
+    stability (``unstable``, ``range``: :func:`quadlab.stability.cell_stability` over the lr neighbours and perturbed
     starts) and, for a tuned optimizer, ``per_seed`` = {"steps_to_tol", "seeds_reached", "lrs",
     "steps_to_tol_per_seed", "unstable", "range"}: each seed tuned alone."""
     spec = BlockSpectrum.from_blocks(task["blocks"], task["names"])
@@ -230,7 +230,8 @@ def run_case(case: int, spec, args) -> dict:
     for name, num, den in (("gd_over_adam_theory", "gd", "adam_theory"), ("heavy_ball_over_adam", "heavy_ball", "adam")):
         for suffix, pick in (("", lambda o: o), ("_per_seed", lambda o: o["per_seed"])):
             a, b = pick(record[num]), pick(record[den])
-            ok = a["steps_to_tol"] and b["steps_to_tol"] and not (a["unstable"] or b["unstable"])
+            ok = a["steps_to_tol"] is not None and b["steps_to_tol"] is not None and a["steps_to_tol"] > 0 \
+                and b["steps_to_tol"] > 0 and not (a["unstable"] or b["unstable"])
             rec[name + suffix] = a["steps_to_tol"] / b["steps_to_tol"] if ok else None
     return rec, traces
 
