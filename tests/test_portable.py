@@ -20,6 +20,8 @@ from quadlab import spectra
 from quadlab._engine import kernels, portable
 from quadlab._engine.adam_rule import scalar_tables
 
+pytestmark = pytest.mark.bitwise
+
 EPS = 2.0 ** -53
 
 
