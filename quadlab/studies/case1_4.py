@@ -258,14 +258,17 @@ def _count(n: int) -> str:
 
 def cell_text(o: dict) -> str:
     """A cell of the table: the median steps to tol with (k/n) where not every seed reached it, "— (k/n)" where
-    the median missed, or, for an unstable cell (``o["unstable"]``: tuning neighbours or a last-bit perturbation
-    of the instance change the outcome by more than 1.5×), the range of outcomes seen, e.g. "1.9k–3.8k ‡"
-    (∞: a variant whose median missed tol), never one number."""
+    the median missed, or, for an unstable cell (``o["unstable"]``: the tuning's lr neighbours or the starts moved
+    in their last bits change the median by more than 1.5× or the number of seeds that reach tol), the range of
+    medians seen, e.g. "1.9k–3.8k ‡" (∞: a variant whose median missed tol), never one number; "— (k/n) ‡" where
+    every median missed and only the count of seeds that reached tol moved."""
     n = o.get("seeds", len(o.get("steps_to_tol_per_seed", ())))
     k = o["seeds_reached"]
     if o.get("unstable"):
         lo, hi = o["range"]
-        return f"{'∞' if lo is None else _count(lo)}–{'∞' if hi is None else _count(hi)} ‡"
+        if lo is None:  # every variant's median missed tol; what moved is how many seeds reached it
+            return f"— ({k}/{n}) ‡"
+        return f"{_count(lo)}–{'∞' if hi is None else _count(hi)} ‡"
     st = "—" if o["steps_to_tol"] is None else str(o["steps_to_tol"])
     return st + (f" ({k}/{n})" if k != n else "")
 
