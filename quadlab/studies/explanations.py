@@ -21,8 +21,8 @@ Starts in H's eigenbasis: seed k's start has, on the eigenvector of the j-th sma
 entry of default_rng(k)'s N(0, I) draw, the same for every instance.  GD is orthogonally invariant, so its
 runs are identical on all ten instances, and every difference in the GD/Adam ratio is Adam's.
 
-Observed (learning rates tuned per instance on all seeds, the worst seed scores, as ``quadlab.tune.tune_lr``
-scores them, on the starts above; steps to ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, median over seeds): GD; Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8); Adam with
+Observed (learning rates tuned per instance on all seeds, scored as ``quadlab.tune.tune_lr``'s shared protocol
+does, on the starts above; steps to ‖∇f(w_k)‖ ≤ tol·‖∇f(w_0)‖, median over seeds): GD; Adam (β1 = 0.9, β2 = 0.999, ε = 1e-8); Adam with
 β2 = β1 = 0.9; momentum sign descent (β = 0.9); Adam's theory form (β1 = 0, β2 = 1).  The default tolerance is
 1e-4, not the other studies' 1e-6: sign descent with a constant step ends in a cycle of width η and cannot
 reach 1e-6 within any reasonable cap.  Under noise GD and Adam are tuned on a log grid with ``quadlab.run``.

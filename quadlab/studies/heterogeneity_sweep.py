@@ -16,7 +16,8 @@ has to solve the blocks within a factor ~1/tol = 1e6 of the top one, and its ste
 s^{L−1}·κ_b passes ~1e5.  With L = 4 that happens near s ≈ 20 and most of the grid s ∈ [1, 1e4] would show
 nothing new; with L = 2 the spread is s itself and GD's count grows across the whole grid.
 
-Optimizers, per s (learning rates tuned on all seeds at once by ``quadlab.tune.tune_lr``, worst seed scores):
+Optimizers, per s (learning rates tuned on all seeds at once by ``quadlab.tune.tune_lr``'s shared protocol:
+seeds reached, then the worst seed's steps):
 * GD, w ← w − η∇f, tuned on [¼η*, η*], η* = 2/(λ_min + λ_max) (a longer step only slows the slowest mode).
   Cap: ‖∇f(w_k)‖ ≤ ρ*^k ‖∇f(w_0)‖ with ρ* = (κ−1)/(κ+1) at η*, so ln(1/tol)/ln(1/ρ*) steps always suffice.
 * Adam theory form, w ← w − η ∇f/|∇f(w_0)| (docs/THEORY.md §2), tuned around the best constant step of its

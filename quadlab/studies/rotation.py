@@ -20,7 +20,7 @@ Spectra (κ = 5000 both):
   shape of a network Hessian block at initialisation), so κ_l = 5 and the block scales are 1, 10, 100, 1000
   (three decades; the GPT2 blocks of docs/THEORY.md §8.1 span about 4.5).
 
-Optimizers (learning rates tuned on all seeds at once by ``quadlab.tune.tune_lr``, worst seed scores; seed k
+Optimizers (learning rates tuned on all seeds at once by ``quadlab.tune.tune_lr``, the shared protocol: seeds reached, then the worst seed's steps; seed k
 draws the rotation(s) and w_0 ~ N(0, I)):
 * GD, tuned on [½η*, η*], η* = 2/(λ_min + λ_max) (½η* already needs twice the steps); cap
   ln(1/tol)/ln(1/ρ*) steps, ρ* = (κ−1)/(κ+1), which always suffice at η* since ‖∇f_k‖ ≤ ρ*^k‖∇f_0‖;
