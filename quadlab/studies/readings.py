@@ -258,6 +258,14 @@ def table_rows(records: list[dict]) -> list[str]:
     return rows
 
 
+def readme_table(result: dict) -> str:
+    """The README's table from this study's JSON: :func:`table_rows` of every record, the shipped default reading in
+    bold.  ``tests/test_readme_numbers.py`` checks the README against ``docs/results/readings.json``."""
+    default = result["default"]
+    rows = table_rows(result["readings"] + result["references"])
+    return "\n".join(r.replace(f"| {default} |", f"| **{default}** |", 1) for r in rows)
+
+
 def print_report(result: dict, out=None) -> None:
     out = sys.stdout if out is None else out
     s = result["settings"]
