@@ -54,3 +54,11 @@ def test_the_explanations_table_is_the_committed_json(readme):
     res = json.loads((RESULTS / "explanations.json").read_text())
     assert explanations.readme_table(res) in readme
     assert res["settings"]["seeds"] == 5 and not res["settings"]["quick"]
+
+
+def test_the_readings_table_is_the_committed_json(readme):
+    from quadlab.studies import readings
+
+    res = json.loads((RESULTS / "readings.json").read_text())
+    assert readings.readme_table(res) in readme
+    assert res["settings"]["seeds"] == 8 and not res["settings"]["quick"]
