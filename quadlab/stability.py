@@ -120,6 +120,15 @@ def median_steps(per_seed) -> int | None:
     """The studies' statistic of a cell: the median over seeds of the steps to tolerance, a seed that missed
     (None or a negative count) counted as +∞; None when that median is +∞ (rounded to an integer).
 
+    Parameters
+    ----------
+    per_seed : sequence of int or None
+        Each seed's steps to tolerance.
+
+    Returns
+    -------
+    int or None
+
     Examples
     --------
     >>> median_steps([100, None, 300]), median_steps([100, None, None]), median_steps([100, 201])
@@ -250,7 +259,18 @@ def neighbour_variants(tuned) -> list[list[int]]:
 
     From a shared :class:`quadlab.tune.TuneResult`: one variant per neighbour lr with every seed's steps, where a
     seed past its own divergence edge at that lr (``past_edge``) counts its best-lr count instead.  From a list
-    of per-seed TuneResults (one seed each): variant j takes each seed's j-th neighbour, likewise."""
+    of per-seed TuneResults (one seed each): variant j takes each seed's j-th neighbour, likewise.
+
+    Parameters
+    ----------
+    tuned : TuneResult or sequence of TuneResult
+        A shared search's result, or the per-seed ones (``TuneResult.per_seed``).
+
+    Returns
+    -------
+    list of list of int
+        One list of per-seed steps (−1: missed) per variant; empty without a neighbourhood check.
+    """
     if hasattr(tuned, "neighbour_steps"):
         if not tuned.neighbour_steps:
             return []

@@ -121,7 +121,7 @@ def test_serial_map_computes_each_key_once_and_resumes(tmp_path):
     assert Executor().map(square, specs, store=Checkpoint(path, {"s": 1})) == [9, 1, 9, 4]
     assert calls == [3, 1, 2]  # the duplicate task ran once
     lines = path.read_text().splitlines()
-    assert len(lines) == 4 and json.loads(lines[0])["settings"] == {"s": 1}
+    assert len(lines) == 4 and json.loads(lines[0])["settings"] == {"s": 1, "quadlab": quadlab.__version__}
     # an append torn by a crash: the last record is half written
     path.write_text("\n".join(lines[:-1]) + "\n" + lines[-1][: len(lines[-1]) // 2])
     calls.clear()

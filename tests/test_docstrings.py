@@ -11,7 +11,7 @@ import quadlab
 #: the public modules (quadlab.__all__ names some; the rest are documented in docs/ARCHITECTURE.md).
 MODULES = ["spectra", "stored", "sampling", "problem", "rules", "tune", "theory", "rstats", "rates", "checks", "krylov",
            "slq", "extremes", "density", "lanczos", "heterogeneity", "symbolic", "backend", "plots", "optim", "runner",
-           "contract", "noise", "nqm", "explain", "dist", "sweep", "results"]
+           "contract", "noise", "nqm", "explain", "dist", "sweep", "results", "stability", "roundoff"]
 EXTRACT = ["extract.build", "extract.data", "extract.hvp", "extract.models", "extract.blocks", "extract.spectra",
            "extract.user"]
 
